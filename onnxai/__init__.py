@@ -1,0 +1,29 @@
+"""onnxai: explain the decisions of any exported ONNX classifier.
+
+    import onnxai
+    model = onnxai.load("models/efficientnet_lite0.onnx")
+    model.predict("samples/chelsea.png", top=5)
+"""
+
+from ._log import set_quiet
+from .errors import InputError, LayerError, ModelError, OnnxaiError, OutputError, ProviderError
+from .model import InputSpec, Model, Prediction, load
+from .preprocess import Preprocess, load_image
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "load",
+    "load_image",
+    "Model",
+    "InputSpec",
+    "Prediction",
+    "Preprocess",
+    "OnnxaiError",
+    "ModelError",
+    "InputError",
+    "LayerError",
+    "ProviderError",
+    "OutputError",
+    "set_quiet",
+]

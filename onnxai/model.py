@@ -1,0 +1,653 @@
+"""Model: one ONNX Runtime session around a classifier, and everything onnxai needs to know about it.
+
+- providers: "auto" (CUDA when a session really starts on it, else CPU, said once and why), "cpu",
+  "cuda" (error when it cannot start), or an explicit onnxruntime provider list;
+- the input spec (name, shape, dtype, NCHW/NHWC, dynamic or fixed batch; a fixed batch of 1 is made
+  dynamic by graph surgery when a numerical check shows that is safe);
+- the class-score output and whether it already holds probabilities;
+- labels and preprocessing from the file's metadata, overridable;
+- ``scores`` / ``predict`` in chunks of ``batch_size``; ``activations`` and ``tail`` through patched
+  sessions that are built once and cached.
+
+Rule for choosing the class-score output when the graph has several (unless ``output=`` names one):
+the first output that is a float tensor of rank 2, or of rank 4 with 1x1 spatial size; ties go to the
+earlier output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from . import graph
+from ._log import captured_stderr, note
+from .errors import InputError, LayerError, ModelError, OutputError, ProviderError
+from .preprocess import LABELS_KEY, METADATA_KEY, Preprocess, load_image
+
+_OPT_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(float16)": np.float16,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+}
+_FLOAT_TYPES = {"tensor(float)", "tensor(double)", "tensor(float16)"}
+_cuda_verdict: tuple[bool, str] | None = None  # cached per process: (usable, reason)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The model's (single) input.
+
+    shape: dims with None where dynamic; layout: "NCHW", "NHWC" or None when not an image.
+    """
+
+    name: str
+    shape: tuple
+    dtype: type
+    layout: str | None
+    dynamic_batch: bool
+
+    @property
+    def is_image(self) -> bool:
+        return self.layout is not None
+
+    @property
+    def hw(self) -> tuple[int | None, int | None]:
+        if self.layout == "NCHW":
+            return self.shape[2], self.shape[3]
+        if self.layout == "NHWC":
+            return self.shape[1], self.shape[2]
+        return (None, None)
+
+    @property
+    def channels(self) -> int | None:
+        if self.layout == "NCHW":
+            return self.shape[1]
+        if self.layout == "NHWC":
+            return self.shape[3]
+        return None
+
+    def describe(self) -> str:
+        dims = "x".join("?" if d is None else str(d) for d in self.shape)
+        kind = self.layout or "not an image"
+        return f"{self.name}: {dims} {np.dtype(self.dtype).name} ({kind}, {'dynamic' if self.dynamic_batch else 'fixed'} batch)"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    index: int
+    label: str
+    probability: float
+
+
+def _dim(d):
+    return d if isinstance(d, int) and d > 0 else None
+
+
+def _guess_layout(shape: tuple) -> str | None:
+    if len(shape) != 4:
+        return None
+    c1, c3 = shape[1], shape[3]
+    if c1 in (1, 3, 4) and c3 not in (1, 3, 4):
+        return "NCHW"
+    if c3 in (1, 3, 4) and c1 not in (1, 3, 4):
+        return "NHWC"
+    if c1 in (1, 3) and c3 in (1, 3):  # tiny pictures, e.g. 1x3x3x3: channels-first by convention
+        return "NCHW"
+    if c1 is None and c3 in (1, 3):
+        return "NHWC"
+    return "NCHW"
+
+
+def session_options(threads: int | None = None, optimization: str = "all") -> ort.SessionOptions:
+    if optimization not in _OPT_LEVELS:
+        raise InputError(f"optimization must be one of {list(_OPT_LEVELS)}, not {optimization!r}")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = _OPT_LEVELS[optimization]
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = int(threads)
+    return so
+
+
+def _cuda_usable(model_bytes: bytes, so: ort.SessionOptions) -> tuple[bool, str]:
+    """Try a session on CUDA once per process; return (usable, reason) without printing ORT's noise."""
+    global _cuda_verdict
+    if _cuda_verdict is not None:
+        return _cuda_verdict
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        _cuda_verdict = (False, "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)")
+        return _cuda_verdict
+    with captured_stderr() as box:
+        try:
+            if hasattr(ort, "preload_dlls"):
+                ort.preload_dlls()
+        except Exception:
+            pass
+        try:
+            s = ort.InferenceSession(model_bytes, so, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+            got = s.get_providers()
+        except Exception as e:
+            got, err = [], str(e)
+        else:
+            err = ""
+    text = (box[0] if box else "") + err
+    if got and got[0] == "CUDAExecutionProvider":
+        _cuda_verdict = (True, "CUDA is available")
+    else:
+        reason = "the CUDA provider did not start"
+        for marker in ("with error: ", "Require "):
+            if marker in text:
+                reason = text.split(marker, 1)[1].split("\n", 1)[0].strip().rstrip("\x1b[m").strip()
+                break
+        _cuda_verdict = (False, reason)
+    return _cuda_verdict
+
+
+def _resolve_providers(providers, model_bytes: bytes, so) -> tuple[list, str]:
+    """-> (provider list for the session, a note saying what was chosen and why)."""
+    if providers is None or providers == "auto":
+        ok, why = _cuda_usable(model_bytes, so)
+        if ok:
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"], "running on CUDA"
+        return ["CPUExecutionProvider"], f"running on the CPU: CUDA is not usable here ({why})"
+    if providers == "cpu":
+        return ["CPUExecutionProvider"], ""
+    if providers == "cuda":
+        ok, why = _cuda_usable(model_bytes, so)
+        if not ok:
+            raise ProviderError(
+                f"--providers cuda was asked for but CUDA cannot be used here: {why}. Install the CUDA 13 "
+                "and cuDNN 9 libraries (pip install 'onnxai[cuda]') or use --providers cpu / auto"
+            )
+        return ["CUDAExecutionProvider"], "running on CUDA"
+    if isinstance(providers, str):
+        providers = [p.strip() for p in providers.split(",") if p.strip()]
+    providers = list(providers)
+    avail = ort.get_available_providers()
+    for p in providers:
+        name = p[0] if isinstance(p, tuple) else p
+        if name not in avail:
+            raise ProviderError(f"provider {name!r} is not in this onnxruntime build; available: {avail}")
+    return providers, ""
+
+
+class Model:
+    """An ONNX classifier in an onnxruntime session. Build it with ``onnxai.load(path)``."""
+
+    def __init__(
+        self,
+        source,
+        providers="auto",
+        batch_size: int | None = None,
+        output: str | None = None,
+        preprocess: Preprocess | dict | None = None,
+        labels: Sequence[str] | str | Path | None = None,
+        threads: int | None = None,
+        optimization: str = "all",
+    ):
+        if isinstance(source, onnx.ModelProto):
+            self.path = None
+            self.proto = source
+        else:
+            self.path = Path(source)
+            self.proto = graph.read_model(self.path)
+        self._so = session_options(threads, optimization)
+        self._providers_arg = providers
+        self._bytes = self.proto.SerializeToString()
+        self._providers, why = _resolve_providers(providers, self._bytes, self._so)
+        if why:
+            note(why)
+        self.session = self._make_session(self._bytes)
+        self.provider = self.session.get_providers()[0]
+        self._patched: dict[tuple, ort.InferenceSession] = {}
+        self._tails: dict[tuple, ort.InferenceSession] = {}
+        self._init_input()
+        self._init_output(output)
+        self._init_metadata(preprocess, labels)
+        self.batch_size = int(batch_size) if batch_size else (64 if self.provider == "CUDAExecutionProvider" else 32)
+        if self.batch_size < 1:
+            raise InputError("batch_size must be at least 1")
+        if self.fixed_batch is not None:
+            self.batch_size = self.fixed_batch
+        self._probe()
+
+    # ------------------------------------------------------------------ construction
+    def _make_session(self, model_bytes: bytes) -> ort.InferenceSession:
+        try:
+            with captured_stderr() as box:
+                s = ort.InferenceSession(model_bytes, self._so, providers=self._providers)
+        except Exception as e:
+            msg = str(e).split("\n")[0][:300]
+            raise ModelError(
+                f"onnxruntime cannot load {self.path or 'the model'}: {msg}. The file may use operators or an "
+                "opset this onnxruntime does not support; re-export it with a supported opset"
+            ) from None
+        return s
+
+    def _init_input(self):
+        inits = {i.name for i in self.proto.graph.initializer}
+        ins = [i for i in self.session.get_inputs() if i.name not in inits]
+        if not ins:
+            raise ModelError("the model has no inputs")
+        self.inputs = ins
+        first = ins[0]
+        shape = tuple(_dim(d) for d in first.shape)
+        dtype = _DTYPES.get(first.type)
+        if dtype is None:
+            raise ModelError(f"input {first.name!r} has type {first.type}, which onnxai does not feed")
+        self.fixed_batch = None
+        dynamic = len(shape) > 0 and shape[0] is None
+        if len(shape) and shape[0] == 1 and len(ins) == 1:
+            dynamic = self._try_dynamic_batch(first.name, shape, dtype)
+            if dynamic:
+                shape = (None,) + shape[1:]
+        elif len(shape) and shape[0] is not None and shape[0] > 1:
+            self.fixed_batch = shape[0]
+        self.input = InputSpec(first.name, shape, dtype, _guess_layout(shape), dynamic)
+
+    def _try_dynamic_batch(self, name, shape, dtype) -> bool:
+        new, reason = graph.make_batch_dynamic(self.proto)
+        if reason is None:
+            try:
+                s = self._make_session(new.SerializeToString())
+                probe = np.random.default_rng(0).standard_normal((2,) + tuple(d or 8 for d in shape[1:])).astype(dtype)
+                out_name = s.get_outputs()[0].name
+                both = s.run([out_name], {name: probe})[0]
+                one = np.concatenate([s.run([out_name], {name: probe[i:i + 1]})[0] for i in range(2)])
+                if both.shape == one.shape and np.allclose(both, one, rtol=1e-4, atol=1e-5):
+                    self.proto = new
+                    self._bytes = new.SerializeToString()
+                    self.session = s
+                    return True
+                reason = "a batch of 2 gave different results than two single runs"
+            except Exception as e:  # the rewrite produced a graph onnxruntime refuses
+                reason = f"the rewritten graph does not run ({str(e).splitlines()[0][:120]})"
+        note(f"the model has a fixed batch of 1 and cannot be made batch-dynamic safely ({reason}); "
+             "inputs run one at a time, which is slower")
+        self.fixed_batch = 1
+        return False
+
+    def _init_output(self, output):
+        outs = self.session.get_outputs()
+        self.outputs = outs
+        if output is not None:
+            match = [o for o in outs if o.name == output]
+            if not match:
+                raise LayerError(f"no output named {output!r}; the outputs are {[o.name for o in outs]}")
+            chosen = match[0]
+        else:
+            chosen = None
+            for o in outs:
+                rank = len(o.shape)
+                if o.type in _FLOAT_TYPES and (rank == 2 or (rank == 4 and list(o.shape[2:]) == [1, 1])):
+                    chosen = o
+                    break
+            if chosen is None:
+                desc = ", ".join(f"{o.name} {o.type} {o.shape}" for o in outs)
+                raise ModelError(
+                    f"cannot tell which output holds class scores (outputs: {desc}); onnxai needs a float "
+                    "tensor of shape (batch, classes): name it with output=/--output"
+                )
+        self.output = chosen.name
+        # Is it already a softmax? Look for a final Softmax node; otherwise decided by the probe.
+        producers = {o: n for n in self.proto.graph.node for o in n.output}
+        node = producers.get(self.output)
+        while node is not None and node.op_type in ("Identity", "Reshape", "Flatten", "Squeeze", "Cast"):
+            node = producers.get(node.input[0])
+        self._softmax_input = node.input[0] if node is not None and node.op_type == "Softmax" else None
+        self.outputs_probabilities = self._softmax_input is not None
+
+    def _init_metadata(self, preprocess, labels):
+        meta = {p.key: p.value for p in self.proto.metadata_props}
+        self.metadata = meta
+        if isinstance(preprocess, Preprocess):
+            spec = preprocess
+        else:
+            if METADATA_KEY in meta:
+                spec = Preprocess.from_json(meta[METADATA_KEY])
+                self.preprocess_source = "model metadata"
+            else:
+                spec = self._default_preprocess()
+                self.preprocess_source = "default (ImageNet mean/std; the model carries no spec)"
+            if isinstance(preprocess, dict):
+                spec = spec.with_overrides(**preprocess)
+                if any(v is not None for v in preprocess.values()):
+                    self.preprocess_source += ", with overrides"
+        if isinstance(preprocess, Preprocess):
+            self.preprocess_source = "given"
+        if self.input.is_image and spec.layout != self.input.layout and METADATA_KEY not in meta:
+            spec = spec.with_overrides(layout=self.input.layout)
+        self.preprocess = spec
+        if labels is None and LABELS_KEY in meta:
+            try:
+                labels = json.loads(meta[LABELS_KEY])
+            except json.JSONDecodeError:
+                note("the model's onnxai.labels metadata is not valid JSON; classes are shown by index")
+                labels = None
+        elif isinstance(labels, (str, Path)):
+            labels = read_labels(labels)
+        self.labels = list(labels) if labels is not None else None
+
+    def _default_preprocess(self) -> Preprocess:
+        if not self.input.is_image:
+            return Preprocess()
+        h, w = self.input.hw
+        if h and w:
+            crop = h if h == w else (h, w)
+            resize = int(round(min(h, w) / 0.875))
+            return Preprocess(resize=resize, crop=crop, layout=self.input.layout)
+        return Preprocess(layout=self.input.layout)
+
+    def _probe(self):
+        """One forward pass on a fixed random input: number of classes, softmax already applied?"""
+        shape = tuple(d if d is not None else 1 for d in self.input.shape)
+        if self.input.is_image:
+            h, w = self.input.hw
+            if h is None or w is None:
+                h, w = self.preprocess.crop_size()
+            if self.input.layout == "NCHW":
+                shape = (shape[0], self.input.channels or 3, h, w)
+            else:
+                shape = (shape[0], h, w, self.input.channels or 3)
+        x = np.random.default_rng(0).standard_normal(shape).astype(self.input.dtype)
+        try:
+            raw = self._run_raw(x)
+        except OnnxruntimeFailure as e:
+            raise ModelError(f"a test run of the model failed: {e}") from None
+        self.num_classes = raw.shape[1]
+        if not self.outputs_probabilities:
+            rows = raw.sum(axis=1)
+            self.outputs_probabilities = bool(
+                np.all(raw >= -1e-6) and np.all(raw <= 1 + 1e-6) and np.allclose(rows, 1.0, atol=1e-4)
+            )
+        if self.labels is not None and len(self.labels) != self.num_classes:
+            raise InputError(
+                f"{len(self.labels)} labels were given but the model scores {self.num_classes} classes; "
+                "give a labels file with one name per class"
+            )
+
+    # ------------------------------------------------------------------ running
+    def _run_raw(self, x: np.ndarray, session=None, outputs=None) -> np.ndarray | list:
+        session = session or self.session
+        names = outputs or [self.output]
+        try:
+            res = session.run(names, {self.input.name: x})
+        except Exception as e:
+            raise OnnxruntimeFailure(_short(e)) from None
+        if outputs is None:
+            r = res[0]
+            if r.ndim == 4:
+                r = r.reshape(r.shape[0], -1)
+            return r
+        return res
+
+    def check_batch(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.asarray(batch)
+        if batch.dtype != self.input.dtype:
+            batch = batch.astype(self.input.dtype)
+        want = self.input.shape
+        if batch.ndim != len(want):
+            raise InputError(
+                f"the model expects input {self.input.describe()}; got an array of shape {batch.shape}"
+            )
+        for got, exp in zip(batch.shape[1:], want[1:]):
+            if exp is not None and got != exp:
+                raise InputError(
+                    f"the model expects input {self.input.describe()}; got an array of shape {batch.shape}"
+                )
+        return np.ascontiguousarray(batch)
+
+    def raw(self, batch: np.ndarray) -> np.ndarray:
+        """The class-score output as the model gives it, for any number of inputs, in chunks."""
+        batch = self.check_batch(batch)
+        n = batch.shape[0]
+        bs = self.batch_size
+        if n <= bs and self.fixed_batch is None:
+            out = self._run_raw(batch)
+        else:
+            parts = []
+            for i in range(0, n, bs):
+                chunk = batch[i:i + bs]
+                if self.fixed_batch is not None and chunk.shape[0] != self.fixed_batch:
+                    pad = np.zeros((self.fixed_batch - chunk.shape[0],) + chunk.shape[1:], chunk.dtype)
+                    parts.append(self._run_raw(np.concatenate([chunk, pad]))[: chunk.shape[0]])
+                else:
+                    parts.append(self._run_raw(chunk))
+            out = np.concatenate(parts) if parts else np.zeros((0, getattr(self, "num_classes", 0)), np.float32)
+        return out
+
+    def scores(self, batch: np.ndarray, kind: str = "probabilities") -> np.ndarray:
+        """(n, classes) float32 class probabilities (default) or logits for a batch of model inputs.
+
+        kind: "probabilities" (softmax applied unless the model already outputs probabilities),
+        "logits" (pre-softmax values: the Softmax node's input when the graph ends in one, else the
+        raw output; when the model only outputs probabilities, their log), or "raw".
+        """
+        if kind == "logits" and self._softmax_input is not None:
+            return self._checked(self._logits_from_graph(batch))
+        r = self.raw(batch)
+        return self._checked(self.convert(r, kind))
+
+    def convert(self, raw: np.ndarray, kind: str) -> np.ndarray:
+        """Turn raw class-score outputs into the asked kind (see ``scores``)."""
+        raw = np.asarray(raw, np.float32)
+        if kind == "raw":
+            return raw
+        if kind == "probabilities":
+            return raw if self.outputs_probabilities else softmax(raw)
+        if kind == "logits":
+            return np.log(np.clip(raw, 1e-30, None)) if self.outputs_probabilities else raw
+        raise InputError(f"kind must be 'probabilities', 'logits' or 'raw', not {kind!r}")
+
+    def _logits_from_graph(self, batch):
+        batch = self.check_batch(batch)
+        session = self._patched_session((self._softmax_input,))
+        parts = []
+        for i in range(0, batch.shape[0], self.batch_size):
+            res = self._run_raw(batch[i:i + self.batch_size], session, [self._softmax_input])
+            parts.append(res[0].reshape(res[0].shape[0], -1))
+        return np.concatenate(parts)
+
+    def _checked(self, s: np.ndarray) -> np.ndarray:
+        if not np.all(np.isfinite(s)):
+            bad = int((~np.isfinite(s)).any(axis=1).sum())
+            raise OutputError(
+                f"the model produced NaN or infinite scores for {bad} of {s.shape[0]} inputs; check the "
+                "preprocessing (--mean, --std, --scale) and that the model file is not damaged"
+            )
+        return s.astype(np.float32, copy=False)
+
+    # ------------------------------------------------------------------ pictures
+    def require_image(self):
+        if not self.input.is_image:
+            raise InputError(
+                f"this command needs an image model, but the input is {self.input.describe()}; "
+                "for tables use the tabular explainers"
+            )
+
+    def prepare(self, image) -> tuple[np.ndarray, np.ndarray]:
+        """Picture (path or RGB array) -> (x: model input with a batch axis of 1, crop: the RGB picture the model sees)."""
+        self.require_image()
+        img = load_image(image)
+        crop = self.preprocess.crop_image(img, self.input.hw)
+        x = self.preprocess.normalise(crop).astype(self.input.dtype)
+        if self.preprocess.layout != self.input.layout:
+            raise InputError(
+                f"the preprocessing layout {self.preprocess.layout} differs from the model's input layout "
+                f"{self.input.layout}; fix --layout"
+            )
+        h, w = self.input.hw
+        if (h is not None and crop.shape[0] != h) or (w is not None and crop.shape[1] != w):
+            raise InputError(
+                f"the preprocessing produces {crop.shape[0]}x{crop.shape[1]} pictures but the model takes "
+                f"{h}x{w}; fix --size/--crop"
+            )
+        return x, crop
+
+    def predict(self, images, top: int = 5) -> list[list[Prediction]]:
+        """Top-k classes for one picture or a list of pictures (paths or RGB arrays)."""
+        single = isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim == 3)
+        items = [images] if single else list(images)
+        if not items:
+            return []
+        batch = np.concatenate([self.prepare(im)[0] for im in items])
+        probs = self.scores(batch)
+        result = [self.top(p, top) for p in probs]
+        return result
+
+    def top(self, probs: np.ndarray, k: int = 5) -> list[Prediction]:
+        k = max(1, min(int(k), probs.shape[0]))
+        idx = np.argsort(-probs, kind="stable")[:k]
+        return [Prediction(int(i), self.label(int(i)), float(probs[i])) for i in idx]
+
+    def label(self, index: int) -> str:
+        if self.labels is not None and 0 <= index < len(self.labels):
+            return str(self.labels[index])
+        return f"class {index}"
+
+    def class_index(self, target) -> int:
+        """A class given as an index, an index string, or a (case-insensitive) label."""
+        if isinstance(target, (int, np.integer)):
+            idx = int(target)
+        elif isinstance(target, str) and target.strip().lstrip("-").isdigit():
+            idx = int(target)
+        elif isinstance(target, str):
+            if self.labels is None:
+                raise InputError(f"class {target!r} given by name but the model has no labels; give an index or --labels FILE")
+            low = [str(l).lower() for l in self.labels]
+            t = target.strip().lower()
+            if t in low:
+                return low.index(t)
+            import difflib
+            close = difflib.get_close_matches(t, low, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise InputError(f"unknown class {target!r}{hint}")
+        else:
+            raise InputError(f"a class is an index or a label, not {type(target).__name__}")
+        if not 0 <= idx < self.num_classes:
+            raise InputError(f"class index {idx} is out of range: the model has {self.num_classes} classes (0..{self.num_classes - 1})")
+        return idx
+
+    # ------------------------------------------------------------------ inner layers
+    def layers(self) -> list[graph.Layer]:
+        return graph.list_layers(self.proto)
+
+    def _patched_session(self, names: tuple) -> ort.InferenceSession:
+        key = tuple(names)
+        if key not in self._patched:
+            patched = graph.expose(self.proto, list(names))
+            self._patched[key] = self._make_session(patched.SerializeToString())
+        return self._patched[key]
+
+    def activations(self, x: np.ndarray, layers) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Run the model once with the named tensors exposed: ({layer: activation}, probabilities)."""
+        layers = [layers] if isinstance(layers, str) else list(layers)
+        x = self.check_batch(x)
+        session = self._patched_session(tuple(layers))
+        acts: dict[str, list] = {n: [] for n in layers}
+        raws = []
+        for i in range(0, x.shape[0], self.batch_size):
+            res = self._run_raw(x[i:i + self.batch_size], session, [self.output] + layers)
+            r = res[0]
+            raws.append(r.reshape(r.shape[0], -1))
+            for n, a in zip(layers, res[1:]):
+                acts[n].append(a)
+        out = {n: np.concatenate(v) for n, v in acts.items()}
+        return out, self._checked(self.convert(np.concatenate(raws), "probabilities"))
+
+    def tail(self, layer: str, output: str | None = None) -> "Tail":
+        """The sub-model from ``layer`` to the class scores (``output`` defaults to the logits)."""
+        output = output or self._softmax_input or self.output
+        key = (layer, output)
+        if key not in self._tails:
+            sub = graph.extract_tail(self.proto, layer, [output])
+            self._tails[key] = self._make_session(sub.SerializeToString())
+        return Tail(self._tails[key], layer, output, self.batch_size)
+
+    def __repr__(self):
+        where = str(self.path) if self.path else "<in-memory model>"
+        return f"Model({where}, input={self.input.describe()}, output={self.output!r}, provider={self.provider})"
+
+
+@dataclass
+class Tail:
+    """A session computing class scores from an inner activation (for Grad-CAM without autograd)."""
+
+    session: ort.InferenceSession
+    layer: str
+    output: str
+    batch_size: int
+
+    def __call__(self, acts: np.ndarray) -> np.ndarray:
+        acts = np.ascontiguousarray(acts, dtype=np.float32)
+        name = self.session.get_inputs()[0].name
+        parts = []
+        for i in range(0, acts.shape[0], self.batch_size):
+            try:
+                r = self.session.run([self.output], {name: acts[i:i + self.batch_size]})[0]
+            except Exception as e:
+                raise OutputError(f"running the model's tail from {self.layer!r} failed: {_short(e)}") from None
+            parts.append(r.reshape(r.shape[0], -1))
+        return np.concatenate(parts)
+
+
+class OnnxruntimeFailure(OutputError):
+    """onnxruntime raised while running the model (wrong input, unsupported op at run time)."""
+
+
+def _short(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:300]
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, np.float32)
+    m = z.max(axis=1, keepdims=True)
+    e = np.exp(z - m)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def read_labels(path) -> list[str]:
+    """Labels from a text file (one per line) or a JSON list."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"labels file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        try:
+            return [str(v) for v in json.loads(text)]
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path} looks like JSON but does not parse ({e})") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def load(
+    path,
+    providers="auto",
+    batch_size: int | None = None,
+    output: str | None = None,
+    preprocess: Preprocess | dict | None = None,
+    labels=None,
+    threads: int | None = None,
+    optimization: str = "all",
+) -> Model:
+    """Open an ONNX classifier for explaining. See ``Model`` for the arguments."""
+    return Model(path, providers=providers, batch_size=batch_size, output=output, preprocess=preprocess,
+                 labels=labels, threads=threads, optimization=optimization)
