@@ -3,10 +3,14 @@
     import onnxai
     model = onnxai.load("models/efficientnet_lite0.onnx")
     model.predict("samples/chelsea.png", top=5)
+    expl = onnxai.explain(model, "samples/chelsea.png", method="lime")
 """
 
 from ._log import set_quiet
+from .api import explain, make_method
 from .errors import InputError, LayerError, ModelError, OnnxaiError, OutputError, ProviderError
+from .explanation import Explanation
+from .methods import LIME, Occlusion, masked_topk
 from .model import InputSpec, Model, Prediction, load
 from .preprocess import Preprocess, load_image
 
@@ -14,6 +18,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "load",
+    "explain",
+    "make_method",
+    "Explanation",
+    "LIME",
+    "Occlusion",
+    "masked_topk",
     "load_image",
     "Model",
     "InputSpec",

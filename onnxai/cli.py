@@ -274,5 +274,111 @@ def export(arch, out_path, weights, random_weights, opset, expose, no_check, for
     click.echo(f"wrote {report.path}")
 
 
+def _method_params(method: str, o: dict) -> dict:
+    """CLI options -> the parameters of one method (only those it takes, only those given)."""
+    common = {"progress": o["progress"]}
+    if method == "lime":
+        p = dict(num_features=o["features"], num_samples=o["samples"], segmentation=o["segmentation"],
+                 surrogate=o["surrogate"], fill=o["fill"], kernel_width=o["kernel_width"], upsample=o["upsample"],
+                 seed=o["seed"])
+    elif method == "occlusion":
+        p = dict(window=o["window"], stride=o["stride"], fill=o["fill"], clip_mode=o["clip_mode"])
+    else:
+        p = {}
+    p = {k: v for k, v in p.items() if v is not None}
+    return {**common, **p}
+
+
+@main.command(epilog=(
+    "Examples:\n\n"
+    "  onnxai explain models/efficientnet_lite0.onnx samples/chelsea.png --method lime --out out/\n\n"
+    "  onnxai explain models/efficientnet_lite0.onnx samples/*.png --method lime,occlusion --target top2\n\n"
+    "  onnxai explain MODEL cat.jpg --method occlusion --window 32 --stride 8 --target 'tabby cat'"))
+@click.argument("model_path", metavar="MODEL", type=click.Path())
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--method", "-m", "methods", default="lime", show_default=True,
+              help="lime, occlusion, or a comma list of methods.")
+@click.option("--target", "-t", default="top1", show_default=True,
+              help="Class to explain: top1, topK, an index, a label (e.g. 'tabby cat'), or a comma list.")
+@click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the overlay PNG, the raw map (.npz) and the facts (.json).")
+@click.option("--force", is_flag=True, help="Overwrite existing outputs (default: refuse and write nothing).")
+@click.option("--samples", type=click.IntRange(2), default=None, help="LIME: perturbed pictures to score (default 1000).")
+@click.option("--features", type=click.IntRange(1), default=None, help="LIME: number of superpixels / grid cells (default 49).")
+@click.option("--segmentation", type=click.Choice(["slic", "quickshift", "felzenszwalb", "grid"]), default=None,
+              help="LIME: how features are made (default slic).")
+@click.option("--surrogate", type=click.Choice(["tree", "linear", "ridge"]), default=None,
+              help="LIME: regression tree (MATLAB default), lasso, or ridge (lime package).")
+@click.option("--kernel-width", type=float, default=None, help="LIME: locality kernel width (default 0.25).")
+@click.option("--upsample", type=click.Choice(["auto", "nearest", "bicubic", "none"]), default=None,
+              help="LIME: output upsampling (auto: bicubic for grid, nearest for superpixels).")
+@click.option("--fill", default=None,
+              help="Hidden pixels show: mean, segment-mean, blur, black, zero, a grey value or R,G,B.")
+@click.option("--window", default=None, help="Occlusion: window size in pixels, N or HxW (default input/7).")
+@click.option("--stride", default=None, help="Occlusion: stride in pixels, N or HxW (default window/2).")
+@click.option("--clip-mode", type=click.Choice(["inside", "clip"]), default=None,
+              help="Occlusion: windows inside the picture (captum) or clipped at borders (MATLAB).")
+@click.option("--seed", type=int, default=None, help="Random seed (same seed, same map).")
+@click.option("--show-top", type=click.IntRange(1), default=None,
+              help="LIME: also write the picture with only the K most important features visible.")
+@click.option("--alpha", "blend", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Overlay opacity.")
+@click.option("--cmap", type=click.Choice(["jet", "viridis", "coolwarm"]), default=None,
+              help="Colour map (default: coolwarm for signed maps, jet otherwise).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@model_options
+@handle_errors
+def explain(model_path, images, methods, target, out_dir, force, show_top, blend, cmap, no_progress, **kw):
+    """Explain the model's decision on each IMAGE and write pictures and maps to --out.
+
+    For each image, method and target class it writes NAME_METHOD_CLASS.png (the map over the
+    picture the model saw, with a colour bar), .npz (the raw map, segments, importance) and .json
+    (target, score, parameters, timings). Existing files are never overwritten without --force.
+    """
+    from . import render
+    from .api import make_method
+    from .methods import masked_topk
+
+    model_kw = _split_model_kwargs(kw)
+    opts = dict(kw)
+    opts["progress"] = False if no_progress else None
+    model = open_model(model_path, **model_kw)
+    model.require_image()
+    names = [m.strip().lower() for m in methods.split(",") if m.strip()]
+    method_objs = [(name, make_method(name, **_method_params(name, opts))) for name in names]
+    out = Path(out_dir)
+    for image in images:
+        stem = Path(image).stem
+        for name, method in method_objs:
+            result = method.explain(model, image, target=target)
+            expls = result if isinstance(result, list) else [result]
+            planned = []
+            for e in expls:
+                base = out / f"{stem}_{name}_{_slug(e.label)}"
+                files = [base.with_suffix(".png"), base.with_suffix(".npz"), base.with_suffix(".json")]
+                if show_top and e.segments is not None:
+                    files.append(base.with_name(base.name + f"_top{show_top}.png"))
+                planned.append((e, base, files))
+            clash = [str(f) for _, _, fs in planned for f in fs if f.exists()]
+            if clash and not force:
+                raise InputError(f"{clash[0]} exists (and {len(clash) - 1} more); pass --force to overwrite, or choose another --out")
+            for e, base, files in planned:
+                render.save_png(render.explanation_panel(e, alpha=blend, cmap=cmap), files[0], force=True)
+                e.save(base, force=True)
+                extra = ""
+                if show_top and e.segments is not None:
+                    render.save_png(masked_topk(e, show_top), files[3], force=True)
+                    extra = f", {files[3].name}"
+                facts = ", ".join(f"{k}={v:.3f}" for k, v in e.extras.items() if isinstance(v, float))
+                click.echo(f"{image}: {name} for {e.label!r} (class {e.target}, p={e.score:.3f}) in "
+                           f"{e.timings.get('total', 0):.2f}s{'; ' + facts if facts else ''} -> {files[0]}{extra}")
+
+
+def _slug(text: str) -> str:
+    keep = "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_")
+    while "__" in keep:
+        keep = keep.replace("__", "_")
+    return keep[:40] or "class"
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -445,6 +445,25 @@ class Model:
         r = self.raw(batch)
         return self._checked(self.convert(r, kind))
 
+    def run_batch(self, batch: np.ndarray, kind: str = "probabilities") -> np.ndarray:
+        """One forward pass on a ready batch (right dtype and shape, at most ``batch_size`` rows).
+
+        The engine's inner call: no shape checks and no chunking; pads a fixed-batch model's input.
+        """
+        m = batch.shape[0]
+        if self.fixed_batch is not None and m != self.fixed_batch:
+            if m > self.fixed_batch:
+                return np.concatenate([self.run_batch(batch[i:i + self.fixed_batch], kind)
+                                       for i in range(0, m, self.fixed_batch)])
+            pad = np.zeros((self.fixed_batch - m,) + batch.shape[1:], batch.dtype)
+            batch = np.concatenate([batch, pad])
+        if kind == "logits" and self._softmax_input is not None:
+            r = self._run_raw(batch, self._patched_session((self._softmax_input,)), [self._softmax_input])[0]
+            out = r.reshape(r.shape[0], -1)
+        else:
+            out = self.convert(self._run_raw(batch), kind)
+        return self._checked(out[:m])
+
     def convert(self, raw: np.ndarray, kind: str) -> np.ndarray:
         """Turn raw class-score outputs into the asked kind (see ``scores``)."""
         raw = np.asarray(raw, np.float32)
@@ -456,13 +475,21 @@ class Model:
             return np.log(np.clip(raw, 1e-30, None)) if self.outputs_probabilities else raw
         raise InputError(f"kind must be 'probabilities', 'logits' or 'raw', not {kind!r}")
 
+    def _run_chunks(self, batch: np.ndarray, session, names: list):
+        """Yield the ``names`` outputs of ``session`` chunk by chunk (a fixed batch's last chunk is padded)."""
+        for i in range(0, batch.shape[0], self.batch_size):
+            chunk = batch[i:i + self.batch_size]
+            m = chunk.shape[0]
+            if self.fixed_batch is not None and m != self.fixed_batch:
+                pad = np.zeros((self.fixed_batch - m,) + chunk.shape[1:], chunk.dtype)
+                chunk = np.concatenate([chunk, pad])
+            yield [r[:m] for r in self._run_raw(chunk, session, names)]
+
     def _logits_from_graph(self, batch):
         batch = self.check_batch(batch)
         session = self._patched_session((self._softmax_input,))
-        parts = []
-        for i in range(0, batch.shape[0], self.batch_size):
-            res = self._run_raw(batch[i:i + self.batch_size], session, [self._softmax_input])
-            parts.append(res[0].reshape(res[0].shape[0], -1))
+        parts = [res[0].reshape(res[0].shape[0], -1)
+                 for res in self._run_chunks(batch, session, [self._softmax_input])]
         return np.concatenate(parts)
 
     def _checked(self, s: np.ndarray) -> np.ndarray:
@@ -563,8 +590,7 @@ class Model:
         session = self._patched_session(tuple(layers))
         acts: dict[str, list] = {n: [] for n in layers}
         raws = []
-        for i in range(0, x.shape[0], self.batch_size):
-            res = self._run_raw(x[i:i + self.batch_size], session, [self.output] + layers)
+        for res in self._run_chunks(x, session, [self.output] + layers):
             r = res[0]
             raws.append(r.reshape(r.shape[0], -1))
             for n, a in zip(layers, res[1:]):

@@ -97,3 +97,270 @@ def np_softmax(z):
 def save(m, path):
     onnx.save(m, str(path))
     return path
+
+
+# --------------------------------------------------------------------------- variants (added for the
+# foundation tests: each takes or builds a small model and says how to compute its reference)
+
+
+def _finish(nodes, inputs, outputs, inits, name="tiny_variant", extra_opsets=()):
+    g = helper.make_graph(nodes, name, inputs, outputs, initializer=inits)
+    m = helper.make_model(
+        g, opset_imports=[helper.make_opsetid("", OPSET)] + [helper.make_opsetid(d, v) for d, v in extra_opsets],
+        producer_name="tests",
+    )
+    m.ir_version = 9
+    return m
+
+
+def reshape_head_net(shape=(1, -1), **kw):
+    """conv_net with its Flatten replaced by a Reshape to the constant ``shape`` (batch 1 baked in).
+
+    Same numbers as conv_net for a batch of 1; with (1, -1) ``make_batch_dynamic`` must refuse it.
+    """
+    kw.setdefault("batch", 1)
+    m, p = conv_net(**kw)
+    g = m.graph
+    g.initializer.append(numpy_helper.from_array(np.asarray(shape, np.int64), "flat_shape"))
+    for i, n in enumerate(g.node):
+        if n.op_type == "Flatten":
+            g.node[i].CopyFrom(helper.make_node("Reshape", ["pool", "flat_shape"], ["flat"], name="flatten"))
+    onnx.checker.check_model(m)
+    return m, p
+
+
+def batch_mixing_net(**kw):
+    """A fixed-batch-1 conv_net whose output is 2*logits - mean_over_batch(logits).
+
+    For one input that equals the logits; for a batch it mixes samples, so the batch-dynamic rewrite
+    (which succeeds structurally) changes results and must be rejected by the numerical check.
+    """
+    kw.setdefault("batch", 1)
+    m, p = conv_net(**kw)
+    g = m.graph
+    classes = p["F"].shape[0]
+    g.initializer.append(numpy_helper.from_array(np.asarray(2.0, np.float32), "two"))
+    g.node.extend([
+        helper.make_node("ReduceMean", ["logits"], ["batch_mean"], axes=[0], keepdims=1, name="batch_mean"),
+        helper.make_node("Mul", ["logits", "two"], ["twice"], name="twice"),
+        helper.make_node("Sub", ["twice", "batch_mean"], ["mixed"], name="mixed"),
+    ])
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info("mixed", TensorProto.FLOAT, [kw["batch"], classes]))
+    onnx.checker.check_model(m)
+    return m, p
+
+
+def nan_net(**kw):
+    """conv_net whose logits have NaN added to them (every score is NaN)."""
+    m, p = conv_net(**kw)
+    g = m.graph
+    classes = p["F"].shape[0]
+    g.initializer.append(numpy_helper.from_array(np.full(classes, np.nan, np.float32), "nan_bias"))
+    g.node.append(helper.make_node("Add", ["logits", "nan_bias"], ["nan_logits"], name="add_nan"))
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info("nan_logits", TensorProto.FLOAT, [kw.get("batch"), classes]))
+    onnx.checker.check_model(m)
+    return m, p
+
+
+def with_extra_outputs(m, outputs, first=True):
+    """A copy of ``m`` with extra graph outputs: ``outputs`` is a list of (name, elem_type, shape) of
+    tensors the graph already computes, or (name, elem_type, shape, node) to add a node that makes it."""
+    m = onnx.ModelProto.FromString(m.SerializeToString())
+    g = m.graph
+    vis = []
+    for spec in outputs:
+        name, elem, shape = spec[:3]
+        if len(spec) > 3:
+            g.node.append(spec[3])
+        vis.append(helper.make_tensor_value_info(name, elem, shape))
+    old = list(g.output)
+    del g.output[:]
+    g.output.extend(vis + old if first else old + vis)
+    onnx.checker.check_model(m)
+    return m
+
+
+def gemm_transb0_net(**kw):
+    """conv_net whose Gemm stores its weight as (K, classes) with transB=0 (same numbers)."""
+    m, p = conv_net(**kw)
+    g = m.graph
+    for i, init in enumerate(g.initializer):
+        if init.name == "fc_w":
+            g.initializer[i].CopyFrom(numpy_helper.from_array(p["F"].T.copy(), "fc_w"))
+    for i, n in enumerate(g.node):
+        if n.op_type == "Gemm":
+            g.node[i].CopyFrom(helper.make_node("Gemm", list(n.input), list(n.output), transB=0, name=n.name))
+    onnx.checker.check_model(m)
+    return m, p
+
+
+def tabular_net(features: int = 4, classes: int = 3, seed: int = 0):
+    """A (N, features) -> (N, classes) MatMul + Add model: not an image model."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((features, classes)).astype(np.float32)
+    b = rng.standard_normal(classes).astype(np.float32)
+    m = _finish(
+        [helper.make_node("MatMul", ["x", "w"], ["mm"]), helper.make_node("Add", ["mm", "b"], ["logits"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, features])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, classes])],
+        [numpy_helper.from_array(W, "w"), numpy_helper.from_array(b, "b")],
+        name="tabular",
+    )
+    onnx.checker.check_model(m)
+    return m, {"W": W, "b": b}
+
+
+def skip_net(size: int = 8, channels: int = 4, classes: int = 5, seed: int = 0):
+    """input -> conv -> relu ("act") -> conv2 ("z"); "s" = z + act (skip) -> GAP -> Flatten -> Gemm.
+
+    "z" is bypassed by the skip connection, "s" cuts the graph in two."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((channels, 3, 3, 3)).astype(np.float32) * 0.5
+    W2 = rng.standard_normal((channels, channels, 1, 1)).astype(np.float32) * 0.5
+    F = rng.standard_normal((classes, channels)).astype(np.float32)
+    c = rng.standard_normal(classes).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["input", "conv_w"], ["conv"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Relu", ["conv"], ["act"], name="relu"),
+        helper.make_node("Conv", ["act", "conv2_w"], ["z"], name="conv2"),
+        helper.make_node("Add", ["z", "act"], ["s"], name="skip_add"),
+        helper.make_node("GlobalAveragePool", ["s"], ["pool"], name="gap"),
+        helper.make_node("Flatten", ["pool"], ["flat"], axis=1, name="flatten"),
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], transB=1, name="fc"),
+    ]
+    m = _finish(
+        nodes,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, classes])],
+        [numpy_helper.from_array(W, "conv_w"), numpy_helper.from_array(W2, "conv2_w"),
+         numpy_helper.from_array(F, "fc_w"), numpy_helper.from_array(c, "fc_b")],
+        name="skip",
+    )
+    onnx.checker.check_model(m)
+    return m, {"W": W, "W2": W2, "F": F, "c": c}
+
+
+def no_pool_net(size: int = 4, channels: int = 2, classes: int = 3, seed: int = 0):
+    """input -> conv -> relu -> Flatten -> Gemm on all K*h*w values: no global pooling in the head."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((channels, 3, 3, 3)).astype(np.float32)
+    F = rng.standard_normal((classes, channels * size * size)).astype(np.float32)
+    c = rng.standard_normal(classes).astype(np.float32)
+    m = _finish(
+        [
+            helper.make_node("Conv", ["input", "conv_w"], ["conv"], pads=[1, 1, 1, 1], name="conv"),
+            helper.make_node("Relu", ["conv"], ["act"], name="relu"),
+            helper.make_node("Flatten", ["act"], ["flat"], axis=1, name="flatten"),
+            helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], transB=1, name="fc"),
+        ],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, classes])],
+        [numpy_helper.from_array(W, "conv_w"), numpy_helper.from_array(F, "fc_w"), numpy_helper.from_array(c, "fc_b")],
+        name="no_pool",
+    )
+    onnx.checker.check_model(m)
+    return m, {"W": W, "F": F, "c": c}
+
+
+def nhwc_reduce_net(size: int = 6, channels: int = 4, classes: int = 3, seed: int = 0):
+    """Channels-last all the way: input (N,h,w,3) @ P(3,K) -> Relu ("act", N,h,w,K) -> ReduceMean over
+    axes [1, 2] -> MatMul(K, classes) + Add. The linear head's features have their channels on axis 3."""
+    rng = np.random.default_rng(seed)
+    P = rng.standard_normal((3, channels)).astype(np.float32)
+    F = rng.standard_normal((classes, channels)).astype(np.float32)
+    c = rng.standard_normal(classes).astype(np.float32)
+    m = _finish(
+        [
+            helper.make_node("MatMul", ["input", "proj"], ["proj_out"], name="pointwise"),
+            helper.make_node("Relu", ["proj_out"], ["act"], name="relu"),
+            helper.make_node("ReduceMean", ["act"], ["pool"], axes=[1, 2], keepdims=0, name="pool"),
+            helper.make_node("MatMul", ["pool", "fc_w"], ["mm"], name="fc_mm"),
+            helper.make_node("Add", ["fc_b", "mm"], ["logits"], name="fc_add"),
+        ],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, size, size, 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, classes])],
+        [numpy_helper.from_array(P, "proj"), numpy_helper.from_array(F.T.copy(), "fc_w"),
+         numpy_helper.from_array(c, "fc_b")],
+        name="nhwc_reduce",
+    )
+    onnx.checker.check_model(m)
+    return m, {"P": P, "F": F, "c": c}
+
+
+def contrib_gelu_net(size: int = 8, channels: int = 4, classes: int = 5, seed: int = 0):
+    """conv_net with its Relu replaced by com.microsoft Gelu: onnxruntime runs it, but ONNX shape
+    inference knows nothing of that domain, so "act" and everything after it have no inferred shape.
+    Reference: act = gelu(conv) with gelu(v) = v * Phi(v)."""
+    m, p = conv_net(size=size, channels=channels, classes=classes, seed=seed)
+    g = m.graph
+    for i, n in enumerate(g.node):
+        if n.op_type == "Relu":
+            g.node[i].CopyFrom(helper.make_node("Gelu", ["conv"], ["act"], name="gelu", domain="com.microsoft"))
+    m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return m, p
+
+
+def conv_forward_gelu(x: np.ndarray, p: dict):
+    """numpy reference of contrib_gelu_net: (act, logits)."""
+    from math import erf, sqrt
+
+    n, _, h, w = x.shape
+    W, B = p["W"], p["B"]
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    conv = np.zeros((n, W.shape[0], h, w))
+    for dy in range(3):
+        for dx in range(3):
+            conv += np.einsum("nchw,kc->nkhw", xp[:, :, dy:dy + h, dx:dx + w], W[:, :, dy, dx])
+    conv += B[None, :, None, None]
+    phi = 0.5 * (1.0 + np.vectorize(erf)(conv / sqrt(2.0)))
+    act = conv * phi
+    return act, act.mean(axis=(2, 3)) @ p["F"].T + p["c"]
+
+
+def region_net(size: int = 16, region=(4, 10, 4, 10), layout: str = "NCHW", scale: float = 4.0):
+    """Two classes; class 1's logit is ``scale`` x the mean of all channels inside ``region`` only.
+
+    region = (top, bottom, left, right), half-open. Returns (ModelProto, spatial mask (size, size)).
+    Input -> Mul(mask) -> ReduceMean(all but batch) -> MatMul([[0, scale]]) -> logits.
+    """
+    t, b, l, r = region
+    mask = np.zeros((size, size), np.float32)
+    mask[t:b, l:r] = 1.0
+    frac = mask.mean()
+    if layout == "NCHW":
+        m4 = mask[None, None]
+        in_shape = [None, 3, size, size]
+    else:
+        m4 = mask[None, :, :, None]
+        in_shape = [None, size, size, 3]
+    w = np.array([[0.0, scale / frac]], np.float32)  # (1, 2): mean over everything / frac = region mean
+    inits = [numpy_helper.from_array(m4, "region_mask"), numpy_helper.from_array(w, "head_w"),
+             numpy_helper.from_array(np.array([1, 2, 3], np.int64), "axes")]
+    nodes = [
+        helper.make_node("Mul", ["input", "region_mask"], ["masked"], name="mask"),
+        helper.make_node("ReduceMean", ["masked", "axes"], ["pooled"], keepdims=0, name="pool"),
+        helper.make_node("Unsqueeze", ["pooled", "one"], ["pooled2"], name="unsq"),
+        helper.make_node("MatMul", ["pooled2", "head_w"], ["logits"], name="head"),
+    ]
+    inits.append(numpy_helper.from_array(np.array([1], np.int64), "one"))
+    g = helper.make_graph(
+        nodes, "region",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, in_shape)],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 2])],
+        initializer=inits,
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)], producer_name="tests")
+    m.ir_version = 9
+    onnx.checker.check_model(m)
+    return m, mask
+
+
+def region_picture(size: int = 16, region=(4, 10, 4, 10), seed: int = 0) -> np.ndarray:
+    """A mid-grey noisy picture, bright inside the region: class 1 wins on it."""
+    rng = np.random.default_rng(seed)
+    pic = rng.integers(90, 140, (size, size, 3)).astype(np.uint8)
+    t, b, l, r = region
+    pic[t:b, l:r] = 230
+    return pic

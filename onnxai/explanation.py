@@ -1,0 +1,160 @@
+"""Explanation: what every method returns, and how it is saved (``.npz`` arrays + ``.json`` facts).
+
+Arrays go to ``NAME.npz`` (loaded with ``allow_pickle=False``), everything else to ``NAME.json``;
+nothing is ever pickled, so a saved explanation is safe to open from anyone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+_ARRAYS = ("map", "segments", "importance", "image", "raw_map")
+
+
+@dataclass
+class Explanation:
+    """One map for one target class of one input.
+
+    map: (H, W) float32 at the model's input resolution (unless the method was asked not to
+        upsample), positive = evidence for the target.
+    target, label, score: the explained class, its name and its probability on the unperturbed input.
+    method, params: the method's name and the parameters it ran with (JSON-able).
+    segments: (H, W) int32 feature map (LIME, Kernel SHAP) or None.
+    importance: (k,) float32 per-feature importance or None.
+    image: (H, W, 3) uint8 picture the model saw (the crop), for drawing.
+    raw_map: the map before upsampling, when it differs (grid LIME, CAMs).
+    extras: method-specific numbers (surrogate R^2, intercept, chosen layer, ...).
+    timings: seconds: total, forward, ...
+    """
+
+    map: np.ndarray
+    target: int
+    label: str
+    score: float
+    method: str
+    params: dict = field(default_factory=dict)
+    segments: np.ndarray | None = None
+    importance: np.ndarray | None = None
+    image: np.ndarray | None = None
+    raw_map: np.ndarray | None = None
+    extras: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    source: str | None = None
+
+    @property
+    def title(self) -> str:
+        return f"{self.method} ({self.label})"
+
+    def top_features(self, k: int = 5) -> np.ndarray:
+        """Indices of the k most important features (largest importance first)."""
+        if self.importance is None:
+            raise InputError(f"{self.method} has no per-feature importance; top features need LIME or Kernel SHAP")
+        order = np.argsort(-np.asarray(self.importance), kind="stable")
+        return order[: max(0, int(k))]
+
+    def summary(self) -> dict:
+        m = np.asarray(self.map, np.float64)
+        return {
+            "method": self.method,
+            "target": self.target,
+            "label": self.label,
+            "score": round(float(self.score), 6),
+            "map_shape": list(m.shape),
+            "map_min": float(np.nanmin(m)) if m.size else None,
+            "map_max": float(np.nanmax(m)) if m.size else None,
+            **{k: v for k, v in self.extras.items() if isinstance(v, (int, float, str, bool))},
+            "seconds": round(float(self.timings.get("total", 0.0)), 4),
+        }
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path, force: bool = False) -> tuple[Path, Path]:
+        """Write ``path.npz`` and ``path.json`` (a suffix on ``path`` is dropped). Returns both paths."""
+        base = Path(path)
+        if base.suffix in (".npz", ".json"):
+            base = base.with_suffix("")
+        npz, js = base.with_suffix(".npz"), base.with_suffix(".json")
+        if not force:
+            for p in (npz, js):
+                if p.exists():
+                    raise InputError(f"{p} exists; pass force=True (--force) to overwrite it")
+        base.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {k: np.asarray(getattr(self, k)) for k in _ARRAYS if getattr(self, k) is not None}
+        meta = {
+            "format": "onnxai.explanation/1",
+            "target": int(self.target),
+            "label": self.label,
+            "score": float(self.score),
+            "method": self.method,
+            "params": _jsonable(self.params),
+            "extras": _jsonable(self.extras),
+            "timings": _jsonable(self.timings),
+            "source": self.source,
+            "arrays": sorted(arrays),
+        }
+        tmp_npz = npz.with_name(npz.name + ".tmp.npz")
+        np.savez_compressed(tmp_npz, **arrays)
+        os.replace(tmp_npz, npz)
+        tmp_js = js.with_name(js.name + ".tmp")
+        tmp_js.write_text(json.dumps(meta, indent=2))
+        os.replace(tmp_js, js)
+        return npz, js
+
+    @classmethod
+    def load(cls, path) -> "Explanation":
+        base = Path(path)
+        if base.suffix in (".npz", ".json"):
+            base = base.with_suffix("")
+        npz, js = base.with_suffix(".npz"), base.with_suffix(".json")
+        for p in (npz, js):
+            if not p.exists():
+                raise InputError(f"{p} not found; an explanation is saved as a .npz and a .json side by side")
+        try:
+            meta = json.loads(js.read_text())
+        except json.JSONDecodeError as e:
+            raise InputError(f"{js} is not valid JSON ({e})") from None
+        if meta.get("format") != "onnxai.explanation/1":
+            raise InputError(f"{js} is not an onnxai explanation (format {meta.get('format')!r})")
+        with np.load(npz, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        return cls(
+            map=arrays["map"],
+            target=meta["target"],
+            label=meta["label"],
+            score=meta["score"],
+            method=meta["method"],
+            params=meta.get("params", {}),
+            segments=arrays.get("segments"),
+            importance=arrays.get("importance"),
+            image=arrays.get("image"),
+            raw_map=arrays.get("raw_map"),
+            extras=meta.get("extras", {}),
+            timings=meta.get("timings", {}),
+            source=meta.get("source"),
+        )
+
+
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return v.tolist() if v.size <= 4096 else f"<array {v.shape}>"
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    if isinstance(v, (np.bool_,)):
+        return bool(v)
+    if isinstance(v, Path):
+        return str(v)
+    if v is None or isinstance(v, (int, float, str, bool)):
+        return v
+    return repr(v)

@@ -1,0 +1,145 @@
+"""What every method shares: choosing target classes, building the fill (baseline), the base class.
+
+Fills are described in picture terms and turned into the model's input space with the model's own
+preprocessing, so they are right for any mean/std, channel order or layout:
+
+    "mean"          every hidden pixel shows the picture's mean colour (MATLAB imageLIME, occlusion)
+    "segment-mean"  every hidden superpixel shows its own mean colour (the lime package's default)
+    "blur"          a Gaussian-blurred copy of the picture (``blur_sigma`` pixels)
+    "black"         pixel value 0 in every channel
+    "zero"          zero in the model's input space (the data set mean for mean/std normalisation)
+    a number        that grey value (0..255) in every channel; "R,G,B" gives a colour
+    an array        an (H, W, 3) uint8 baseline picture the size of the crop, or a model-space array
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from .. import kernels
+from ..errors import InputError
+from ..explanation import Explanation
+
+FILLS = ("mean", "segment-mean", "blur", "black", "zero")
+
+
+def resolve_targets(model, probs: np.ndarray, target) -> tuple[list[int], bool]:
+    """-> (class indices, whether a single Explanation is wanted).
+
+    target: None or "top1" (the predicted class), "topK" (the K best), an index, a label, or a list.
+    """
+    if target is None:
+        target = "top1"
+    if isinstance(target, str) and target.lower().startswith("top") and target[3:].isdigit():
+        k = int(target[3:])
+        if k < 1:
+            raise InputError("topK needs K >= 1")
+        order = np.argsort(-probs, kind="stable")[:k]
+        return [int(i) for i in order], k == 1
+    if isinstance(target, str) and "," in target:
+        target = [t.strip() for t in target.split(",") if t.strip()]
+    if isinstance(target, (list, tuple)):
+        idx = []
+        for t in target:
+            idx.extend(resolve_targets(model, probs, t)[0])
+        return list(dict.fromkeys(idx)), False
+    return [model.class_index(target)], True
+
+
+def make_fill(model, crop: np.ndarray, x: np.ndarray, fill, segments=None, blur_sigma: float = 10.0) -> np.ndarray:
+    """The baseline in the model's input space, shaped like ``x`` (1, ...)."""
+    if isinstance(fill, np.ndarray):
+        if fill.dtype == np.uint8 and fill.shape == crop.shape:
+            return model.preprocess.normalise(fill).astype(x.dtype)
+        if fill.shape == x.shape or fill.shape == x.shape[1:]:
+            return np.asarray(fill, x.dtype).reshape(x.shape)
+        raise InputError(
+            f"a baseline picture must be {crop.shape} uint8 (the model's crop) or a model-space array "
+            f"{x.shape}; got {fill.shape} {fill.dtype}"
+        )
+    if isinstance(fill, (int, float)) and not isinstance(fill, bool):
+        pic = np.full_like(crop, np.uint8(np.clip(round(fill), 0, 255)))
+        return model.preprocess.normalise(pic).astype(x.dtype)
+    if not isinstance(fill, str):
+        raise InputError(f"fill must be one of {FILLS}, a grey value, 'R,G,B' or a picture; got {type(fill).__name__}")
+    if "," in fill:
+        try:
+            rgb = [int(round(float(v))) for v in fill.split(",")]
+        except ValueError:
+            rgb = []
+        if len(rgb) != 3:
+            raise InputError(f"a colour fill is 'R,G,B' with three numbers 0..255, got {fill!r}")
+        pic = np.empty_like(crop)
+        pic[...] = np.clip(rgb, 0, 255).astype(np.uint8)
+        return model.preprocess.normalise(pic).astype(x.dtype)
+    if fill.replace(".", "", 1).isdigit():
+        return make_fill(model, crop, x, float(fill), segments, blur_sigma)
+    if fill == "mean":
+        mean = crop.reshape(-1, 3).mean(axis=0)
+        pic = np.broadcast_to(mean.astype(np.float32), crop.shape)
+        # normalise the float picture directly (no rounding of the mean colour)
+        return _normalise_float(model, pic).astype(x.dtype)
+    if fill == "black":
+        return model.preprocess.normalise(np.zeros_like(crop)).astype(x.dtype)
+    if fill == "zero":
+        return np.zeros_like(x)
+    if fill == "blur":
+        blurred = Image.fromarray(crop).filter(ImageFilter.GaussianBlur(radius=float(blur_sigma)))
+        return model.preprocess.normalise(np.asarray(blurred)).astype(x.dtype)
+    if fill == "segment-mean":
+        if segments is None:
+            raise InputError("fill 'segment-mean' needs superpixels; use it with LIME or Kernel SHAP")
+        from ..engine import channels_first
+
+        filled = kernels.fill_from_segment_means(np.ascontiguousarray(channels_first(model, x)), segments)
+        out = filled if model.input.layout == "NCHW" else filled.transpose(1, 2, 0)
+        return np.ascontiguousarray(out[None], dtype=x.dtype)
+    raise InputError(f"unknown fill {fill!r}; use one of {FILLS}, a grey value 0..255, 'R,G,B' or a picture")
+
+
+def _normalise_float(model, pic: np.ndarray) -> np.ndarray:
+    p = model.preprocess
+    v = (pic.astype(np.float32) * np.float32(p.scale) - np.asarray(p.mean, np.float32)) / np.asarray(p.std, np.float32)
+    if p.channels == "BGR":
+        v = v[..., ::-1]
+    if p.layout == "NCHW":
+        v = v.transpose(2, 0, 1)
+    return np.ascontiguousarray(v[None])
+
+
+class Method:
+    """A method has one entry point: ``explain(model, image, target)``.
+
+    It returns one Explanation for a single target (an index, a label, "top1") and a list for
+    several ("top3", a list). All targets come from the same forward passes.
+    """
+
+    name = "method"
+
+    def params(self) -> dict:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def explain(self, model, image, target=None):
+        t0 = time.perf_counter()
+        model.require_image()
+        x, crop = model.prepare(image)
+        probs = model.run_batch(x)[0]
+        targets, single = resolve_targets(model, probs, target)
+        results = self._explain(model, x, crop, probs, targets)
+        total = time.perf_counter() - t0
+        for e in results:
+            e.timings["total"] = total
+            e.image = crop
+            if isinstance(image, (str,)) or hasattr(image, "__fspath__"):
+                e.source = str(image)
+        return results[0] if single else results
+
+    def _explain(self, model, x, crop, probs, targets) -> list[Explanation]:
+        raise NotImplementedError
+
+    def _explanation(self, model, target, probs, map_, **kw) -> Explanation:
+        return Explanation(map=np.asarray(map_, np.float32), target=int(target), label=model.label(int(target)),
+                           score=float(probs[target]), method=self.name, params=self.params(), **kw)
