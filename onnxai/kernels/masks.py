@@ -1,0 +1,249 @@
+"""Mask sources: which parts of the input each perturbed sample keeps.
+
+    random_binary_masks      (n, k) uint8     LIME / Kernel-SHAP style on/off per feature (segment)
+    feature_masks_to_pixels  (n, H, W) float32 those masks painted onto a segment map (rarely needed:
+                                              the compositing kernels read the segment map directly)
+    sliding_windows          (n, 4) int32     occlusion windows [top, left, bottom, right], half-open
+    window_masks             (n, H, W) float32 0 inside each window, 1 outside (the "keep" mask)
+    random_grid_masks        (n, H, W) float32 RISE: upsampled random coarse grids, randomly shifted
+
+Convention everywhere: mask value 1 keeps the input, 0 shows the baseline.  Random draws come from
+``numpy.random.default_rng(seed)`` outside Numba, so a seed gives the same masks bit for bit.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from numba import njit
+
+from onnxai.errors import InputError
+from onnxai.kernels import _as_int32, _check_array, _check_out, _check_positive_int
+from onnxai.kernels.resize import _axis_taps
+
+CLIP_MODES = ("inside", "clip")
+
+
+# --------------------------------------------------------------------------------------------
+# kernels
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def _feature_masks_to_pixels(masks, segments, out):
+    # masks: (n, k) uint8|float32; segments: (H, W) int32 in [0, k); out: (n, H, W) float32
+    n = out.shape[0]
+    H, W = segments.shape
+    for i in range(n):
+        for h in range(H):
+            for w in range(W):
+                out[i, h, w] = np.float32(masks[i, segments[h, w]])
+
+
+@njit(cache=True, nogil=True)
+def _window_masks(windows, out):
+    # windows: (n, 4) int32 [top, left, bottom, right]; out: (n, H, W) float32
+    n, H, W = out.shape
+    for i in range(n):
+        top = min(max(windows[i, 0], 0), H)
+        left = min(max(windows[i, 1], 0), W)
+        bottom = min(max(windows[i, 2], top), H)
+        right = min(max(windows[i, 3], left), W)
+        for h in range(H):
+            inside_rows = top <= h < bottom
+            for w in range(W):
+                if inside_rows and left <= w < right:
+                    out[i, h, w] = 0.0
+                else:
+                    out[i, h, w] = 1.0
+
+
+@njit(cache=True, nogil=True)
+def _grid_masks(grid, shifts, iy, wy, ix, wx, out):
+    # grid: (n, s, s) float32 of 0/1 cells; shifts: (n, 2) int64 (rows, cols) offsets of the crop;
+    # iy, wy: (up_h, 4) bilinear taps of the s -> up_h upsampling (ix, wx likewise for the width);
+    # out: (n, H, W) float32, the crop [dy, dy + H) x [dx, dx + W) of the upsampled grid
+    n, H, W = out.shape
+    for i in range(n):
+        dy = shifts[i, 0]
+        dx = shifts[i, 1]
+        for h in range(H):
+            u = h + dy
+            y0 = iy[u, 0]
+            y1 = iy[u, 1]
+            a0 = wy[u, 0]
+            a1 = wy[u, 1]
+            for w in range(W):
+                v = w + dx
+                x0 = ix[v, 0]
+                x1 = ix[v, 1]
+                b0 = wx[v, 0]
+                b1 = wx[v, 1]
+                top = b0 * grid[i, y0, x0] + b1 * grid[i, y0, x1]
+                bottom = b0 * grid[i, y1, x0] + b1 * grid[i, y1, x1]
+                out[i, h, w] = a0 * top + a1 * bottom
+
+
+# --------------------------------------------------------------------------------------------
+# wrappers
+# --------------------------------------------------------------------------------------------
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer; got {seed!r}")
+    return int(seed)
+
+
+def _check_probability(p, name: str = "p") -> float:
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
+        raise InputError(f"{name} must be a probability in [0, 1]; got {p!r}")
+    return float(p)
+
+
+def _pair(value, name: str) -> tuple[int, int]:
+    """An int or a (rows, cols) pair of positive ints."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        value = (value, value)
+    try:
+        a, b = value
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} must be a positive int or a (rows, cols) pair of them; got {value!r}") from exc
+    return _check_positive_int(a, name), _check_positive_int(b, name)
+
+
+def random_binary_masks(n, k, p=0.5, seed=0, first_all_ones=True) -> np.ndarray:
+    """(n, k) uint8 masks, each entry 1 with probability p, drawn from ``default_rng(seed)``.
+
+    With ``first_all_ones`` row 0 is all ones: the unperturbed input, which LIME keeps as sample 0.
+    """
+    n = _check_positive_int(n, "n", minimum=0)
+    k = _check_positive_int(k, "k")
+    p = _check_probability(p)
+    rng = np.random.default_rng(_check_seed(seed))
+    masks = (rng.random((n, k)) < p).astype(np.uint8)
+    if first_all_ones and n > 0:
+        masks[0] = 1
+    return masks
+
+
+def feature_masks_to_pixels(masks, segments, out=None) -> np.ndarray:
+    """Paint per-feature masks onto a segment map: (n, k), (H, W) int -> (n, H, W) float32."""
+    masks = _check_array(masks, "masks", 2, "(n, k)")
+    if masks.dtype == np.bool_:
+        masks = masks.view(np.uint8)
+    elif masks.dtype != np.uint8:
+        masks = masks.astype(np.float32) if masks.dtype != np.float32 else masks
+    segments = _as_int32(_check_array(segments, "segments", 2, "(H, W)"), "segments")
+    if segments.size and (segments.min() < 0 or segments.max() >= masks.shape[1]):
+        raise InputError(
+            f"segments must hold labels 0..{masks.shape[1] - 1} (one per mask column); "
+            f"found {int(segments.min())}..{int(segments.max())}"
+        )
+    shape = (masks.shape[0],) + segments.shape
+    out = np.empty(shape, dtype=np.float32) if out is None else _check_out(out, "out", shape, np.float32)
+    _feature_masks_to_pixels(masks, segments, out)
+    return out
+
+
+def _axis_intervals(length: int, window: int, stride: int, clip_mode: str) -> list[tuple[int, int]]:
+    """Half-open [start, stop) intervals along one axis, without duplicates, in increasing order."""
+    if clip_mode == "inside":
+        size = min(window, length)
+        starts = list(range(0, length - size + 1, stride))
+        if starts[-1] + size < length:
+            starts.append(length - size)
+        spans = [(s, s + size) for s in starts]
+    else:
+        half = window // 2
+        centres = list(range(0, length, stride))
+        spans = [(max(c - half, 0), min(c - half + window, length)) for c in centres]
+        if spans[-1][1] < length:
+            c = length - 1
+            spans.append((max(c - half, 0), min(c - half + window, length)))
+    unique: list[tuple[int, int]] = []
+    for span in spans:
+        if span[1] > span[0] and span not in unique:
+            unique.append(span)
+    return unique
+
+
+def sliding_windows(height, width, window, stride, clip_mode="inside") -> np.ndarray:
+    """Occlusion windows covering a height x width image -> (n, 4) int32 [top, left, bottom, right].
+
+    Windows are half-open (rows top..bottom-1, columns left..right-1), ordered row by row.
+    ``window`` and ``stride`` are an int or a (rows, cols) pair.  Per axis (length L, window w, stride s):
+
+    ``clip_mode="inside"``: every window lies inside the image and has the full size (w is first
+        reduced to L if larger).  Starts are 0, s, 2s, ... while start + w <= L; if the last such window
+        stops short of the border one more window is added at L - w, flush with the border.  (captum's
+        Occlusion keeps every start on the stride grid and truncates the last window instead.)
+    ``clip_mode="clip"`` (MATLAB occlusionSensitivity, MaskClipping "on"): windows are centred on
+        0, s, 2s, ... < L, spanning [c - w//2, c - w//2 + w), and whatever hangs over the image is clipped
+        off, so border windows are smaller.  If the last window stops short of the far border, one more
+        is centred on L - 1 so the border is occluded too.
+
+    Every pixel is covered by at least one window whenever stride <= window; with a larger stride
+    the gaps are left uncovered, by design of the caller.  Duplicate windows are dropped.
+    """
+    height = _check_positive_int(height, "height")
+    width = _check_positive_int(width, "width")
+    wh, ww = _pair(window, "window")
+    sh, sw = _pair(stride, "stride")
+    if clip_mode not in CLIP_MODES:
+        raise InputError(f"unknown clip_mode {clip_mode!r}; use one of {', '.join(CLIP_MODES)}")
+    rows = _axis_intervals(height, wh, sh, clip_mode)
+    cols = _axis_intervals(width, ww, sw, clip_mode)
+    windows = np.empty((len(rows) * len(cols), 4), dtype=np.int32)
+    i = 0
+    for top, bottom in rows:
+        for left, right in cols:
+            windows[i] = (top, left, bottom, right)
+            i += 1
+    return windows
+
+
+def window_masks(windows, height, width, out=None) -> np.ndarray:
+    """Pixel masks of occlusion windows: (n, 4) -> (n, H, W) float32, 0 inside the window, 1 outside.
+
+    ``composite_soft(x, b, window_masks(w, H, W))`` equals ``composite_windows(x, b, w)``.
+    """
+    windows = _check_array(windows, "windows", 2, "(n, 4) [top, left, bottom, right]")
+    if windows.shape[1] != 4:
+        raise InputError(f"windows must have shape (n, 4) [top, left, bottom, right]; got {windows.shape}")
+    windows = _as_int32(windows, "windows")
+    height = _check_positive_int(height, "height")
+    width = _check_positive_int(width, "width")
+    shape = (windows.shape[0], height, width)
+    out = np.empty(shape, dtype=np.float32) if out is None else _check_out(out, "out", shape, np.float32)
+    _window_masks(windows, out)
+    return out
+
+
+def random_grid_masks(n, height, width, s=8, p=0.5, seed=0) -> np.ndarray:
+    """RISE masks (Petsiuk et al. 2018) -> (n, H, W) float32 in [0, 1].
+
+    For each mask: an s x s grid of cells, each 1 with probability p, is upsampled bilinearly
+    (half-pixel centres, clamped borders: ``resize`` with align_corners=False) to
+    ((s + 1) * ch, (s + 1) * cw) with ch = ceil(H / s), cw = ceil(W / s), then the H x W window
+    starting at a random shift (dy, dx) in [0, ch) x [0, cw) is kept.  Draw order from
+    ``default_rng(seed)``: the grids (n, s, s), then dy (n,), then dx (n,).
+    """
+    n = _check_positive_int(n, "n", minimum=0)
+    height = _check_positive_int(height, "height")
+    width = _check_positive_int(width, "width")
+    s = _check_positive_int(s, "s")
+    p = _check_probability(p)
+    rng = np.random.default_rng(_check_seed(seed))
+    grid = (rng.random((n, s, s)) < p).astype(np.float32)
+    cell_h = -(-height // s)
+    cell_w = -(-width // s)
+    shifts = np.empty((n, 2), dtype=np.int64)
+    shifts[:, 0] = rng.integers(0, cell_h, size=n)
+    shifts[:, 1] = rng.integers(0, cell_w, size=n)
+    iy, wy, _ = _axis_taps(s, (s + 1) * cell_h, 1, False)
+    ix, wx, _ = _axis_taps(s, (s + 1) * cell_w, 1, False)
+    out = np.empty((n, height, width), dtype=np.float32)
+    _grid_masks(grid, shifts, iy, wy, ix, wx, out)
+    return out
