@@ -29,19 +29,28 @@ def note(message: str) -> None:
 def captured_stderr():
     """Capture what C/C++ code writes to file descriptor 2; yields a list that receives the text."""
     box: list[str] = []
+    # C/C++ code writes to descriptor 2 itself, whatever sys.stderr is (pytest's capfd and notebooks
+    # replace sys.stderr by an object whose fileno(), if any, is another descriptor).
+    fd = 2
     try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # no real stderr (some notebooks): nothing to catch
+        os.fstat(fd)
+    except OSError:  # no descriptor 2 at all: nothing to catch
         yield box
         return
-    sys.stderr.flush()
+    try:
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):
+        pass
     saved = os.dup(fd)
     with tempfile.TemporaryFile(mode="w+b") as tmp:
         os.dup2(tmp.fileno(), fd)
         try:
             yield box
         finally:
-            sys.stderr.flush()
+            try:
+                sys.stderr.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
             os.dup2(saved, fd)
             os.close(saved)
             tmp.seek(0)
