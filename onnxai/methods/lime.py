@@ -101,8 +101,8 @@ class LIME(Method):
             return np.ones(masks.shape[0])
         return kernels.lime_kernel_weights(masks, self.kernel_width)
 
-    def fit(self, masks: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float, float]:
-        """Weighted surrogate on (masks -> y): (importance (k,), intercept, weighted R^2)."""
+    def fit(self, masks: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float | None, float]:
+        """Weighted surrogate on (masks -> y): (importance (k,), intercept or None for a tree, weighted R^2)."""
         X = masks.astype(np.float64)
         y = np.asarray(y, np.float64)
         if self.surrogate == "ridge":
@@ -118,7 +118,7 @@ class LIME(Method):
         tree.fit(X, y, sample_weight=w)
         pred = tree.predict(X)
         r2 = _weighted_r2_of(y, pred, w)
-        return tree.feature_importances_.astype(np.float64), float("nan"), r2
+        return tree.feature_importances_.astype(np.float64), None, r2
 
     def _lasso_alpha(self) -> float:
         # MATLAB's fitrlinear (behind imageLIME's "linear") defaults to lambda = 1 / n observations.
@@ -147,8 +147,9 @@ class LIME(Method):
                 raise InputError("bicubic upsampling needs segmentation='grid'; superpixels are painted (nearest)")
             e = self._explanation(model, t, probs, map_, segments=segments, importance=importance.astype(np.float32),
                                   raw_map=raw)
-            e.extras.update(r2=float(r2), intercept=float(intercept), num_features=k,
-                            num_samples=self.num_samples)
+            e.extras.update(r2=float(r2), num_features=k, num_samples=self.num_samples)
+            if intercept is not None:
+                e.extras["intercept"] = float(intercept)
             e.timings.update(forward=res.forward_s, engine=res.total_s)
             out.append(e)
         return out
