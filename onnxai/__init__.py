@@ -10,19 +10,37 @@ from ._log import set_quiet
 from .api import explain, make_method
 from .errors import InputError, LayerError, ModelError, OnnxaiError, OutputError, ProviderError
 from .explanation import Explanation
-from .methods import LIME, Occlusion, masked_topk
+from .methods import CAM, RISE, GradCAM, KernelSHAP, LIME, Occlusion, ScoreCAM, masked_topk
 from .model import InputSpec, Model, Prediction, load
 from .preprocess import Preprocess, load_image
+from .tabular import LimeTabular, TabularExplanation
+from . import metrics, report, sanity  # noqa: E402  faithfulness metrics, HTML report, randomisation check
+from .metrics import evaluate
+from .report import Report
+from .sanity import cascading_randomisation
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "metrics",
+    "report",
+    "sanity",
+    "evaluate",
+    "Report",
+    "cascading_randomisation",
     "load",
     "explain",
     "make_method",
     "Explanation",
     "LIME",
+    "KernelSHAP",
+    "LimeTabular",
+    "TabularExplanation",
     "Occlusion",
+    "CAM",
+    "GradCAM",
+    "ScoreCAM",
+    "RISE",
     "masked_topk",
     "load_image",
     "Model",

@@ -283,6 +283,17 @@ def _method_params(method: str, o: dict) -> dict:
                  seed=o["seed"])
     elif method == "occlusion":
         p = dict(window=o["window"], stride=o["stride"], fill=o["fill"], clip_mode=o["clip_mode"])
+    elif method == "kernel-shap":
+        p = dict(nsamples=o.get("nsamples"), num_features=o["features"], segmentation=o["segmentation"],
+                 fill=o["fill"], seed=o["seed"])
+    elif method == "cam":
+        return {k: v for k, v in dict(layer=o.get("layer")).items() if v is not None}
+    elif method == "grad-cam":
+        return {k: v for k, v in dict(layer=o.get("layer"), gradient=o.get("gradient")).items() if v is not None}
+    elif method == "score-cam":
+        p = dict(layer=o.get("layer"), preset=o.get("preset"), fill=o["fill"])
+    elif method == "rise":
+        p = dict(num_masks=o.get("masks"), cells=o.get("cells"), fill=o["fill"], seed=o["seed"])
     else:
         p = {}
     p = {k: v for k, v in p.items() if v is not None}
@@ -297,7 +308,7 @@ def _method_params(method: str, o: dict) -> dict:
 @click.argument("model_path", metavar="MODEL", type=click.Path())
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--method", "-m", "methods", default="lime", show_default=True,
-              help="lime, occlusion, or a comma list of methods.")
+              help="lime, occlusion, kernel-shap, cam, grad-cam, score-cam, rise, or a comma list of methods.")
 @click.option("--target", "-t", default="top1", show_default=True,
               help="Class to explain: top1, topK, an index, a label (e.g. 'tabby cat'), or a comma list.")
 @click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
@@ -319,20 +330,42 @@ def _method_params(method: str, o: dict) -> dict:
 @click.option("--clip-mode", type=click.Choice(["inside", "clip"]), default=None,
               help="Occlusion: windows inside the picture (captum) or clipped at borders (MATLAB).")
 @click.option("--seed", type=int, default=None, help="Random seed (same seed, same map).")
+@click.option("--layer", default=None,
+              help="CAM methods: the activation to read, a name from `onnxai inspect MODEL --layers` "
+                   "(default auto: the features the linear head pools, else the last spatial activation).")
+@click.option("--gradient", type=click.Choice(["auto", "exact", "elementwise", "central"]), default=None,
+              help="Grad-CAM: how the gradient is found without autograd (default auto).")
+@click.option("--preset", type=click.Choice(["authors", "paper", "pytorch-grad-cam"]), default=None,
+              help="Score-CAM: channel weights of the authors' code (default), the paper, or pytorch-grad-cam.")
+@click.option("--masks", type=click.IntRange(1), default=None, help="RISE: number of random masks (default 2000).")
+@click.option("--cells", type=click.IntRange(1), default=None, help="RISE: grid cells per side of a mask (default 8).")
 @click.option("--show-top", type=click.IntRange(1), default=None,
               help="LIME: also write the picture with only the K most important features visible.")
 @click.option("--alpha", "blend", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Overlay opacity.")
 @click.option("--cmap", type=click.Choice(["jet", "viridis", "coolwarm"]), default=None,
               help="Colour map (default: coolwarm for signed maps, jet otherwise).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--report", "write_report", is_flag=True,
+              help="Also write OUT/report.html: the overlays side by side, top-5, parameters, timings (one self-contained file).")
+@click.option("--metrics", "with_metrics", is_flag=True,
+              help="Score every map (deletion/insertion AUC, average drop, increase in confidence; a random map as baseline).")
+@click.option("--rows", default=None, help="Tables: rows of the CSV to explain, e.g. 0,5,9 or 3-7 (default all).")
+@click.option("--background", default=None, type=click.Path(dir_okay=False),
+              help="Tables: training rows (CSV) for the baseline (Kernel SHAP) or the sampling (LIME).")
+@click.option("--feature-names", default=None, help="Tables: column names, a,b,c or a file (default: the CSV header).")
+@click.option("--nsamples", type=click.IntRange(1), default=None,
+              help="Kernel SHAP: coalitions to score (default 1000; tables: shap's 2M+2048).")
 @model_options
 @handle_errors
-def explain(model_path, images, methods, target, out_dir, force, show_top, blend, cmap, no_progress, **kw):
+def explain(model_path, images, methods, target, out_dir, force, show_top, blend, cmap, no_progress, write_report,
+            with_metrics, **kw):
     """Explain the model's decision on each IMAGE and write pictures and maps to --out.
 
     For each image, method and target class it writes NAME_METHOD_CLASS.png (the map over the
     picture the model saw, with a colour bar), .npz (the raw map, segments, importance) and .json
     (target, score, parameters, timings). Existing files are never overwritten without --force.
+    With several methods (a comma list, or "all") it also writes NAME_montage.png, every map side
+    by side for each class; --report writes OUT/report.html and --metrics scores every map.
     """
     from . import render
     from .api import make_method
@@ -342,14 +375,42 @@ def explain(model_path, images, methods, target, out_dir, force, show_top, blend
     opts = dict(kw)
     opts["progress"] = False if no_progress else None
     model = open_model(model_path, **model_kw)
-    model.require_image()
-    names = [m.strip().lower() for m in methods.split(",") if m.strip()]
-    method_objs = [(name, make_method(name, **_method_params(name, opts))) for name in names]
+    if not model.input.is_image:  # a table: CSV rows in, contributions (CSV/JSON) and bar/waterfall PNGs out
+        from .tabular import explain_csv
+
+        for line in explain_csv(model, images, _method_names(methods), opts, target, Path(out_dir), force):
+            click.echo(line)
+        return
+    for key in ("rows", "background", "feature_names"):
+        if opts.get(key) is not None:
+            raise InputError(f"--{key.replace('_', '-')} is for tabular models; {model_path} takes pictures")
+    names = _method_names(methods)
+    method_objs = [(name, _build_method(make_method, name, _method_params(name, opts))) for name in names]
     out = Path(out_dir)
+    report_path = out / "report.html"
+    extra_outputs = ([report_path] if write_report else []) + (
+        [out / f"{Path(im).stem}_montage.png" for im in images] if len(method_objs) > 1 else [])
+    clash = [str(f) for f in extra_outputs if f.exists()]
+    if clash and not force:
+        raise InputError(f"{clash[0]} exists; pass --force to overwrite, or choose another --out")
+    report = None
+    if write_report:
+        from .report import Report
+
+        report = Report(f"onnxai explain: {Path(model_path).name}", model=model,
+                        params={"methods": names, "target": target, "alpha": blend, "cmap": cmap,
+                                "images": list(images)})
     for image in images:
         stem = Path(image).stem
+        shown = []
         for name, method in method_objs:
-            result = method.explain(model, image, target=target)
+            try:
+                result = method.explain(model, image, target=target)
+            except OnnxaiError as err:
+                if "all" not in methods.lower().split(","):
+                    raise
+                click.echo(f"note: {image}: skipped {name}: {err}", err=True)  # --method all: run what can run
+                continue
             expls = result if isinstance(result, list) else [result]
             planned = []
             for e in expls:
@@ -369,8 +430,72 @@ def explain(model_path, images, methods, target, out_dir, force, show_top, blend
                     render.save_png(masked_topk(e, show_top), files[3], force=True)
                     extra = f", {files[3].name}"
                 facts = ", ".join(f"{k}={v:.3f}" for k, v in e.extras.items() if isinstance(v, float))
+                if "layer" in e.extras:  # CAM methods: say which layer was read, and how it was chosen
+                    facts = ", ".join([f"layer {e.extras['layer']} ({e.extras.get('layer_choice', '')})"]
+                                      + [f"gradient={v}" for v in [e.extras.get("gradient")] if v]
+                                      + ([facts] if facts else []))
                 click.echo(f"{image}: {name} for {e.label!r} (class {e.target}, p={e.score:.3f}) in "
                            f"{e.timings.get('total', 0):.2f}s{'; ' + facts if facts else ''} -> {files[0]}{extra}")
+            shown.extend(expls)
+        _explain_extras(model, image, shown, out, len(method_objs) > 1, with_metrics, report, blend, cmap)
+    if report is not None:
+        report.save(report_path, force=True)
+        click.echo(f"report -> {report_path}")
+
+
+def _method_names(methods: str) -> list[str]:
+    """"all" -> every registered method; otherwise the comma list as given."""
+    from .methods import METHODS
+
+    names = [m.strip().lower() for m in methods.split(",") if m.strip()]
+    if "all" in names:
+        names = list(dict.fromkeys([n for n in names if n != "all"] + list(METHODS)))
+    if not names:
+        raise InputError("no method given; use --method lime, a comma list, or all")
+    return names
+
+
+def _build_method(make_method, name: str, params: dict):
+    """make_method with only the parameters the method's constructor takes (for --method all)."""
+    import inspect as _inspect
+
+    from .methods import METHODS
+
+    cls = METHODS.get(name.replace("_", "-"))
+    if cls is not None:
+        sig = _inspect.signature(cls)
+        if not any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+            params = {k: v for k, v in params.items() if k in sig.parameters}
+    return make_method(name, **params)
+
+
+def _explain_extras(model, image, shown, out, montage, with_metrics, report, blend, cmap):
+    """After all methods ran on one picture: the montage, the metrics and the report section."""
+    from . import render
+
+    if not shown:
+        return
+    if montage:
+        path = out / f"{Path(image).stem}_montage.png"
+        render.save_png(render.explanations_montage(shown, alpha=blend, cmap=cmap), path, force=True)
+        click.echo(f"{image}: montage of {len({e.method for e in shown})} methods x "
+                   f"{len({e.target for e in shown})} classes -> {path}")
+    scores = {}
+    if with_metrics or report is not None:
+        from . import metrics
+
+        prep = metrics.Prepared.from_crop(model, shown[0].image)
+    if with_metrics:
+        for e in shown:
+            scores[(e.method, e.target)] = metrics.score_explanation(model, e, image=prep)
+        for t in dict.fromkeys(e.target for e in shown):
+            scores[(metrics.RANDOM, t)] = metrics.score_map(model, prep, metrics.random_map(prep.crop.shape[:2]), t,
+                                                            method=metrics.RANDOM)
+        for (m, t), s in scores.items():
+            click.echo(f"{image}: {m} for {s.label!r}: deletion AUC {s.deletion:.3f} (lower is better), insertion AUC "
+                       f"{s.insertion:.3f} (higher), average drop {s.ad:.1f}%, increase {s.ic:.0f}%")
+    if report is not None:
+        report.add_picture(str(image), prep.crop, model.top(prep.probs, 5), shown, scores, alpha=blend, cmap=cmap)
 
 
 def _slug(text: str) -> str:
@@ -378,6 +503,190 @@ def _slug(text: str) -> str:
     while "__" in keep:
         keep = keep.replace("__", "_")
     return keep[:40] or "class"
+
+
+def _parse_params(items) -> dict:
+    """--param METHOD.KEY=VALUE (repeatable) -> {method: {key: value}}; values are JSON when they parse."""
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        method, dot, name = key.partition(".")
+        if not sep or not dot or not method or not name:
+            raise InputError(f"--param takes METHOD.KEY=VALUE (e.g. lime.num_samples=500), got {item!r}")
+        try:
+            v = json.loads(value)
+        except json.JSONDecodeError:
+            v = value
+        out.setdefault(method.strip().lower(), {})[name.strip().replace("-", "_")] = v
+    return out
+
+
+def _methods_from(names, params: dict, no_progress: bool):
+    from .api import make_method
+
+    unknown = set(params) - set(names)
+    if unknown:
+        raise InputError(f"--param names {sorted(unknown)} but the methods are {names}")
+    objs = []
+    for n in names:
+        p = dict(params.get(n, {}))
+        if no_progress and _accepts(n, "progress"):
+            p.setdefault("progress", False)
+        objs.append((n, make_method(n, **p)))
+    return objs
+
+
+def _accepts(name: str, param: str) -> bool:
+    import inspect as _inspect
+
+    from .methods import METHODS
+
+    cls = METHODS.get(name.replace("_", "-"))
+    if cls is None:
+        return False
+    ps = _inspect.signature(cls).parameters
+    return param in ps or any(p.kind == p.VAR_KEYWORD for p in ps.values())
+
+
+@main.command(epilog=(
+    "Examples:\n\n"
+    "  onnxai evaluate models/efficientnet_lite0.onnx samples/*.png --methods lime,occlusion\n\n"
+    "  onnxai evaluate MODEL a.png b.png --methods all --param lime.num_samples=500 --step 448 --out eval"))
+@click.argument("model_path", metavar="MODEL", type=click.Path())
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--methods", "-m", "methods", default="lime,occlusion", show_default=True,
+              help="Comma list of methods, or all. A random map is always scored as a baseline.")
+@click.option("--target", "-t", default="top1", show_default=True, help="Class explained on each picture: top1, an index or a label.")
+@click.option("--step", type=click.IntRange(1), default=None, help="Pixels per deletion/insertion step (default: one row, e.g. 224).")
+@click.option("--substrate", default="black", show_default=True, help="What deleted pixels show: black, zero, mean, blur, a grey value.")
+@click.option("--blur-sigma", type=float, default=5.0, show_default=True, help="Insertion starts from the picture blurred this much (pixels).")
+@click.option("--param", "params", multiple=True, help="A method parameter, METHOD.KEY=VALUE (repeatable), e.g. lime.num_samples=500.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random-map baseline.")
+@click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False), help="Folder for the results.")
+@click.option("--name", default="evaluation", show_default=True, help="Base name of OUT/NAME.csv, .json, _curves.png (and .html).")
+@click.option("--report", "write_report", is_flag=True, help="Also write OUT/NAME.html with the table, curves and every map.")
+@click.option("--force", is_flag=True, help="Overwrite existing results.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@model_options
+@handle_errors
+def evaluate(model_path, images, methods, target, step, substrate, blur_sigma, params, seed, out_dir, name,
+             write_report, force, no_progress, **kw):
+    """Faithfulness of methods over pictures: deletion and insertion AUC, average drop, increase in confidence.
+
+    Prints mean ± std over the pictures per method (and for a random map), with the seconds each
+    method took per picture, and writes OUT/NAME.csv (one row per picture and method), OUT/NAME.json
+    (with every curve) and OUT/NAME_curves.png (mean curves).
+    """
+    from . import metrics, render
+
+    model = open_model(model_path, **_split_model_kwargs(kw))
+    model.require_image()
+    names = _method_names(methods)
+    objs = _methods_from(names, _parse_params(params), no_progress)
+    out = Path(out_dir)
+    paths = [out / f"{name}.csv", out / f"{name}.json", out / f"{name}_curves.png"] + ([out / f"{name}.html"] if write_report else [])
+    clash = [str(p) for p in paths if p.exists()]
+    if clash and not force:
+        raise InputError(f"{clash[0]} exists; pass --force to overwrite, or choose another --out/--name")
+
+    def said(s):
+        click.echo(f"{s.image}: {s.method:<12} deletion {s.deletion:.3f}  insertion {s.insertion:.3f}  AD {s.ad:5.1f}  "
+                   f"IC {s.ic:3.0f}  ({s.seconds:.2f}s)", err=True)
+
+    ev = metrics.evaluate(model, list(images), dict(objs), target=target, step=step, substrate=substrate,
+                          blur_sigma=blur_sigma, seed=seed, on_score=said, progress=False if no_progress else None)
+    ev.params["model"] = str(model_path)
+    click.echo(ev.table())
+    ev.save(out / name, force=True)
+    curves = evaluation_curves(ev)
+    render.save_png(curves, paths[2], force=True)
+    if write_report:
+        from .report import Report
+
+        rep = Report(f"onnxai evaluate: {Path(model_path).name}", model=model, params=ev.params)
+        rep.add_evaluation(ev, curves)
+        for image in images:
+            ex = [e for e in ev.explanations if e.source == str(image)]
+            if ex:
+                from .metrics import prepare
+
+                prep = prepare(model, image)
+                sc = {(s.method, s.target): s for s in ev.scores if s.image == str(image)}
+                rep.add_picture(str(image), prep.crop, model.top(prep.probs, 5), ex, sc)
+        rep.save(paths[3], force=True)
+    click.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+def evaluation_curves(ev):
+    """Mean deletion and insertion curves of an Evaluation side by side (a PIL image)."""
+    from . import render
+
+    colours = {m: render.PLOT_COLOURS[i % len(render.PLOT_COLOURS)] for i, m in enumerate(ev.methods)}
+    d = render.line_plot(ev.mean_curves("deletion"), "deletion (lower area is better)", "fraction of pixels deleted",
+                         "p(class)", colours=colours)
+    i = render.line_plot(ev.mean_curves("insertion"), "insertion (higher area is better)",
+                         "fraction of pixels inserted", "p(class)", colours=colours, legend="lower")
+    return render.montage([d, i], columns=2)
+
+
+@main.command(epilog=(
+    "Examples:\n\n"
+    "  onnxai sanity models/efficientnet_lite0.onnx samples/chelsea.png --method occlusion\n\n"
+    "  onnxai sanity MODEL cat.png --method lime --steps 4 --param lime.num_samples=300"))
+@click.argument("model_path", metavar="MODEL", type=click.Path())
+@click.argument("image", type=click.Path())
+@click.option("--method", "-m", "method", default="occlusion", show_default=True, help="The method to check.")
+@click.option("--target", "-t", default="top1", show_default=True, help="Class explained (kept fixed along the cascade).")
+@click.option("--steps", type=click.IntRange(1), default=None,
+              help="How many randomisation steps (default: every layer up to 8, else 8 evenly spaced).")
+@click.option("--param", "params", multiple=True, help="A method parameter, METHOD.KEY=VALUE (repeatable).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
+@click.option("--threshold", type=float, default=0.5, show_default=True,
+              help="The check passes when the fully randomised map's |Spearman| is below this.")
+@click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for NAME_sanity_METHOD.png (the maps per step) and .json.")
+@click.option("--force", is_flag=True, help="Overwrite existing results.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@model_options
+@handle_errors
+def sanity(model_path, image, method, target, steps, params, seed, threshold, out_dir, force, no_progress, **kw):
+    """Model-randomisation sanity check (Adebayo et al. 2018): re-initialise the weights layer by layer
+    from the output backwards, explain again, and print the rank correlation with the original map.
+
+    A method that explains the model must decorrelate; one that does not is not looking at the model.
+    """
+    from . import render
+    from .sanity import cascading_randomisation
+
+    model = open_model(model_path, **_split_model_kwargs(kw))
+    model.require_image()
+    names = _method_names(method)
+    if len(names) != 1:
+        raise InputError("sanity checks one method at a time; give --method NAME")
+    (mname, obj), = _methods_from(names, _parse_params(params), no_progress)
+    out = Path(out_dir)
+    base = out / f"{Path(image).stem}_sanity_{_slug(mname)}"
+    png, js = base.with_suffix(".png"), base.with_suffix(".json")
+    clash = [str(p) for p in (png, js) if p.exists()]
+    if clash and not force:
+        raise InputError(f"{clash[0]} exists; pass --force to overwrite, or choose another --out")
+
+    def said(s):
+        click.echo(f"  {s.randomised:3d} layers random (down to {s.layer}): spearman {s.spearman:+.3f}", err=True)
+
+    res = cascading_randomisation(model, image, obj, target=target, steps=steps, seed=seed, on_step=said)
+    click.echo(f"{image}: {mname} for {res.label!r} (class {res.target}), {len(res.layers)} layers with weights")
+    click.echo(res.table())
+    ok = res.passed(threshold)
+    click.echo(f"{'PASSED' if ok else 'FAILED'}: fully randomised |spearman| = {abs(res.steps[-1].spearman):.3f} "
+               f"({'<' if ok else '>='} {threshold})")
+    render.save_png(res.montage(), png, force=True)
+    payload = res.to_json()
+    payload["threshold"] = threshold
+    payload["passed"] = ok
+    js.parent.mkdir(parents=True, exist_ok=True)
+    js.write_text(json.dumps(payload, indent=1))
+    click.echo(f"wrote {png}, {js}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,7 +8,8 @@ buffer; ``run`` walks the ranges chunk by chunk:
 
 so compositing of the next chunk overlaps inference of the current one. Only two chunk buffers ever
 exist (memory O(chunk)), and the scores of all classes are kept, so several targets can be explained
-from one set of forward passes.
+from one set of forward passes. Tables use the same loop: a TableCoalitions source expands each mask
+into one row per background row and folds their scores back into a weighted average.
 """
 
 from __future__ import annotations
@@ -30,12 +31,20 @@ DEFAULT_MEMORY_BUDGET = 512 * 2**20  # bytes for the two chunk buffers together
 
 
 class MaskSource:
-    """n perturbations of one input; ``composite`` writes masks[start:stop] into ``out``."""
+    """n perturbations of one input; ``composite`` writes masks[start:stop] into ``out``.
+
+    Each mask becomes ``rows_per_mask`` model inputs (1 for pictures; one per background row for
+    tables), and ``fold`` turns their (m * rows_per_mask, classes) scores into (m, classes).
+    """
 
     n: int
+    rows_per_mask = 1
 
     def composite(self, x: np.ndarray, baseline: np.ndarray, start: int, stop: int, out: np.ndarray) -> None:
         raise NotImplementedError
+
+    def fold(self, scores: np.ndarray, m: int) -> np.ndarray:
+        return scores
 
 
 @dataclass
@@ -79,6 +88,32 @@ class WindowMasks(MaskSource):
         kernels.composite_windows(x, baseline, self.windows[start:stop], out=out, parallel=False)
 
 
+@dataclass
+class TableCoalitions(MaskSource):
+    """Coalitions of table columns: mask i keeps x where masks[i] is 1 and takes the background row
+    elsewhere, once per background row; the scores are averaged with the background weights.
+
+    masks: (n, M) uint8; background: (b, M); weights: (b,) summing to 1.
+    """
+
+    masks: np.ndarray
+    background: np.ndarray
+    weights: np.ndarray
+
+    def __post_init__(self):
+        self.n = int(self.masks.shape[0])
+        self.rows_per_mask = int(self.background.shape[0])
+        self.weights = np.asarray(self.weights, np.float64)
+
+    def composite(self, x, baseline, start, stop, out):
+        from .kernels.shapley import composite_coalitions
+
+        composite_coalitions(x, self.background, self.masks[start:stop], out)
+
+    def fold(self, scores, m):
+        return np.tensordot(scores.reshape(m, self.rows_per_mask, -1), self.weights, axes=([1], [0]))
+
+
 # --------------------------------------------------------------------------- the loop
 
 
@@ -100,14 +135,20 @@ def channels_first(model, arr: np.ndarray) -> np.ndarray:
     return a if model.input.layout == "NCHW" else a.transpose(2, 0, 1)
 
 
-def chunk_size_for(model, n: int, memory_budget: int = DEFAULT_MEMORY_BUDGET, chunk_size: int | None = None) -> int:
-    """Inputs per chunk: the model's batch size, capped so that two buffers fit the memory budget."""
+TABLE_ROWS_PER_RUN = 16384  # tabular models are cheap per row: big batches amortise the call
+
+
+def chunk_size_for(model, n: int, memory_budget: int = DEFAULT_MEMORY_BUDGET, chunk_size: int | None = None,
+                   rows_per_mask: int = 1) -> int:
+    """Masks per chunk. ``chunk_size`` is model rows per forward pass (default: the model's batch size
+    for pictures, 16384 for tables); two chunk buffers must fit ``memory_budget``."""
     per_input = int(np.prod([d or 1 for d in model.input.shape[1:]])) * np.dtype(model.input.dtype).itemsize
-    cap = max(1, int(memory_budget) // (2 * max(per_input, 1)))
-    chunk = chunk_size or model.batch_size
-    if model.fixed_batch is not None:
+    per_mask = max(per_input, 1) * rows_per_mask
+    cap = max(1, int(memory_budget) // (2 * per_mask))
+    if model.fixed_batch is not None and rows_per_mask == 1:
         return model.fixed_batch
-    return int(max(1, min(chunk, cap, max(n, 1))))
+    rows = chunk_size or (model.batch_size if model.input.is_image else max(model.batch_size, TABLE_ROWS_PER_RUN))
+    return int(max(1, min(max(1, rows // rows_per_mask), cap, max(n, 1))))
 
 
 def _progress_bar(n, progress, desc):
@@ -140,22 +181,26 @@ def run(
     Returns the (n, classes) scores of ``kind`` ("probabilities" or "logits") for all classes.
     """
     x = model.check_batch(x)
-    baseline = model.check_batch(np.broadcast_to(baseline, x.shape))
     if x.shape[0] != 1:
         raise InputError(f"the engine explains one input at a time; got a batch of {x.shape[0]}")
-    model.require_image()
+    image = model.input.is_image
+    rpm = int(source.rows_per_mask)
     n = int(source.n)
     t0 = time.perf_counter()
-    chunk = chunk_size_for(model, n, memory_budget, chunk_size)
-    x_chw = np.ascontiguousarray(channels_first(model, x))
-    b_chw = np.ascontiguousarray(channels_first(model, baseline))
-    buffers = [np.empty((chunk,) + x.shape[1:], model.input.dtype) for _ in range(2 if overlap else 1)]
+    chunk = chunk_size_for(model, n, memory_budget, chunk_size, rpm)
+    if image:
+        baseline = model.check_batch(np.broadcast_to(baseline, x.shape))
+        x_v = np.ascontiguousarray(channels_first(model, x))
+        b_v = np.ascontiguousarray(channels_first(model, baseline))
+    else:  # a table row; the source holds its own background
+        x_v, b_v = np.ascontiguousarray(x[0]), None
+    buffers = [np.empty((chunk * rpm,) + x.shape[1:], model.input.dtype) for _ in range(2 if overlap else 1)]
 
     def fill(i: int) -> int:
         start, stop = i * chunk, min(n, (i + 1) * chunk)
-        buf = buffers[i % len(buffers)][: stop - start]
-        view = buf if model.input.layout == "NCHW" else buf.transpose(0, 3, 1, 2)
-        source.composite(x_chw, b_chw, start, stop, view)
+        buf = buffers[i % len(buffers)][: (stop - start) * rpm]
+        view = buf if (not image or model.input.layout == "NCHW") else buf.transpose(0, 3, 1, 2)
+        source.composite(x_v, b_v, start, stop, view)
         return stop - start
 
     n_chunks = (n + chunk - 1) // chunk
@@ -172,10 +217,11 @@ def run(
             if pool and i + 1 < n_chunks:
                 pending = pool.submit(fill, i + 1)
             tf = time.perf_counter()
-            s = model.run_batch(buffers[i % len(buffers)][:m], kind)
+            s = model.run_batch(buffers[i % len(buffers)][: m * rpm], kind)
             forward += time.perf_counter() - tf
+            s = source.fold(s, m)
             if scores is None:
-                scores = np.empty((n, s.shape[1]), np.float32)
+                scores = np.empty((n, s.shape[1]), s.dtype)
             scores[i * chunk: i * chunk + m] = s
             if bar is not None:
                 bar.update(m)
@@ -188,3 +234,23 @@ def run(
         scores = np.zeros((0, model.num_classes), np.float32)
     total = time.perf_counter() - t0
     return RunResult(scores=scores, forward_s=forward, composite_wait_s=wait, total_s=total, chunk=chunk)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def run_table(model, x: np.ndarray, background: np.ndarray, weights: np.ndarray, masks: np.ndarray,
+              kind: str = "probabilities", chunk_rows: int | None = None,
+              memory_budget: int = DEFAULT_MEMORY_BUDGET, progress: bool | None = None) -> RunResult:
+    """Score coalitions of one table row: E_j[f(where(masks[i], x, background[j]))] with ``weights``.
+
+    x: (M,) the row; background: (b, M); weights: (b,) summing to 1; masks: (n, M) 0/1. The same
+    loop as pictures (``run`` with a TableCoalitions source): at most ``chunk_rows`` model rows per
+    forward pass, never all n * b rows at once. Returns (n, classes) background-averaged scores.
+    """
+    dtype = model.input.dtype
+    row = np.ascontiguousarray(np.asarray(x).reshape(1, -1), dtype=dtype)
+    source = TableCoalitions(np.ascontiguousarray(masks, dtype=np.uint8),
+                             np.ascontiguousarray(background, dtype=dtype), weights)
+    return run(model, row, None, source, kind=kind, chunk_size=chunk_rows, memory_budget=memory_budget,
+               progress=progress, desc="Kernel SHAP")

@@ -261,6 +261,11 @@ class Model:
         elif len(shape) and shape[0] is not None and shape[0] > 1:
             self.fixed_batch = shape[0]
         self.input = InputSpec(first.name, shape, dtype, _guess_layout(shape), dynamic)
+        self.columns = None  # tabular models with one input per column: [(name, dtype, width)]
+        if len(ins) > 1:
+            from .tabular import column_inputs
+
+            self.input, self.columns = column_inputs(ins, _DTYPES)
 
     def _try_dynamic_batch(self, name, shape, dtype) -> bool:
         new, reason = graph.make_batch_dynamic(self.proto)
@@ -299,6 +304,10 @@ class Model:
                 if o.type in _FLOAT_TYPES and (rank == 2 or (rank == 4 and list(o.shape[2:]) == [1, 1])):
                     chosen = o
                     break
+            if chosen is None and any(o.type.startswith("seq(map(") for o in outs):
+                from .tabular import unzip_output  # ZipMap (skl2onnx's default): read the tensor it wraps
+
+                chosen = unzip_output(self, outs)
             if chosen is None:
                 desc = ", ".join(f"{o.name} {o.type} {o.shape}" for o in outs)
                 raise ModelError(
@@ -343,6 +352,10 @@ class Model:
                 labels = None
         elif isinstance(labels, (str, Path)):
             labels = read_labels(labels)
+        if labels is None:
+            from .tabular import graph_class_labels  # classifier nodes list their classes (ZipMap, ai.onnx.ml)
+
+            labels = graph_class_labels(self.proto, self.output)
         self.labels = list(labels) if labels is not None else None
 
     def _default_preprocess(self) -> Preprocess:
@@ -388,7 +401,7 @@ class Model:
         session = session or self.session
         names = outputs or [self.output]
         try:
-            res = session.run(names, {self.input.name: x})
+            res = session.run(names, {self.input.name: x} if self.columns is None else self._feed(x))
         except Exception as e:
             raise OnnxruntimeFailure(_short(e)) from None
         if outputs is None:
@@ -397,6 +410,14 @@ class Model:
                 r = r.reshape(r.shape[0], -1)
             return r
         return res
+
+    def _feed(self, x: np.ndarray) -> dict:
+        """Split an (n, columns) table into the model's per-column inputs, each in its own dtype."""
+        feed, j = {}, 0
+        for name, dtype, width in self.columns:
+            feed[name] = np.ascontiguousarray(x[:, j:j + width], dtype=dtype)
+            j += width
+        return feed
 
     def check_batch(self, batch: np.ndarray) -> np.ndarray:
         batch = np.asarray(batch)

@@ -176,3 +176,85 @@ def save_png(img: Image.Image | np.ndarray, path, force: bool = False) -> Path:
     img.save(tmp, format="PNG")
     tmp.replace(path)
     return path
+
+
+# --------------------------------------------------------------------------- line plots (metrics curves)
+
+PLOT_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+                (227, 119, 194), (23, 190, 207), (188, 189, 34), (127, 127, 127)]
+
+
+def line_plot(series: dict, title: str = "", xlabel: str = "", ylabel: str = "", size=(440, 320),
+              ylim: tuple | None = (0.0, 1.0), colours: dict | None = None, legend: str = "upper") -> Image.Image:
+    """Curves drawn with Pillow: series = {name: (x, y)}; a legend names each one. Returns a PIL image.
+
+    ylim None fits the y range to the data; x always spans the data's range. legend: "upper" or
+    "lower" right corner.
+    """
+    if not series:
+        raise InputError("line_plot needs at least one curve")
+    w, h = size
+    left, right, top, bottom = 46, 10, 24 if title else 10, 34
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+    font = _font(11)
+    xs = np.concatenate([np.asarray(x, np.float64) for x, _ in series.values()])
+    ys = np.concatenate([np.asarray(y, np.float64) for _, y in series.values()])
+    x0, x1 = float(np.nanmin(xs)), float(np.nanmax(xs))
+    y0, y1 = ylim if ylim is not None else (float(np.nanmin(ys)), float(np.nanmax(ys)))
+    if x1 <= x0:
+        x1 = x0 + 1
+    if y1 <= y0:
+        y1 = y0 + 1
+    pw, ph = w - left - right, h - top - bottom
+
+    def px(x, y):
+        return left + (x - x0) / (x1 - x0) * pw, top + (1 - (y - y0) / (y1 - y0)) * ph
+
+    for k in range(6):  # grid and tick labels
+        fy = y0 + (y1 - y0) * k / 5
+        fx = x0 + (x1 - x0) * k / 5
+        _, yy = px(x0, fy)
+        xx, _ = px(fx, y0)
+        d.line([(left, yy), (left + pw, yy)], fill=(232, 232, 232))
+        d.line([(xx, top), (xx, top + ph)], fill=(232, 232, 232))
+        d.text((2, yy - 6), _fmt(fy), fill="black", font=font)
+        d.text((xx - 8, top + ph + 3), _fmt(fx), fill="black", font=font)
+    d.rectangle([left, top, left + pw, top + ph], outline="black")
+    for i, (name, (x, y)) in enumerate(series.items()):
+        colour = (colours or {}).get(name, PLOT_COLOURS[i % len(PLOT_COLOURS)])
+        pts = [px(float(a), float(b)) for a, b in zip(x, y) if np.isfinite(a) and np.isfinite(b)]
+        if len(pts) > 1:
+            d.line(pts, fill=colour, width=2)
+        ly = top + 4 + 13 * i if legend == "upper" else top + ph - 4 - 13 * (len(series) - i)
+        lx = left + pw - 8 - max(int(d.textlength(str(n), font=font)) for n in series) - 18
+        d.line([(lx, ly + 6), (lx + 14, ly + 6)], fill=colour, width=3)
+        d.text((lx + 18, ly), str(name), fill="black", font=font)
+    if title:
+        d.text((left, 5), title, fill="black", font=_font(12))
+    if xlabel:
+        d.text((left + pw // 2 - int(d.textlength(xlabel, font=font)) // 2, h - 14), xlabel, fill="black", font=font)
+    if ylabel:
+        d.text((left + pw - int(d.textlength(ylabel, font=font)), 6), ylabel, fill=(90, 90, 90), font=font)
+    return img
+
+
+def explanations_montage(explanations, alpha: float = 0.5, cmap: str | None = None,
+                         colorbar: bool = True) -> Image.Image:
+    """Every map side by side: one row per explained class, one column per method (in first-seen order)."""
+    expls = list(explanations)
+    if not expls:
+        raise InputError("no explanations to draw")
+    methods = list(dict.fromkeys(e.method for e in expls))
+    targets = list(dict.fromkeys(int(e.target) for e in expls))
+    cell = {(e.method, int(e.target)): e for e in expls}
+    panels = []
+    for t in targets:
+        for m in methods:
+            e = cell.get((m, t))
+            if e is None:
+                ref = next(x for x in expls if x.image is not None)
+                panels.append(Image.new("RGB", (ref.image.shape[1], ref.image.shape[0] + 18), "white"))
+            else:
+                panels.append(explanation_panel(e, alpha=alpha, cmap=cmap, colorbar=colorbar))
+    return montage(panels, columns=len(methods))

@@ -1,0 +1,516 @@
+"""Kernel SHAP's two numerical parts: the coalitions it scores and the constrained least squares.
+
+    shapley_coalitions    the coalition design of Lundberg & Lee (2017) as the ``shap`` package draws it:
+                          Shapley-kernel weight per coalition size, whole sizes enumerated (each subset
+                          with its complement) while the budget allows, the remaining sizes sampled in
+                          complementary pairs from a seeded generator, duplicates merged into weights
+    shapley_solve         min_phi sum_i w_i (y_i - z_i.phi)^2  subject to  sum(phi) = f(x) - f(baseline),
+                          for all classes at once; the constraint is exact (one variable is eliminated)
+    shapley_kernel_sizes  the per-size weights and how many sizes a budget enumerates (pure Python)
+
+Coalitions are (n, M) uint8 rows, 1 = the feature takes the explained input's value, 0 = the
+baseline's. The empty and the full coalition are never among them: they are the constraint.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+from numba import njit, types
+from numba.typed import Dict
+
+from onnxai.errors import InputError
+from onnxai.kernels import _as_float64, _check_array, _check_positive_int
+
+
+# --------------------------------------------------------------------------------------------
+# kernels
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def _enumerate_sizes(M, sizes, size_weights, paired, out, w_out):
+    """All subsets of each size in ``sizes`` (with complements where ``paired``) -> rows written."""
+    row = 0
+    idx = np.empty(M, np.int64)
+    for t in range(sizes.shape[0]):
+        s = sizes[t]
+        w = size_weights[t]
+        for j in range(s):
+            idx[j] = j
+        while True:
+            for j in range(M):
+                out[row, j] = 0
+            for j in range(s):
+                out[row, idx[j]] = 1
+            w_out[row] = w
+            row += 1
+            if paired[t]:
+                for j in range(M):
+                    out[row, j] = 1 - out[row - 1, j]
+                w_out[row] = w
+                row += 1
+            # next combination in lexicographic order
+            j = s - 1
+            while j >= 0 and idx[j] == M - s + j:
+                j -= 1
+            if j < 0:
+                break
+            idx[j] += 1
+            for q in range(j + 1, s):
+                idx[q] = idx[q - 1] + 1
+    return row
+
+
+@njit(cache=True, nogil=True)
+def _mask_hash(mask):
+    h = np.uint64(14695981039346656037)
+    for j in range(mask.shape[0]):
+        h = (h ^ np.uint64(mask[j] + 1)) * np.uint64(1099511628211)
+    return np.int64(h & np.uint64(0x7FFFFFFFFFFFFFFF))
+
+
+@njit(cache=True, nogil=True)
+def _same(a, b):
+    for j in range(a.shape[0]):
+        if a[j] != b[j]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _sample_pairs(M, n_left, first_size, cdf, n_paired, seed, out, w_out):
+    """Sample ``n_left`` coalitions of sizes first_size + i (i ~ cdf), each with its complement when its
+    size is paired; repeats add 1 to the weight of the first copy. -> rows written."""
+    np.random.seed(seed)
+    seen = Dict.empty(key_type=types.int64, value_type=types.int64)
+    perm = np.arange(M)
+    row = 0
+    attempts = 4 * n_left
+    a = 0
+    while row < n_left and a < attempts:
+        a += 1
+        u = np.random.random()
+        i = 0
+        while i < cdf.shape[0] - 1 and u > cdf[i]:
+            i += 1
+        s = first_size + i
+        # partial Fisher-Yates: the first s entries of perm are a uniform random subset
+        for j in range(s):
+            r = j + int(np.random.random() * (M - j))
+            if r >= M:
+                r = M - 1
+            t = perm[j]
+            perm[j] = perm[r]
+            perm[r] = t
+        for j in range(M):
+            out[row, j] = 0
+        for j in range(s):
+            out[row, perm[j]] = 1
+        h = _mask_hash(out[row])
+        found = -1
+        while h in seen:
+            k = seen[h]
+            if _same(out[k], out[row]):
+                found = k
+                break
+            h = (h + 1) & 0x7FFFFFFFFFFFFFFF
+        if found >= 0:
+            w_out[found] += 1.0
+            if s <= n_paired and found + 1 < row:
+                w_out[found + 1] += 1.0
+            continue
+        seen[h] = row
+        w_out[row] = 1.0
+        row += 1
+        if row < n_left and s <= n_paired:
+            for j in range(M):
+                out[row, j] = 1 - out[row - 1, j]
+            w_out[row] = 1.0
+            row += 1
+    return row
+
+
+@njit(cache=True, nogil=True)
+def _sample_strata(M, sizes, n_pairs, n_single, seed, out):
+    """Distinct coalitions drawn uniformly within each size stratum, in complementary pairs.
+
+    For stratum t (size s = sizes[t] <= M / 2): n_pairs[t] distinct pairs {S, complement of S} with
+    |S| = s, then n_single[t] (0 or 1) further coalition alone (S or its complement, by a coin), all
+    drawn without replacement: no pair repeats, so nothing is scored twice. When s == M - s a pair is one unordered {S, S^c} (the
+    representative holding feature 0 decides "seen"). -> rows written.
+    """
+    np.random.seed(seed)
+    perm = np.arange(M)
+    rep = np.empty(M, np.uint8)
+    row = 0
+    for t in range(sizes.shape[0]):
+        s = sizes[t]
+        middle = 2 * s == M
+        seen = Dict.empty(key_type=types.int64, value_type=types.int64)
+        want = n_pairs[t] + n_single[t]
+        got = 0
+        while got < want:
+            for j in range(s):  # partial Fisher-Yates: perm[:s] is a uniform random s-subset
+                r = j + int(np.random.random() * (M - j))
+                if r >= M:
+                    r = M - 1
+                q = perm[j]
+                perm[j] = perm[r]
+                perm[r] = q
+            for j in range(M):
+                rep[j] = 0
+            for j in range(s):
+                rep[perm[j]] = 1
+            if middle and rep[0] == 0:
+                for j in range(M):
+                    rep[j] = 1 - rep[j]
+            h = _mask_hash(rep)
+            dup = False
+            while h in seen:
+                k = seen[h]
+                if _same(out[k], rep):
+                    dup = True
+                    break
+                h = (h + 1) & 0x7FFFFFFFFFFFFFFF
+            if dup:
+                continue
+            seen[h] = row
+            got += 1
+            flip = got > n_pairs[t] and not middle and np.random.random() < 0.5  # a lone row: either side
+            for j in range(M):
+                out[row, j] = 1 - rep[j] if flip else rep[j]
+            row += 1
+            if got <= n_pairs[t]:
+                for j in range(M):
+                    out[row, j] = 1 - out[row - 1, j]
+                row += 1
+    return row
+
+
+@njit(cache=True, nogil=True)
+def _solve(masks, weights, y, delta, out):
+    """Constrained WLS for every column of y. masks (n, M) uint8, weights (n,), y (n, C), delta (C,).
+
+    phi_M = delta - sum_{j<M} phi_j; then min sum_i w_i (y_i - z_iM delta - sum_j (z_ij - z_iM) phi_j)^2
+    by its normal equations (Cholesky, falling back to Gaussian elimination with partial pivoting).
+    Returns False when the system is singular.
+    """
+    n, M = masks.shape
+    C = y.shape[1]
+    k = M - 1
+    if k == 0:
+        for c in range(C):
+            out[0, c] = delta[c]
+        return True
+    gram = np.zeros((k, k))
+    rhs = np.zeros((k, C))
+    e = np.empty(k)
+    for i in range(n):
+        w = weights[i]
+        if w == 0.0:
+            continue
+        last = float(masks[i, k])
+        for j in range(k):
+            e[j] = float(masks[i, j]) - last
+        for a in range(k):
+            if e[a] == 0.0:
+                continue
+            wa = w * e[a]
+            for b in range(a + 1):
+                gram[a, b] += wa * e[b]
+            for c in range(C):
+                rhs[a, c] += wa * (y[i, c] - last * delta[c])
+    for a in range(k):
+        for b in range(a):
+            gram[b, a] = gram[a, b]
+    # Gaussian elimination with partial pivoting on [gram | rhs]
+    A = gram.copy()
+    B = rhs.copy()
+    scale = 0.0
+    for a in range(k):
+        scale = max(scale, abs(A[a, a]))
+    if scale == 0.0:
+        return False
+    for col in range(k):
+        p = col
+        best = abs(A[col, col])
+        for r in range(col + 1, k):
+            if abs(A[r, col]) > best:
+                best = abs(A[r, col])
+                p = r
+        if best <= 1e-13 * scale:
+            return False
+        if p != col:
+            for q in range(k):
+                t = A[col, q]
+                A[col, q] = A[p, q]
+                A[p, q] = t
+            for c in range(C):
+                t = B[col, c]
+                B[col, c] = B[p, c]
+                B[p, c] = t
+        piv = A[col, col]
+        for r in range(col + 1, k):
+            f = A[r, col] / piv
+            if f == 0.0:
+                continue
+            for q in range(col, k):
+                A[r, q] -= f * A[col, q]
+            for c in range(C):
+                B[r, c] -= f * B[col, c]
+    for c in range(C):
+        s_total = 0.0
+        for r in range(k - 1, -1, -1):
+            s = B[r, c]
+            for q in range(r + 1, k):
+                s -= A[r, q] * out[q, c]
+            out[r, c] = s / A[r, r]
+            s_total += out[r, c]
+        out[k, c] = delta[c] - s_total
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# wrappers
+# --------------------------------------------------------------------------------------------
+
+
+def default_nsamples(M: int) -> int:
+    """shap's "auto" budget: 2M + 2048, at most every coalition but the empty and the full one."""
+    n = 2 * M + 2048
+    if M <= 30:
+        n = min(n, 2 ** M - 2)
+    return max(n, 0)
+
+
+def shapley_kernel_sizes(M: int, nsamples: int) -> dict:
+    """The size plan: per-size kernel weights, the sizes enumerated whole, and what is left to sample.
+
+    weight of size s (before normalising) = (M - 1) / (s (M - s)), doubled for sizes that are paired
+    with their complement size M - s (the complement is then not a size of its own).
+    """
+    n_sizes = int(math.ceil((M - 1) / 2.0))
+    n_paired = int(math.floor((M - 1) / 2.0))
+    wv = np.array([(M - 1.0) / (s * (M - s)) for s in range(1, n_sizes + 1)])
+    wv[:n_paired] *= 2
+    wv /= wv.sum() if wv.size else 1.0
+    full, per_size_w, paired = [], [], []
+    left = nsamples
+    remaining = wv.copy()
+    for s in range(1, n_sizes + 1):
+        nsub = math.comb(M, s) * (2 if s <= n_paired else 1)
+        if left * remaining[s - 1] / nsub >= 1.0 - 1e-8:
+            full.append(s)
+            left -= nsub
+            if remaining[s - 1] < 1.0:
+                remaining /= 1 - remaining[s - 1]
+            w = wv[s - 1] / math.comb(M, s)
+            if s <= n_paired:
+                w /= 2.0
+            per_size_w.append(w)
+            paired.append(s <= n_paired)
+        else:
+            break
+    return {"weights": wv, "n_sizes": n_sizes, "n_paired": n_paired, "full_sizes": full,
+            "full_weights": per_size_w, "full_paired": paired, "left": max(int(left), 0)}
+
+
+SAMPLING = ("stratified", "shap")
+
+
+def shapley_strata(M: int, nsamples: int) -> dict:
+    """The stratified plan: size strata enumerated whole, and pairs / lone rows drawn in each other one.
+
+    A stratum is a size s <= M / 2 together with its complement size M - s; its mass is its share of
+    the Shapley kernel (``shapley_kernel_sizes``'s weights). The budget is spread over the strata in
+    proportion to mass; a stratum whose share covers all its coalitions is enumerated whole and the
+    rest is spread again, until none fits. What is left goes to the other strata as complementary
+    pairs, in proportion to mass with largest-remainder rounding; an odd budget leaves one lone row,
+    which goes to the stratum with the largest remainder after that.
+    """
+    plan = shapley_kernel_sizes(M, 0)
+    wv, n_sizes = plan["weights"], plan["n_sizes"]
+    sizes = np.arange(1, n_sizes + 1)
+    count = np.array([math.comb(M, s) * (1 if 2 * s == M else 2) for s in sizes], np.float64)  # coalitions
+    full = np.zeros(n_sizes, np.bool_)
+    left = int(nsamples)
+    while True:
+        rest = ~full
+        mass = wv[rest].sum()
+        if not rest.any() or mass <= 0:
+            break
+        fits = rest & (left * wv / mass >= count - 1e-8)
+        if not fits.any():
+            break
+        full |= fits
+        left -= int(count[fits].sum())
+    pairs = np.zeros(n_sizes, np.int64)
+    single = np.zeros(n_sizes, np.int64)
+    rest = np.flatnonzero(~full)
+    if rest.size and left > 0:
+        quota = (left // 2) * wv[rest] / wv[rest].sum()
+        cap = (count[rest] // 2).astype(np.int64)
+        got = np.minimum(np.floor(quota).astype(np.int64), cap)
+        for i in np.argsort(-(quota - got), kind="stable")[: left // 2 - int(got.sum())]:
+            if got[i] < cap[i]:
+                got[i] += 1
+        pairs[rest] = got
+        if left % 2:
+            room = got < cap
+            if room.any():
+                gap = np.where(room, quota - got, -np.inf)
+                single[rest[int(np.argmax(gap))]] = 1
+    return {"weights": wv, "sizes": sizes, "count": count.astype(np.int64), "full": full, "pairs": pairs,
+            "single": single}
+
+
+def shapley_coalitions(M, nsamples=None, seed=0, sampling="stratified") -> tuple[np.ndarray, np.ndarray]:
+    """Kernel SHAP's coalitions -> (masks (n, M) uint8, weights (n,) float64 summing to 1).
+
+    nsamples: the budget (None = shap's "auto", 2M + 2048); never more than 2^M - 2 rows come back.
+    sampling: how the coalitions not enumerated are chosen (both keep the Shapley kernel's mass per
+    size, complementary pairs, and enumerate whole sizes while the budget allows):
+        "stratified"  the budget left after enumeration is split over the remaining sizes in
+                      proportion to their kernel mass (largest-remainder rounding, in pairs); within
+                      a size, distinct subsets drawn uniformly without replacement, each with its
+                      complement; each row weighs (mass of its size) / (rows drawn at that size).
+                      Exactly min(nsamples, 2^M - 2) rows. Lower variance than "shap" at equal budget.
+        "shap"        the shap package's KernelExplainer design: each pair's size drawn at random from
+                      the remaining kernel mass, repeats merged into weights (so possibly fewer rows),
+                      the sampled weights renormalised to the remaining mass.
+    The same (M, nsamples, seed, sampling) gives the same rows, bit for bit.
+    """
+    M = _check_positive_int(M, "M")
+    if nsamples is None:
+        nsamples = default_nsamples(M)
+    nsamples = _check_positive_int(nsamples, "nsamples", minimum=0)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer; got {seed!r}")
+    if sampling not in SAMPLING:
+        raise InputError(f"sampling must be one of {SAMPLING}; got {sampling!r}")
+    if M < 2:
+        return np.zeros((0, M), np.uint8), np.zeros(0)
+    if M <= 62:
+        nsamples = min(nsamples, 2 ** M - 2)
+    if sampling == "shap":
+        return _shap_coalitions(M, nsamples, seed)
+    plan = shapley_strata(M, nsamples)
+    wv, sizes, count = plan["weights"], plan["sizes"], plan["count"]
+    full = np.flatnonzero(plan["full"])
+    drawn = 2 * plan["pairs"] + plan["single"]
+    n_full = int(count[full].sum())
+    n_drawn = int(drawn.sum())
+    masks = np.zeros((n_full + n_drawn, M), np.uint8)
+    weights = np.zeros(n_full + n_drawn)
+    if full.size:
+        _enumerate_sizes(M, sizes[full].astype(np.int64), wv[full] / count[full],
+                         np.asarray(2 * sizes[full] != M, np.bool_), masks, weights)
+    if n_drawn:
+        some = np.flatnonzero(drawn)
+        rows = _sample_strata(M, sizes[some].astype(np.int64), plan["pairs"][some], plan["single"][some],
+                              int(seed) % (2 ** 32), masks[n_full:])
+        assert rows == n_drawn
+        weights[n_full:] = np.repeat(wv[some] / drawn[some], drawn[some])
+        # strata the budget could not reach (tiny budgets) hand their mass to the ones it did reach
+        wl = wv[~plan["full"]].sum()
+        weights[n_full:] *= wl / weights[n_full:].sum()
+    elif 0 < weights.sum() < 1.0 - 1e-12:  # the budget ran out right after the enumerated sizes
+        weights /= weights.sum()
+    return masks, weights
+
+
+def _shap_coalitions(M, nsamples, seed) -> tuple[np.ndarray, np.ndarray]:
+    """sampling="shap": the shap package's KernelExplainer design (see shapley_coalitions)."""
+    plan = shapley_kernel_sizes(M, nsamples)
+    n_full = sum(math.comb(M, s) * (2 if p else 1) for s, p in zip(plan["full_sizes"], plan["full_paired"]))
+    n_full = min(n_full, nsamples) if plan["full_sizes"] else 0
+    left = nsamples - n_full if len(plan["full_sizes"]) != plan["n_sizes"] else 0
+    masks = np.zeros((n_full + left, M), np.uint8)
+    weights = np.zeros(n_full + left)
+    if plan["full_sizes"]:
+        _enumerate_sizes(M, np.asarray(plan["full_sizes"], np.int64), np.asarray(plan["full_weights"], np.float64),
+                         np.asarray(plan["full_paired"], np.bool_), masks, weights)
+    rows = n_full
+    if left > 0:
+        nf = len(plan["full_sizes"])
+        rw = plan["weights"].copy()
+        rw[: plan["n_paired"]] /= 2
+        rw = rw[nf:]
+        rw /= rw.sum()
+        cdf = np.cumsum(rw)
+        cdf[-1] = 1.0
+        got = _sample_pairs(M, left, nf + 1, cdf, plan["n_paired"], int(seed) % (2 ** 32),
+                            masks[n_full:], weights[n_full:])
+        rows = n_full + got
+        wl = plan["weights"][nf:].sum()
+        sw = weights[n_full:rows].sum()
+        if sw > 0:
+            weights[n_full:rows] *= wl / sw
+    return masks[:rows], weights[:rows]
+
+
+def shapley_solve(masks, weights, y, delta) -> np.ndarray:
+    """Shapley values from scored coalitions -> phi (M, C) float64 with sum(phi[:, c]) == delta[c].
+
+    masks: (n, M) 0/1; weights: (n,) >= 0; y: (n, C) = f(coalition) - f(baseline); delta: (C,) =
+    f(x) - f(baseline). Raises InputError when the coalitions do not determine phi (too few of them).
+    """
+    masks = _check_array(masks, "masks", 2, "(n, M)")
+    if masks.dtype == np.bool_:
+        masks = masks.view(np.uint8)
+    masks = np.ascontiguousarray(masks, dtype=np.uint8)
+    weights = _as_float64(_check_array(weights, "weights", 1, "(n,)"), "weights")
+    y = np.asarray(y, np.float64)
+    if y.ndim == 1:
+        y = y[:, None]
+    y = np.ascontiguousarray(_check_array(y, "y", 2, "(n, C)"))
+    delta = np.atleast_1d(np.asarray(delta, np.float64))
+    n, M = masks.shape
+    if weights.shape[0] != n or y.shape[0] != n:
+        raise InputError(f"masks ({n} rows), weights ({weights.shape[0]}) and y ({y.shape[0]}) must have the same rows")
+    if delta.shape[0] != y.shape[1]:
+        raise InputError(f"delta has {delta.shape[0]} values but y has {y.shape[1]} columns")
+    if M == 0:
+        return np.zeros((0, y.shape[1]))
+    out = np.zeros((M, y.shape[1]))
+    ok = _solve(masks, np.ascontiguousarray(weights), y, delta, out)
+    if not ok:
+        # rank-deficient design: the minimum-norm solution of the eliminated problem
+        e = masks[:, :-1].astype(np.float64) - masks[:, -1:].astype(np.float64)
+        sw = np.sqrt(weights)[:, None]
+        rhs = y - masks[:, -1:].astype(np.float64) * delta[None, :]
+        if e.shape[1]:
+            sol = np.linalg.lstsq(sw * e, sw * rhs, rcond=None)[0]
+        else:
+            sol = np.zeros((0, y.shape[1]))
+        out[:-1] = sol
+        out[-1] = delta - sol.sum(axis=0)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _composite_coalitions(x, background, masks, out):
+    """out[i * b + j] = where(masks[i], x, background[j]): x (M,), background (b, M), masks (m, M), out (m*b, M)."""
+    m, M = masks.shape
+    b = background.shape[0]
+    for i in range(m):
+        for j in range(b):
+            r = i * b + j
+            for q in range(M):
+                out[r, q] = x[q] if masks[i, q] else background[j, q]
+
+
+def composite_coalitions(x, background, masks, out=None) -> np.ndarray:
+    """Every coalition over every background row, written into ``out`` ((m * b, M), the model's dtype)."""
+    masks = np.ascontiguousarray(masks, dtype=np.uint8)
+    m, M = masks.shape
+    b = background.shape[0]
+    if out is None:
+        out = np.empty((m * b, M), background.dtype)
+    if out.shape != (m * b, M):
+        raise InputError(f"out must have shape {(m * b, M)}; got {out.shape}")
+    _composite_coalitions(x, background, masks, out)
+    return out

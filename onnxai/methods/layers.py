@@ -1,0 +1,289 @@
+"""What the CAM methods (CAM, Grad-CAM, Score-CAM) share: which layer to read, and how to see it as maps.
+
+    resolve_layer(model, layer)   "auto" -> the linear head's pooled features when the graph has such a
+                                  head, else the last rank-4 activation before the output; any tensor
+                                  name from ``onnxai inspect --layers``; unknown names -> LayerError
+                                  with close names
+    LayerView                     an activation of the layer as (B, K, h, w) maps and back: rank-4
+                                  NCHW or NHWC tensors, and transformer tokens (B, T, C) reshaped to
+                                  (B, C, h, w) after dropping ``prefix_tokens`` (default: 1 when T - 1
+                                  is a square, 0 when T is a square)
+    elementwise_segment           whether the graph from one tensor to another is a per-element
+                                  function (Relu, Clip, BatchNormalization, x * sigmoid(x), ...), which
+                                  Grad-CAM differentiates with two runs instead of 2K
+    LayerMethod                   a Method whose first forward pass also exposes the layer, so a CAM
+                                  costs one forward pass, not two
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import weakref
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+
+from .. import graph
+from ..errors import LayerError
+from ..explanation import Explanation
+from .base import Method, resolve_targets
+
+# --------------------------------------------------------------------------- layer choice
+
+_layers_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class LayerChoice:
+    """name: the tensor; how: in words, why it was chosen; head: the linear head (None when absent)."""
+
+    name: str
+    how: str
+    head: graph.LinearHead | None = field(default=None, compare=False, repr=False)
+    head_error: str | None = None
+
+
+def model_facts(model) -> dict:
+    """Per model, computed once: its layers (with inferred shapes) and its linear head or why it has none."""
+    facts = _layers_cache.get(model)
+    if facts is None:
+        try:
+            head, why = graph.find_linear_head(model.proto, model.output), None
+        except LayerError as e:
+            head, why = None, str(e)
+        layers = model.layers()
+        facts = {"layers": layers, "by_name": {l.name: l for l in layers}, "head": head, "head_error": why}
+        _layers_cache[model] = facts
+    return facts
+
+
+def resolve_layer(model, layer="auto") -> LayerChoice:
+    """The tensor a CAM reads. See the module docstring for the rule of ``layer="auto"``."""
+    facts = model_facts(model)
+    head = facts["head"]
+    if layer is None or layer == "auto":
+        if head is not None:
+            return LayerChoice(head.features, "auto: the features the linear head pools", head, None)
+        spatial = [l for l in facts["layers"] if l.spatial]
+        if not spatial:
+            raise LayerError(
+                "layer='auto' found no rank-4 activation in the model (and no linear head on a global "
+                "pooling); name a layer with --layer / layer=, see `onnxai inspect MODEL --layers`"
+            )
+        return LayerChoice(spatial[-1].name, "auto: the last spatial activation before the output "
+                                             "(the model has no linear head on a global pooling)",
+                           None, facts["head_error"])
+    if not isinstance(layer, str):
+        raise LayerError(f"layer must be 'auto' or a tensor name, not {type(layer).__name__}")
+    known = set(facts["by_name"]) | set(graph.input_names(model.proto))
+    if layer not in known:
+        raise graph.missing_layer_error(layer, model.proto)
+    return LayerChoice(layer, "given", head, facts["head_error"])
+
+
+# --------------------------------------------------------------------------- maps view
+
+
+@dataclass
+class LayerView:
+    """How an activation of the layer maps to (B, K, h, w).
+
+    kind: "nchw", "nhwc" or "tokens"; prefix: tokens dropped in front (class / distillation tokens);
+    grid: (h, w) of the maps.
+    """
+
+    kind: str
+    prefix: int = 0
+    grid: tuple = ()
+
+    @classmethod
+    def of(cls, act: np.ndarray, name: str, channel_axis: int | None = None, prefix_tokens: int | None = None):
+        if act.ndim == 4:
+            axis = 1 if channel_axis is None else int(channel_axis) % 4
+            if axis not in (1, 3):
+                raise LayerError(f"channel_axis of a rank-4 layer is 1 (NCHW) or 3 (NHWC), not {channel_axis}")
+            kind = "nchw" if axis == 1 else "nhwc"
+            grid = act.shape[2:] if kind == "nchw" else act.shape[1:3]
+            return cls(kind, 0, tuple(int(g) for g in grid))
+        if act.ndim == 3:
+            t = int(act.shape[1])
+            if prefix_tokens is None:
+                if _is_square(t - 1) and t > 1:
+                    prefix_tokens = 1
+                elif _is_square(t):
+                    prefix_tokens = 0
+                else:
+                    raise LayerError(
+                        f"layer {name!r} has {t} tokens: neither T nor T - 1 is a square, so its token grid "
+                        "is unknown; pass prefix_tokens= (--prefix-tokens) with the number of leading "
+                        "non-patch tokens"
+                    )
+            prefix_tokens = int(prefix_tokens)
+            if not 0 <= prefix_tokens < t or not _is_square(t - prefix_tokens):
+                raise LayerError(f"layer {name!r}: {t} tokens minus prefix_tokens={prefix_tokens} is not a square grid")
+            side = math.isqrt(t - prefix_tokens)
+            return cls("tokens", prefix_tokens, (side, side))
+        raise LayerError(
+            f"layer {name!r} has shape {act.shape}: a CAM needs a spatial activation (rank 4, N x K x h x w "
+            "or N x h x w x K) or transformer tokens (rank 3, N x T x C); pick one marked * by "
+            "`onnxai inspect MODEL --layers --spatial`"
+        )
+
+    def maps(self, act: np.ndarray) -> np.ndarray:
+        """Layer activation -> (B, K, h, w), float32 or float64 as given (a view where possible)."""
+        act = np.asarray(act)
+        if act.dtype not in (np.float32, np.float64):
+            act = act.astype(np.float32)
+        if self.kind == "nchw":
+            return act
+        if self.kind == "nhwc":
+            return act.transpose(0, 3, 1, 2)
+        b, t, c = act.shape
+        h, w = self.grid
+        return act[:, self.prefix:, :].reshape(b, h, w, c).transpose(0, 3, 1, 2)
+
+    def to_layer(self, maps: np.ndarray, like: np.ndarray) -> np.ndarray:
+        """(B, K, h, w) maps -> a layer tensor; tokens take their prefix tokens from ``like`` (1, T, C)."""
+        if self.kind == "nchw":
+            return np.ascontiguousarray(maps)
+        if self.kind == "nhwc":
+            return np.ascontiguousarray(maps.transpose(0, 2, 3, 1))
+        b, k, h, w = maps.shape
+        out = np.empty((b,) + like.shape[1:], np.float32)
+        out[:, :self.prefix] = like[:, :self.prefix]
+        out[:, self.prefix:] = maps.transpose(0, 2, 3, 1).reshape(b, h * w, k)
+        return out
+
+
+def _is_square(n: int) -> bool:
+    return n >= 1 and math.isqrt(n) ** 2 == n
+
+
+def upsample(lowres: np.ndarray, h: int, w: int, align_corners: bool = False) -> np.ndarray:
+    """(h0, w0) -> (h, w) float32, bilinear with torch's F.interpolate conventions."""
+    from .. import kernels
+
+    return kernels.resize(np.ascontiguousarray(lowres, np.float64), h, w, method="bilinear",
+                          align_corners=align_corners)
+
+
+# --------------------------------------------------------------------------- elementwise segments
+
+_UNARY = {
+    "Identity", "Relu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "Elu", "Selu", "Celu",
+    "Softplus", "Softsign", "Gelu", "Mish", "Erf", "Exp", "Log", "Abs", "Neg", "Sqrt", "Reciprocal",
+    "ThresholdedRelu", "Sin", "Cos", "Floor", "Ceil", "Round", "Sign",
+}
+_BINARY = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu", "Clip", "Dropout", "Cast"}
+
+
+def elementwise_segment(proto: onnx.ModelProto, start: str, end: str, shape: tuple) -> bool:
+    """True when ``end`` is a per-element function of ``start`` (same shape, no mixing of elements).
+
+    Every node between them must be an elementwise op whose other operands are constants that
+    broadcast into ``shape`` (the activation's shape) without enlarging it.
+    """
+    if start == end:
+        return True
+    try:
+        sub = graph.extract_tail(proto, start, [end])
+    except LayerError:
+        return False
+    consts = {i.name: tuple(i.dims) for i in sub.graph.initializer}
+    for n in sub.graph.node:
+        if n.op_type == "Constant":
+            t = next((a.t for a in n.attribute if a.name == "value"), None)
+            if t is None:
+                return False
+            consts[n.output[0]] = tuple(t.dims)
+    rank = len(shape)
+    for n in sub.graph.node:
+        if n.op_type == "Constant":
+            continue
+        if n.domain not in ("", "ai.onnx") and not (n.domain == "com.microsoft" and n.op_type in ("Gelu", "FastGelu")):
+            return False
+        if n.op_type == "BatchNormalization":
+            if len(n.output) > 1 and any(n.output[1:]) or not all(i in consts for i in n.input[1:]):
+                return False
+            if any(len(consts[i]) != 1 for i in n.input[1:]) or rank != 4:
+                return False
+            continue
+        if n.op_type == "Cast":
+            to = next((a.i for a in n.attribute if a.name == "to"), None)
+            if to not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16):
+                return False
+            continue
+        if n.op_type not in _UNARY and n.op_type not in _BINARY:
+            return False
+        if n.op_type in _UNARY and len([i for i in n.input if i]) > 1:
+            return False
+        if n.op_type == "Dropout" and len(n.output) > 1 and n.output[1]:
+            return False
+        for i in n.input:
+            if not i or i not in consts:
+                continue
+            cshape = consts[i]
+            if len(cshape) > rank:
+                return False
+            for c, a in zip(reversed(cshape), reversed(shape)):
+                if c != 1 and c != a:
+                    return False
+    return True
+
+
+# --------------------------------------------------------------------------- the method shape
+
+
+class LayerMethod(Method):
+    """A Method that reads one layer: ``explain`` exposes it in the first forward pass.
+
+    Subclasses set ``self.layer`` (and optionally ``self.channel_axis``, ``self.prefix_tokens``) and
+    implement ``_explain(model, x, crop, probs, targets, acts=None)``; ``acts`` is the layer's
+    activation from that first pass (None when ``_explain`` is called on its own).
+    """
+
+    layer = "auto"
+    channel_axis = None
+    prefix_tokens = None
+
+    def choose_layer(self, model) -> LayerChoice:
+        return resolve_layer(model, self.layer)
+
+    def explain(self, model, image, target=None):
+        t0 = time.perf_counter()
+        model.require_image()
+        x, crop = model.prepare(image)
+        choice = self.choose_layer(model)
+        acts, probs = model.activations(x, [choice.name])
+        probs = probs[0]
+        targets, single = resolve_targets(model, probs, target)
+        results = self._explain(model, x, crop, probs, targets, acts=acts[choice.name])
+        total = time.perf_counter() - t0
+        for e in results:
+            e.timings["total"] = total
+            e.image = crop
+            if isinstance(image, str) or hasattr(image, "__fspath__"):
+                e.source = str(image)
+        return results[0] if single else results
+
+    def read_layer(self, model, x, acts=None):
+        """-> (choice, activation (1, ...) in the layer's layout, view, maps (1, K, h, w))."""
+        choice = self.choose_layer(model)
+        if acts is None:
+            acts = model.activations(x, [choice.name])[0][choice.name]
+        axis = self.channel_axis
+        if axis is None and acts.ndim == 4:
+            if choice.head is not None:  # the model's own convention, read off its head
+                axis = choice.head.channel_axis
+            elif model.input.layout == "NHWC":
+                axis = 3
+        view = LayerView.of(acts, choice.name, axis, self.prefix_tokens)
+        return choice, acts, view, view.maps(acts)
+
+    def layer_extras(self, e: Explanation, choice: LayerChoice, view: LayerView, acts: np.ndarray):
+        e.extras.update(layer=choice.name, layer_choice=choice.how, layer_shape=list(acts.shape),
+                        layer_layout=view.kind)
+        if view.kind == "tokens":
+            e.extras["prefix_tokens"] = view.prefix

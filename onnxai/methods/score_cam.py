@@ -1,0 +1,133 @@
+"""Score-CAM (Wang et al. 2020): the layer's own activations, upsampled, as soft masks on the input.
+
+One forward pass exposes the layer's K channels A_k; each is upsampled bilinearly to the input size
+and min-max normalised, H_k = (up(A_k) - min) / (max - min), and x o H_k (composited over the fill,
+zero in model space by default) goes through the perturb-and-score engine. The masks of a chunk are
+made when the engine asks for them (never all K at once). With s_k the target's score of x o H_k:
+
+    map = ReLU(up(sum_k w_k A_k))          raw_map: ReLU(sum_k w_k A_k) at the layer's resolution
+                                           (relu_first: up(ReLU(sum_k w_k A_k)), pytorch-grad-cam's order)
+
+    weighting "score"     w_k = s_k                          the authors' code (haofanwang/Score-CAM)
+              "increase"  w_k = s_k - s(baseline)            the paper's "increase of confidence", eq. 2
+              "softmax"   w = softmax_k(s_k)                 pytorch-grad-cam's ScoreCAM, MATLAB's example
+    score     "probabilities" (post-softmax, the authors') or "logits" (pre-softmax; pytorch-grad-cam
+              scores logits and soft-maxes them over channels)
+    align_corners  of the bilinear upsampling of the masks: False is F.interpolate's default (the
+              authors); pytorch-grad-cam's nn.UpsamplingBilinear2d uses True. The map itself is always
+              upsampled with align_corners=False (the authors' F.interpolate, pytorch-grad-cam's cv2.resize)
+    relu_first  clip the low-resolution map at 0 before upsampling it (pytorch-grad-cam) instead of after
+    preset    "authors" (default: score, probabilities, align_corners False), "paper" (increase,
+              probabilities), "pytorch-grad-cam" (softmax, logits, align_corners True, relu_first,
+              chunks of 16, its default batch); explicit options override the preset
+
+Constant channels (max == min: the normalised map is 0/0) take the convention H_k = 0, so x o H_k is
+the fill itself for every one of them: they are not pushed through the model one by one. Under
+"score" they are dropped (the authors' code skips them), under "increase" their weight is exactly 0,
+and under "softmax" they enter the softmax with the fill's score, from one forward pass shared by
+all of them (pytorch-grad-cam scores each of them on that same input). ``skip_constant=False``
+pushes them through the engine anyway; the map is the same.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import engine, kernels
+from ..errors import InputError
+from .base import make_fill
+from .layers import LayerMethod, upsample
+
+WEIGHTINGS = ("score", "increase", "softmax")
+PRESETS = {
+    "authors": dict(weighting="score", score="probabilities", align_corners=False, relu_first=False),
+    "paper": dict(weighting="increase", score="probabilities", align_corners=False, relu_first=False),
+    "pytorch-grad-cam": dict(weighting="softmax", score="logits", align_corners=True, relu_first=True, chunk_size=16),
+}
+
+
+class ScoreCAM(LayerMethod):
+    name = "score-cam"
+
+    def __init__(self, layer: str = "auto", preset: str = "authors", weighting: str | None = None,
+                 score: str | None = None, align_corners: bool | None = None, relu_first: bool | None = None,
+                 fill="zero",
+                 skip_constant: bool = True, channel_axis: int | None = None, prefix_tokens: int | None = None,
+                 progress: bool | None = None, chunk_size: int | None = None):
+        if preset not in PRESETS:
+            raise InputError(f"preset must be one of {list(PRESETS)}, not {preset!r}")
+        p = PRESETS[preset]
+        weighting = p["weighting"] if weighting is None else weighting
+        score = p["score"] if score is None else score
+        if weighting not in WEIGHTINGS:
+            raise InputError(f"weighting must be one of {WEIGHTINGS}, not {weighting!r}")
+        if score not in ("probabilities", "logits"):
+            raise InputError(f"score must be 'probabilities' or 'logits', not {score!r}")
+        self.layer = layer
+        self.preset = preset
+        self.weighting = weighting
+        self.score = score
+        self.align_corners = bool(p["align_corners"] if align_corners is None else align_corners)
+        self.relu_first = bool(p["relu_first"] if relu_first is None else relu_first)
+        self.fill = fill
+        self.skip_constant = bool(skip_constant)
+        self.channel_axis = channel_axis
+        self.prefix_tokens = prefix_tokens
+        self._progress = progress
+        self._chunk_size = chunk_size if chunk_size is not None else p.get("chunk_size")
+
+    def _explain(self, model, x, crop, probs, targets, acts=None):
+        choice, acts, view, maps = self.read_layer(model, x, acts)
+        A = np.ascontiguousarray(maps[0], np.float32)  # (K, h, w)
+        K = A.shape[0]
+        H, W = crop.shape[:2]
+        flat = A.reshape(K, -1)
+        constant = flat.max(axis=1) == flat.min(axis=1)  # (K,) bool
+        pushed = np.flatnonzero(~constant) if self.skip_constant else np.arange(K)
+        align = self.align_corners
+
+        def make(start: int, stop: int) -> np.ndarray:  # (stop - start, H, W) float32 soft masks
+            sel = pushed[start:stop]
+            up = kernels.resize_stack(A[sel], H, W, method="bilinear", align_corners=align)
+            v = up.reshape(up.shape[0], -1)
+            lo = v.min(axis=1)
+            span = v.max(axis=1) - lo
+            scale = np.where((span > 0) & ~constant[sel], 1.0 / np.where(span > 0, span, 1.0), 0.0).astype(np.float32)
+            v -= lo[:, None]
+            v *= scale[:, None]
+            return up
+
+        baseline = make_fill(model, crop, x, self.fill)
+        res = engine.run(model, x, baseline, engine.SoftMasks(n=len(pushed), make=make), kind=self.score,
+                         progress=self._progress, chunk_size=self._chunk_size, desc="score-cam")
+        scores = np.zeros((K, res.scores.shape[1] if len(pushed) else model.num_classes), np.float64)
+        scores[pushed] = res.scores
+        need_base = self.weighting == "increase" or (self.weighting == "softmax" and constant.any())
+        base_scores = None
+        if need_base:
+            base_scores = model.run_batch(baseline, self.score)[0].astype(np.float64)
+            if self.skip_constant:
+                scores[constant] = base_scores
+        out = []
+        for t in targets:
+            s = scores[:, t]
+            if self.weighting == "score":
+                w = np.where(constant, 0.0, s)
+            elif self.weighting == "increase":
+                w = np.where(constant, 0.0, s - base_scores[t])
+            else:
+                z = np.exp(s - s.max())
+                w = z / z.sum()
+            low = np.tensordot(w, A.astype(np.float64), axes=1)  # (h, w)
+            if self.relu_first:
+                low = np.maximum(low, 0.0)
+            map_ = np.maximum(upsample(low, H, W, False), 0.0)  # the map itself: F.interpolate's default (cv2's)
+            e = self._explanation(model, t, probs, map_)
+            e.raw_map = np.maximum(low, 0.0).astype(np.float32)
+            e.importance = w.astype(np.float32)
+            self.layer_extras(e, choice, view, acts)
+            e.extras.update(channels=int(K), constant_channels=int(constant.sum()), forward_passes=int(len(pushed)),
+                            weighting=self.weighting, score=self.score)
+            e.timings.update(forward=res.forward_s, engine=res.total_s)
+            out.append(e)
+        return out

@@ -1,0 +1,226 @@
+"""A side-by-side HTML report: one self-contained file that opens in any browser with no server.
+
+Every picture is embedded as a base64 PNG data URI; the style sheet is inline; no script, no external
+link. For each picture the report shows the crop the model saw, its top-k predictions, then one row
+per explained class with the overlay of every method side by side, the methods' parameters and
+timings, and (when given) the faithfulness metrics of ``onnxai.metrics`` and their curves.
+
+    rep = Report("chelsea", model=model)
+    rep.add_picture("samples/chelsea.png", crop, predictions, explanations, scores)
+    rep.add_figure("deletion and insertion curves", curves_png)
+    rep.save("out/report.html")
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+_CSS = """
+body { font-family: system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 24px; color: #222; }
+h1 { font-size: 22px; margin: 0 0 4px 0; } h2 { font-size: 18px; margin: 28px 0 8px 0; border-bottom: 1px solid #ddd; }
+h3 { font-size: 15px; margin: 16px 0 6px 0; }
+.meta { color: #666; font-size: 13px; }
+.row { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
+figure { margin: 0; padding: 6px; border: 1px solid #e3e3e3; border-radius: 6px; background: #fafafa; }
+figure img { display: block; max-width: 100%; image-rendering: auto; }
+figcaption { font-size: 13px; margin-top: 4px; text-align: center; }
+table { border-collapse: collapse; font-size: 13px; margin: 6px 0 10px 0; }
+th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
+th { background: #f2f2f2; } td.l, th.l { text-align: left; }
+details { font-size: 12px; margin: 4px 0; } pre { margin: 4px 0; white-space: pre-wrap; }
+.best { font-weight: bold; }
+"""
+
+
+def png_data_uri(img) -> str:
+    """A PIL image or (H, W[, 3]) uint8 array -> "data:image/png;base64,..."."""
+    from PIL import Image
+
+    if not isinstance(img, Image.Image):
+        img = Image.fromarray(np.asarray(img))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _e(v) -> str:
+    return html.escape(str(v), quote=True)
+
+
+def _img(img, alt: str, width: int | None = None) -> str:
+    w = f' width="{int(width)}"' if width else ""
+    return f'<img src="{png_data_uri(img)}" alt="{_e(alt)}"{w}>'
+
+
+def _table(heads, rows, left_cols=1) -> str:
+    h = "".join(f'<th class="l">{_e(x)}</th>' if i < left_cols else f"<th>{_e(x)}</th>" for i, x in enumerate(heads))
+    body = []
+    for r in rows:
+        cells = []
+        for i, x in enumerate(r):
+            cls = ' class="l"' if i < left_cols else ""
+            cells.append(f"<td{cls}>{x if isinstance(x, _Raw) else _e(x)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{h}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+class _Raw(str):
+    """Already-escaped HTML for a table cell."""
+
+
+def _fmt(v, digits=3) -> str:
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+@dataclass
+class Report:
+    """Collects sections and writes one HTML file."""
+
+    title: str = "onnxai report"
+    model: object = None
+    params: dict = field(default_factory=dict)
+    _parts: list = field(default_factory=list)
+
+    def add_picture(self, name: str, crop: np.ndarray, predictions=(), explanations=(), scores=None,
+                    alpha: float = 0.5, cmap: str | None = None) -> None:
+        """One picture: the crop, its top-k, and the overlays of every explanation grouped by class.
+
+        predictions: onnxai Prediction objects (index, label, probability).
+        explanations: Explanation objects (any methods, any classes of this picture).
+        scores: optional {(method, target): metrics.Score} for the metrics table.
+        """
+        from . import render
+
+        out = [f"<section><h2>{_e(name)}</h2>", '<div class="row">',
+               f'<figure>{_img(_enlarged(crop)[0], "the picture the model saw")}'
+               f"<figcaption>input {crop.shape[1]}x{crop.shape[0]}</figcaption></figure>"]
+        if predictions:
+            rows = [[str(k), p.label, str(p.index), f"{p.probability:.2%}"] for k, p in enumerate(predictions, 1)]
+            out.append(f"<div><h3>top-{len(predictions)} predictions</h3>"
+                       f"{_table(['#', 'class', 'index', 'probability'], rows, left_cols=2)}</div>")
+        out.append("</div>")
+        by_target: dict[int, list] = {}
+        for e in explanations:
+            by_target.setdefault(int(e.target), []).append(e)
+        for target, group in by_target.items():
+            label = group[0].label
+            name_txt = label if label == f"class {target}" else f"{label} (class {target})"
+            out.append(f"<h3>{_e(name_txt)}, p = {group[0].score:.3f}</h3><div class=\"row\">")
+            for e in group:
+                pic, map_ = _enlarged(e.image if e.image is not None else crop, e.map)
+                panel = render.overlay(pic, map_, alpha=alpha, cmap=cmap)
+                secs = float(e.timings.get("total", 0.0))
+                out.append(f'<figure data-method="{_e(e.method)}">{_img(panel, f"{e.method} map for {label}")}'
+                           f"<figcaption><b>{_e(e.method)}</b> &middot; {secs:.2f} s</figcaption></figure>")
+            out.append("</div>")
+            rows = []
+            for e in group:
+                t = ", ".join(f"{k} {float(v):.3f}s" for k, v in e.timings.items() if isinstance(v, (int, float)))
+                facts = {k: v for k, v in e.extras.items() if isinstance(v, (int, float, str, bool))}
+                rows.append([e.method, _Raw(f"<pre>{_e(json.dumps(_plain(e.params), sort_keys=True))}</pre>"),
+                             _Raw(f"<pre>{_e(json.dumps(_plain(facts)))}</pre>"), t])
+            out.append(f"<details><summary>parameters, facts and timings</summary>"
+                       f"{_table(['method', 'parameters', 'facts', 'timings'], rows, left_cols=4)}</details>")
+            if scores:
+                srows = [s for (m, t), s in scores.items() if t == target]
+                if srows:
+                    out.append(metrics_table(srows))
+        out.append("</section>")
+        self._parts.append("".join(out))
+
+    def add_figure(self, caption: str, img) -> None:
+        self._parts.append(f"<section><h2>{_e(caption)}</h2><figure>{_img(img, caption)}"
+                           f"<figcaption>{_e(caption)}</figcaption></figure></section>")
+
+    def add_evaluation(self, evaluation, curves=None) -> None:
+        """The summary table (mean ± std over pictures) of a metrics.Evaluation, and its curves."""
+        from .metrics import BETTER, METRICS
+
+        summ = evaluation.summary()
+        names = {"deletion": "deletion AUC", "insertion": "insertion AUC", "ad": "AD %", "ic": "IC %",
+                 "ad50": "AD50 %", "ic50": "IC50 %", "seconds": "s / picture"}
+        digits = {"deletion": 3, "insertion": 3, "seconds": 2}
+        heads = ["method", "n"] + [f"{names.get(k, k)} {'↓' if BETTER[k] == 'lower' else '↑'}" for k in METRICS]
+        rows = [[m, str(d["n"])] + [f"{d[k][0]:.{digits.get(k, 1)}f} ± {d[k][1]:.{digits.get(k, 1)}f}" for k in METRICS]
+                for m, d in summ.items()]
+        self._parts.append(f"<section><h2>evaluation over {len({s.image for s in evaluation.scores})} pictures</h2>"
+                           f"{_table(heads, rows)}</section>")
+        if curves is not None:
+            self.add_figure("mean deletion and insertion curves", curves)
+
+    def html(self) -> str:
+        head = [f"<h1>{_e(self.title)}</h1>"]
+        meta = []
+        if self.model is not None:
+            meta.append(f"model {_e(getattr(self.model, 'path', None) or 'in memory')} "
+                        f"({_e(getattr(self.model, 'provider', ''))}, {getattr(self.model, 'num_classes', '?')} classes)")
+        meta.append(f"written {_e(time.strftime('%Y-%m-%d %H:%M:%S'))} by onnxai")
+        head.append(f'<p class="meta">{"; ".join(meta)}</p>')
+        if self.params:
+            head.append(f"<details><summary>run parameters</summary><pre>{_e(json.dumps(_plain(self.params), indent=1))}</pre></details>")
+        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(self.title)}</title>"
+                f"<style>{_CSS}</style></head><body>{''.join(head)}{''.join(self._parts)}</body></html>\n")
+
+    def save(self, path, force: bool = False) -> Path:
+        path = Path(path)
+        if path.exists() and not force:
+            raise InputError(f"{path} exists; pass --force to overwrite it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.html(), encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+
+def metrics_table(scores) -> str:
+    """HTML table of metrics.Score rows; the best value of each column is bold."""
+    from .metrics import BETTER
+
+    cols = ["deletion", "insertion", "ad", "ic", "ad50", "ic50"]
+    best = {}
+    for k in cols:
+        vals = [getattr(s, k) for s in scores]
+        best[k] = min(vals) if BETTER[k] == "lower" else max(vals)
+    rows = []
+    for s in scores:
+        cells = [s.method]
+        for k in cols:
+            v = getattr(s, k)
+            txt = _e(_fmt(v, 3 if k in ("deletion", "insertion") else 1))
+            cells.append(_Raw(f'<span class="best">{txt}</span>' if v == best[k] and len(scores) > 1 else txt))
+        rows.append(cells)
+    heads = ["method", "deletion AUC ↓", "insertion AUC ↑", "AD ↓", "IC ↑", "AD50 ↓", "IC50 ↑"]
+    return "<h3>faithfulness</h3>" + _table(heads, rows)
+
+
+def _enlarged(picture: np.ndarray, map_: np.ndarray | None = None, at_least: int = 224):
+    """Small pictures (tiny test models) repeated pixel by pixel to about ``at_least`` wide, map alike."""
+    from .render import _fit_map
+
+    h, w = picture.shape[:2]
+    k = max(1, -(-at_least // max(w, 1)))
+    if map_ is not None:
+        map_ = _fit_map(np.asarray(map_, np.float32), h, w)
+    if k == 1:
+        return picture, map_
+    big = np.repeat(np.repeat(picture, k, 0), k, 1)
+    return big, (None if map_ is None else np.repeat(np.repeat(map_, k, 0), k, 1))
+
+
+def _plain(v):
+    from .explanation import _jsonable
+
+    return _jsonable(v)

@@ -1,0 +1,207 @@
+"""Kernel SHAP: exact Shapley values at a full budget, efficiency, linear models, shap agreement, coalitions."""
+
+import itertools
+import math
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import onnxai
+from onnxai.kernels.shapley import shapley_coalitions, shapley_solve
+import tiny
+
+
+# --------------------------------------------------------------------------- hand-built tabular graphs
+
+
+def mlp_model(M: int, C: int = 3, seed: int = 0, softmax: bool = True):
+    """x (n, M) -> Tanh(x W1 + b1) W2 + b2 -> [Softmax]: a nonlinear tabular classifier."""
+    rng = np.random.default_rng(seed)
+    W1 = rng.standard_normal((M, 6)).astype(np.float32)
+    b1 = rng.standard_normal(6).astype(np.float32)
+    W2 = rng.standard_normal((6, C)).astype(np.float32)
+    b2 = rng.standard_normal(C).astype(np.float32)
+    nodes = [
+        helper.make_node("MatMul", ["x", "W1"], ["h0"]),
+        helper.make_node("Add", ["h0", "b1"], ["h1"]),
+        helper.make_node("Tanh", ["h1"], ["h"]),
+        helper.make_node("MatMul", ["h", "W2"], ["o0"]),
+        helper.make_node("Add", ["o0", "b2"], ["logits"]),
+    ]
+    out = "logits"
+    if softmax:
+        nodes.append(helper.make_node("Softmax", ["logits"], ["probs"], axis=1))
+        out = "probs"
+    inits = [numpy_helper.from_array(a, n) for a, n in ((W1, "W1"), (b1, "b1"), (W2, "W2"), (b2, "b2"))]
+    return _graph(nodes, inits, M, C, out)
+
+
+def linear_model(w: np.ndarray, c: float):
+    """x (n, M) -> x w + c, one output column: MatMul + Add."""
+    M = w.shape[0]
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Add", ["xw", "c"], ["y"])]
+    inits = [numpy_helper.from_array(w.reshape(M, 1).astype(np.float32), "w"),
+             numpy_helper.from_array(np.array([c], np.float32), "c")]
+    return _graph(nodes, inits, M, 1, "y")
+
+
+def _graph(nodes, inits, M, C, out):
+    g = helper.make_graph(nodes, "tab", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, M])],
+                          [helper.make_tensor_value_info(out, TensorProto.FLOAT, [None, C])], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 9
+    onnx.checker.check_model(m)
+    return onnxai.load(m, providers="cpu")
+
+
+def exact_shapley(value, M):
+    """Brute force: phi_i = sum_S |S|! (M-|S|-1)! / M! (v(S + i) - v(S)); value: (2^M, M) masks -> (2^M, C)."""
+    codes = np.arange(2 ** M)
+    masks = ((codes[:, None] >> np.arange(M)[None, :]) & 1).astype(np.uint8)
+    v = value(masks)
+    sizes = masks.sum(axis=1)
+    phi = np.zeros((M, v.shape[1]))
+    for i in range(M):
+        without = codes[(codes >> i) & 1 == 0]
+        s = sizes[without]
+        w = np.array([math.factorial(k) * math.factorial(M - k - 1) / math.factorial(M) for k in s])
+        phi[i] = (w[:, None] * (v[without | (1 << i)] - v[without])).sum(axis=0)
+    return phi
+
+
+def table_value(model, x, bg, bw, kind="probabilities"):
+    def value(masks):
+        rows = np.where(masks[:, None, :].astype(bool), x[None, None, :], bg[None, :, :])  # (2^M, b, M)
+        s = model.scores(rows.reshape(-1, x.size).astype(np.float32), kind).astype(np.float64)
+        return (s.reshape(masks.shape[0], bg.shape[0], -1) * bw[None, :, None]).sum(axis=1)
+    return value
+
+
+# --------------------------------------------------------------------------- exactness
+
+
+@pytest.mark.parametrize("M", [2, 5, 9, 12])
+def test_full_budget_equals_brute_force_shapley_nonlinear(M):
+    model = mlp_model(M, seed=M)
+    rng = np.random.default_rng(M)
+    X = rng.standard_normal((2, M))
+    bg = rng.standard_normal((4, M))
+    ks = onnxai.KernelSHAP(nsamples=2 ** M, background=onnxai.tabular.Background(bg, [1, 2, 3, 4]))
+    e = ks.explain(model, X)
+    assert e.values.shape == (2, M, 3)
+    for r in range(2):
+        ref = exact_shapley(table_value(model, X[r], ks.background.data, ks.background.weights), M)
+        assert np.abs(e.values[r] - ref).max() <= 1e-6
+        # efficiency: sum phi = f(x) - E f(background), every class
+        np.testing.assert_allclose(e.values[r].sum(axis=0), e.predictions[r] - e.base_values, atol=1e-9)
+    assert e.extras["num_samples"] == [2 ** M - 2] * 2
+
+
+def test_raw_outputs_and_a_dummy_feature():
+    model = mlp_model(6, softmax=False, seed=1)
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((1, 6))
+    bg = rng.standard_normal((3, 6))
+    bg[:, 2] = X[0, 2]  # never varies: shap gives it 0 and explains the other 5
+    e = onnxai.KernelSHAP(nsamples=None, background=bg, kind="raw").explain(model, X)
+    ref = exact_shapley(table_value(model, X[0], bg, np.full(3, 1 / 3), "raw"), 6)
+    assert np.abs(e.values[0] - ref).max() <= 1e-5
+    assert np.all(e.values[0, 2] == 0)
+
+
+def test_linear_model_gives_w_times_x_minus_mean():
+    rng = np.random.default_rng(2)
+    M = 20  # too many for enumeration: sampled coalitions must still be exact for a linear model
+    w = rng.standard_normal(M)
+    model = linear_model(w, 0.7)
+    train = rng.standard_normal((200, M)) * 2 + 1
+    X = rng.standard_normal((3, M))
+    e = onnxai.KernelSHAP(nsamples=500, background=train, summarise="all", kind="raw").explain(model, X)
+    expected = w[None, :] * (X - train.mean(axis=0)[None, :])
+    assert np.abs(e.values[:, :, 0] - expected).max() <= 1e-4  # float32 model arithmetic
+    np.testing.assert_allclose(e.base_values[0], train.mean(axis=0) @ w + 0.7, rtol=1e-5)
+
+
+def test_image_kernel_shap_full_budget_is_exact():
+    m, _ = tiny.conv_net(size=8, classes=4, softmax=True, seed=3)
+    pre = onnxai.Preprocess(resize=None, crop=8, mean=(0.5,) * 3, std=(0.25,) * 3)
+    model = onnxai.load(m, preprocess=pre, providers="cpu")
+    pic = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    segments = (np.arange(8)[:, None] // 3 * 3 + np.arange(8)[None, :] // 3).astype(np.int32)  # 9 cells
+    ks = onnxai.KernelSHAP(nsamples=2 ** 9, segmentation=segments, fill="mean")
+    expls = ks.explain(model, pic, target=[0, 1, 2, 3])
+    x, crop = model.prepare(pic)
+    base = onnxai.methods.base.make_fill(model, crop, x, "mean")
+
+    def value(masks):
+        pix = masks[:, segments].astype(np.float32)[:, None]
+        return model.scores(base + pix * (x - base)).astype(np.float64)
+
+    ref = exact_shapley(value, 9)
+    for e in expls:
+        assert np.abs(e.importance - ref[:, e.target]).max() <= 1e-6
+        assert abs(e.extras["efficiency_gap"]) <= 1e-6
+        np.testing.assert_allclose(e.map, e.importance[segments])
+
+
+# --------------------------------------------------------------------------- the coalition design
+
+
+def test_coalitions_match_shap_design():
+    masks, w = shapley_coalitions(10, 300, seed=0)
+    assert masks.shape == (300, 10) and w.sum() == pytest.approx(1.0)
+    sizes = masks.sum(axis=1)
+    # sizes 1 and 9 (20 rows) and 2 and 8 (90 rows) are enumerated whole: 110 rows, then sampling
+    assert sorted(sizes[:20]) == [1] * 10 + [9] * 10 and set(sizes[20:110]) == {2, 8}
+    # sampled sizes 1..4 come with their complement right after; size 5 (its own complement size) alone
+    i, firsts = 110, []
+    while i < 300:
+        firsts.append(masks[i].tobytes())
+        if sizes[i] <= 4 and i + 1 < 300:
+            assert np.all(masks[i] + masks[i + 1] == 1)
+            i += 2
+        else:
+            i += 1
+    assert len(set(firsts)) == len(firsts)  # repeats are merged into weights, never scored twice
+    again = shapley_coalitions(10, 300, seed=0)
+    assert np.array_equal(masks, again[0]) and np.array_equal(w, again[1])
+    assert not np.array_equal(masks, shapley_coalitions(10, 300, seed=1)[0])
+
+
+def test_enumerated_weights_are_the_shapley_kernel():
+    M = 7
+    masks, w = shapley_coalitions(M, 2 ** M, seed=0)
+    assert masks.shape[0] == 2 ** M - 2
+    s = masks.sum(axis=1)
+    kern = (M - 1) / (np.array([math.comb(M, k) for k in s]) * s * (M - s))
+    np.testing.assert_allclose(w / w.sum(), kern / kern.sum())
+
+
+def test_solve_keeps_efficiency_exactly_with_few_samples():
+    rng = np.random.default_rng(0)
+    masks, w = shapley_coalitions(15, 40, seed=2)
+    y = rng.standard_normal((masks.shape[0], 3))
+    phi = shapley_solve(masks, w, y, [1.0, -2.0, 0.5])
+    np.testing.assert_allclose(phi.sum(axis=0), [1.0, -2.0, 0.5], atol=1e-12)
+
+
+def test_l1_num_features_keeps_k_features():
+    model = mlp_model(12, seed=5)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((1, 12))
+    bg = rng.standard_normal((3, 12))
+    e = onnxai.KernelSHAP(nsamples=300, background=bg, l1_reg="num_features(4)").explain(model, X)
+    assert all(np.count_nonzero(e.values[0, :, c]) <= 4 for c in range(3))
+    np.testing.assert_allclose(e.values[0].sum(axis=0), e.predictions[0] - e.base_values, atol=1e-9)
+    with pytest.raises(onnxai.InputError, match="l1_reg"):
+        onnxai.KernelSHAP(l1_reg="lots")
+
+
+def test_tables_need_a_background():
+    model = mlp_model(4)
+    with pytest.raises(onnxai.InputError, match="background"):
+        onnxai.KernelSHAP().explain(model, np.zeros((1, 4)))
+    with pytest.raises(onnxai.InputError, match="takes 4 features"):
+        onnxai.KernelSHAP(background=np.zeros((3, 4))).explain(model, np.zeros((1, 5)))
