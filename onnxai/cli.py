@@ -558,7 +558,7 @@ def _accepts(name: str, param: str) -> bool:
               help="Comma list of methods, or all. A random map is always scored as a baseline.")
 @click.option("--target", "-t", default="top1", show_default=True, help="Class explained on each picture: top1, an index or a label.")
 @click.option("--step", type=click.IntRange(1), default=None, help="Pixels per deletion/insertion step (default: one row, e.g. 224).")
-@click.option("--substrate", default="black", show_default=True, help="What deleted pixels show: black, zero, mean, blur, a grey value.")
+@click.option("--substrate", default="zero", show_default=True, help="What deleted pixels show: zero (the model-space zero: the data set mean colour for mean/std models), black, mean, blur, a grey value.")
 @click.option("--blur-sigma", type=float, default=5.0, show_default=True, help="Insertion starts from the picture blurred this much (pixels).")
 @click.option("--param", "params", multiple=True, help="A method parameter, METHOD.KEY=VALUE (repeatable), e.g. lime.num_samples=500.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random-map baseline.")

@@ -140,21 +140,22 @@ class Explanation:
         )
 
 
-def _jsonable(v):
+def to_jsonable(v, max_array: int | None = 4096):
+    """Plain JSON types for parameters and facts: numpy scalars and arrays become numbers and lists
+    (arrays above ``max_array`` elements become a short description), anything else its repr."""
     if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        return {str(k): to_jsonable(x, max_array) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
+        return [to_jsonable(x, max_array) for x in v]
     if isinstance(v, np.ndarray):
-        return v.tolist() if v.size <= 4096 else f"<array {v.shape}>"
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    if isinstance(v, (np.bool_,)):
-        return bool(v)
+        return v.tolist() if max_array is None or v.size <= max_array else f"<array {v.shape}>"
+    if isinstance(v, np.generic):
+        return v.item()
     if isinstance(v, Path):
         return str(v)
     if v is None or isinstance(v, (int, float, str, bool)):
         return v
     return repr(v)
+
+
+_jsonable = to_jsonable

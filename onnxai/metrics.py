@@ -1,8 +1,14 @@
 """How faithful is a map to the model? Deletion/insertion curves, Average Drop/Increase, a whole evaluation.
 
     deletion   pixels are removed in the map's order (most important first, ``step`` per step) towards
-               a substrate (black by default); the explained class's probability should fall fast:
-               a LOWER area under the curve is better (Petsiuk et al. 2018, the RISE paper)
+               a substrate; the explained class's probability should fall fast: a LOWER area under
+               the curve is better (Petsiuk et al. 2018, the RISE paper). The default substrate is
+               zero in the model's input space (for mean/std models, the data set's mean colour; mid
+               grey for the shipped model). A black substrate is available, but scattered black
+               blobs are so far from natural pictures that on the shipped model a random smooth map
+               deleted towards black beat every method on 2 of 3 pictures (chelsea 0.031 against
+               0.060 for Grad-CAM), while each map still beat its own reverse: black deletion
+               then measures how fragile a class is to any black blob rather than the map.
     insertion  pixels are revealed in the same order over a blurred copy of the picture; the
                probability should rise fast: a HIGHER area is better
     average drop / increase in confidence (Chattopadhyay et al. 2018, Grad-CAM++): with Y the class
@@ -172,7 +178,7 @@ def step_counts(n_pixels: int, step: int) -> np.ndarray:
 
 
 def curve(model, image, map_, target=None, kind: str = "deletion", step: int | None = None,
-          substrate="black", blur_sigma: float = 5.0, chunk_size: int | None = None,
+          substrate="zero", blur_sigma: float = 5.0, chunk_size: int | None = None,
           progress: bool | None = False) -> Curve:
     """A deletion or insertion curve of ``map_`` for ``target`` (default: the predicted class).
 
@@ -201,7 +207,7 @@ def curve(model, image, map_, target=None, kind: str = "deletion", step: int | N
     return Curve(kind, target, fractions, scores, auc(scores, fractions), time.perf_counter() - t0)
 
 
-def deletion(model, image, map_, target=None, step=None, substrate="black", **kw) -> Curve:
+def deletion(model, image, map_, target=None, step=None, substrate="zero", **kw) -> Curve:
     """Deletion curve (lower AUC = more faithful). See ``curve``."""
     return curve(model, image, map_, target, "deletion", step=step, substrate=substrate, **kw)
 
@@ -303,7 +309,7 @@ class Score:
 
 
 def score_map(model, image, map_, target=None, method: str = "", seconds: float = 0.0, step=None,
-              substrate="black", blur_sigma: float = 5.0, progress=False) -> Score:
+              substrate="zero", blur_sigma: float = 5.0, progress=False) -> Score:
     """Deletion and insertion AUCs, AD/IC (and the top-50% variants) of one map."""
     p = prepare(model, image)
     target = _target(model, p.probs, target)
@@ -414,7 +420,7 @@ class Evaluation:
         return paths
 
 
-def evaluate(model, images, methods, target="top1", step: int | None = None, substrate="black",
+def evaluate(model, images, methods, target="top1", step: int | None = None, substrate="zero",
              blur_sigma: float = 5.0, seed: int = 0, random_baseline: bool = True, on_score=None,
              progress: bool | None = False) -> Evaluation:
     """Explain every picture with every method and score each map; a random map is scored too.

@@ -551,7 +551,8 @@ class Model:
 
     def predict(self, images, top: int = 5) -> list[list[Prediction]]:
         """Top-k classes for one picture or a list of pictures (paths or RGB arrays)."""
-        single = isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim == 3)
+        # one picture: a path, or an array of one picture (greyscale H x W, or H x W x 3/4)
+        single = isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3))
         items = [images] if single else list(images)
         if not items:
             return []

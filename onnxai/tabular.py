@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .explanation import to_jsonable
 from .errors import InputError, ModelError
 
 # --------------------------------------------------------------------------- models
@@ -340,17 +341,7 @@ def output_paths(base, rows) -> list[Path]:
 
 
 def _jsonable(v):
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, (int, float, str, bool)) or v is None:
-        return v
-    return str(v)
+    return to_jsonable(v, max_array=None)  # tables keep every number
 
 
 # --------------------------------------------------------------------------- pictures

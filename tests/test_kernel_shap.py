@@ -82,13 +82,14 @@ def table_value(model, x, bg, bw, kind="probabilities"):
 # --------------------------------------------------------------------------- exactness
 
 
-@pytest.mark.parametrize("M", [2, 5, 9, 12])
-def test_full_budget_equals_brute_force_shapley_nonlinear(M):
+@pytest.mark.parametrize("M, sampling", [(2, "stratified"), (5, "stratified"), (9, "stratified"), (12, "stratified"),
+                                         (5, "shap"), (9, "shap")])
+def test_full_budget_equals_brute_force_shapley_nonlinear(M, sampling):
     model = mlp_model(M, seed=M)
     rng = np.random.default_rng(M)
     X = rng.standard_normal((2, M))
     bg = rng.standard_normal((4, M))
-    ks = onnxai.KernelSHAP(nsamples=2 ** M, background=onnxai.tabular.Background(bg, [1, 2, 3, 4]))
+    ks = onnxai.KernelSHAP(nsamples=2 ** M, background=onnxai.tabular.Background(bg, [1, 2, 3, 4]), sampling=sampling)
     e = ks.explain(model, X)
     assert e.values.shape == (2, M, 3)
     for r in range(2):
@@ -150,7 +151,7 @@ def test_image_kernel_shap_full_budget_is_exact():
 
 
 def test_coalitions_match_shap_design():
-    masks, w = shapley_coalitions(10, 300, seed=0)
+    masks, w = shapley_coalitions(10, 300, seed=0, sampling="shap")
     assert masks.shape == (300, 10) and w.sum() == pytest.approx(1.0)
     sizes = masks.sum(axis=1)
     # sizes 1 and 9 (20 rows) and 2 and 8 (90 rows) are enumerated whole: 110 rows, then sampling
@@ -165,9 +166,82 @@ def test_coalitions_match_shap_design():
         else:
             i += 1
     assert len(set(firsts)) == len(firsts)  # repeats are merged into weights, never scored twice
-    again = shapley_coalitions(10, 300, seed=0)
+    again = shapley_coalitions(10, 300, seed=0, sampling="shap")
     assert np.array_equal(masks, again[0]) and np.array_equal(w, again[1])
-    assert not np.array_equal(masks, shapley_coalitions(10, 300, seed=1)[0])
+    assert not np.array_equal(masks, shapley_coalitions(10, 300, seed=1, sampling="shap")[0])
+
+
+def _kernel_mass(M):
+    """Shapley-kernel mass of each size 1..M-1, summing to 1."""
+    s = np.arange(1, M)
+    m = (M - 1) / (s * (M - s))
+    return m / m.sum()
+
+
+@pytest.mark.parametrize("M, n", [(12, 1000), (10, 200), (10, 301), (7, 50), (15, 40), (30, 1000), (12, 4093)])
+def test_stratified_design(M, n):
+    masks, w = shapley_coalitions(M, n, seed=3)  # sampling="stratified" is the default
+    assert masks.shape == (min(n, 2 ** M - 2), M)  # exactly the budget, nothing merged away
+    assert w.sum() == pytest.approx(1.0, abs=1e-12) and np.all(w > 0)
+    assert len({r.tobytes() for r in masks}) == masks.shape[0]  # without replacement: no repeats
+    assert not np.any(masks.all(axis=1)) and np.any(masks, axis=1).all()  # never the empty or full one
+    # every row's complement is there too, but for at most one lone row (an odd budget)
+    rows = {r.tobytes() for r in masks}
+    lone = sum((1 - r).astype(np.uint8).tobytes() not in rows for r in masks)
+    assert lone <= n % 2
+    # each size keeps its kernel mass: the size s and M - s rows together weigh mass(s) + mass(M - s)
+    sizes = masks.sum(axis=1)
+    mass = _kernel_mass(M)
+    for s in range(1, M // 2 + 1):
+        both = (sizes == s) | (sizes == M - s)
+        assert both.any()
+        want = mass[s - 1] + (mass[M - s - 1] if 2 * s != M else 0.0)
+        assert w[both].sum() == pytest.approx(want, rel=1e-9)
+        # within a size, one weight: (mass of the size) / (rows drawn at it)
+        assert np.ptp(w[both]) <= 1e-15
+    again = shapley_coalitions(M, n, seed=3)
+    assert np.array_equal(masks, again[0]) and np.array_equal(w, again[1])
+    if n < 2 ** M - 2:
+        assert not np.array_equal(masks, shapley_coalitions(M, n, seed=4)[0])
+
+
+def test_stratified_allocates_in_proportion_to_kernel_mass():
+    M, n = 12, 1000
+    masks, w = shapley_coalitions(M, n, seed=0)
+    sizes = np.minimum(masks.sum(axis=1), M - masks.sum(axis=1))
+    counts = np.bincount(sizes, minlength=M // 2 + 1)[1:]
+    # sizes 1 and 2 (24 + 132 rows) are enumerated whole, the 844 left are spread by kernel mass
+    assert counts[0] == 24 and counts[1] == 132
+    mass = _kernel_mass(M)
+    strata = np.array([mass[s - 1] + (mass[M - s - 1] if 2 * s != M else 0) for s in range(3, 7)])
+    quota = 844 * strata / strata.sum()
+    assert np.all(np.abs(counts[2:] - quota) <= 2.0) and counts[2:].sum() == 844
+    with pytest.raises(onnxai.InputError, match="sampling"):
+        shapley_coalitions(M, n, sampling="random")
+    with pytest.raises(onnxai.InputError, match="sampling"):
+        onnxai.KernelSHAP(sampling="random")
+
+
+def test_stratified_error_is_not_larger_than_shap_design():
+    """At a budget of 200 of 1022 coalitions, M = 10: mean RMSE against exact Shapley values, 3 models x 10 seeds."""
+    M = 10
+    codes = np.arange(2 ** M)
+    allm = ((codes[:, None] >> np.arange(M)[None, :]) & 1).astype(np.uint8)
+    pw = 1 << np.arange(M)
+    err = {"shap": [], "stratified": []}
+    for ms in range(3):
+        model = mlp_model(M, seed=ms)
+        rng = np.random.default_rng(ms)
+        x, bg = rng.standard_normal(M), rng.standard_normal((4, M))
+        v = table_value(model, x, bg, np.full(4, 0.25))(allm)  # (2^M, C), row = coalition code
+        ref = exact_shapley(lambda masks: v, M)
+        for sampling in err:
+            for seed in range(10):
+                masks, w = shapley_coalitions(M, 200, seed, sampling)
+                phi = shapley_solve(masks, w, v[masks.astype(np.int64) @ pw] - v[0], v[-1] - v[0])
+                np.testing.assert_allclose(phi.sum(axis=0), v[-1] - v[0], atol=1e-9)
+                err[sampling].append(np.sqrt(np.mean((phi - ref) ** 2)))
+    assert np.mean(err["stratified"]) <= np.mean(err["shap"])
 
 
 def test_enumerated_weights_are_the_shapley_kernel():

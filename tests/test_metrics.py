@@ -89,7 +89,7 @@ def test_deletion_and_insertion_equal_hand_computed_curves(layout):
         want_del.append(_p1(deleted, mask))
         want_ins.append(_p1(inserted, mask))
     x = np.array(counts) / (SIZE * SIZE)
-    d = metrics.deletion(model, pic, map_, target=1, step=step)
+    d = metrics.deletion(model, pic, map_, target=1, step=step, substrate="black")
     i = metrics.insertion(model, pic, map_, target=1, step=step, blur_sigma=sigma, chunk_size=5)
     np.testing.assert_allclose(d.fractions, x)
     np.testing.assert_allclose(d.scores, want_del, atol=1e-5)
@@ -287,3 +287,15 @@ def test_cli_sanity_prints_correlations_and_draws_the_steps(tmp_path):
     data = json.loads((out / "pic0_sanity_occlusion.json").read_text())
     assert [s["randomised"] for s in data["steps"]] == [0, 1, 2] and data["steps"][0]["spearman"] == 1.0
     assert Image.open(out / "pic0_sanity_occlusion.png").format == "PNG"
+
+
+def test_default_deletion_substrate_is_model_space_zero():
+    model, _ = _region_model("NCHW")
+    pic = tiny.region_picture(SIZE, REGION)
+    map_ = np.random.default_rng(0).random((SIZE, SIZE)).astype(np.float32)
+    d = metrics.deletion(model, pic, map_, target=1, step=SIZE * SIZE // 4)
+    x, _ = model.prepare(pic)
+    assert d.scores[0] == pytest.approx(float(model.scores(x)[0, 1]), abs=1e-6)
+    assert d.scores[-1] == pytest.approx(float(model.scores(np.zeros_like(x))[0, 1]), abs=1e-6)
+    black = metrics.deletion(model, pic, map_, target=1, step=SIZE * SIZE // 4, substrate="black")
+    assert black.scores[-1] != pytest.approx(d.scores[-1], abs=1e-3)  # black is another picture here

@@ -1,12 +1,16 @@
 """Kernel SHAP's two numerical parts: the coalitions it scores and the constrained least squares.
 
-    shapley_coalitions    the coalition design of Lundberg & Lee (2017) as the ``shap`` package draws it:
-                          Shapley-kernel weight per coalition size, whole sizes enumerated (each subset
-                          with its complement) while the budget allows, the remaining sizes sampled in
-                          complementary pairs from a seeded generator, duplicates merged into weights
+    shapley_coalitions    the coalition design of Lundberg & Lee (2017): Shapley-kernel mass per
+                          coalition size, whole sizes enumerated (each subset with its complement) while
+                          the budget allows, the remaining sizes sampled in complementary pairs from a
+                          seeded generator. sampling="stratified" (default) splits the leftover budget
+                          over the remaining sizes in proportion to their mass and draws distinct subsets
+                          within each; sampling="shap" is the shap package's design (random size per
+                          pair, duplicates merged into weights)
+    shapley_strata        the stratified plan: sizes enumerated whole, pairs and lone rows per size
     shapley_solve         min_phi sum_i w_i (y_i - z_i.phi)^2  subject to  sum(phi) = f(x) - f(baseline),
                           for all classes at once; the constraint is exact (one variable is eliminated)
-    shapley_kernel_sizes  the per-size weights and how many sizes a budget enumerates (pure Python)
+    shapley_kernel_sizes  the per-size weights and how many sizes shap's rule enumerates (pure Python)
 
 Coalitions are (n, M) uint8 rows, 1 = the feature takes the explained input's value, 0 = the
 baseline's. The empty and the full coalition are never among them: they are the constraint.
@@ -334,7 +338,8 @@ def shapley_strata(M: int, nsamples: int) -> dict:
     plan = shapley_kernel_sizes(M, 0)
     wv, n_sizes = plan["weights"], plan["n_sizes"]
     sizes = np.arange(1, n_sizes + 1)
-    count = np.array([math.comb(M, s) * (1 if 2 * s == M else 2) for s in sizes], np.float64)  # coalitions
+    # coalitions per stratum (capped far above any budget, so huge M stays finite)
+    count = np.array([float(min(math.comb(M, s), 2 ** 62) * (1 if 2 * s == M else 2)) for s in sizes])
     full = np.zeros(n_sizes, np.bool_)
     left = int(nsamples)
     while True:
@@ -352,7 +357,7 @@ def shapley_strata(M: int, nsamples: int) -> dict:
     rest = np.flatnonzero(~full)
     if rest.size and left > 0:
         quota = (left // 2) * wv[rest] / wv[rest].sum()
-        cap = (count[rest] // 2).astype(np.int64)
+        cap = np.minimum(count[rest] // 2, 2.0 ** 62).astype(np.int64)
         got = np.minimum(np.floor(quota).astype(np.int64), cap)
         for i in np.argsort(-(quota - got), kind="stable")[: left // 2 - int(got.sum())]:
             if got[i] < cap[i]:
@@ -363,8 +368,7 @@ def shapley_strata(M: int, nsamples: int) -> dict:
             if room.any():
                 gap = np.where(room, quota - got, -np.inf)
                 single[rest[int(np.argmax(gap))]] = 1
-    return {"weights": wv, "sizes": sizes, "count": count.astype(np.int64), "full": full, "pairs": pairs,
-            "single": single}
+    return {"weights": wv, "sizes": sizes, "count": count, "full": full, "pairs": pairs, "single": single}
 
 
 def shapley_coalitions(M, nsamples=None, seed=0, sampling="stratified") -> tuple[np.ndarray, np.ndarray]:
@@ -401,7 +405,7 @@ def shapley_coalitions(M, nsamples=None, seed=0, sampling="stratified") -> tuple
     wv, sizes, count = plan["weights"], plan["sizes"], plan["count"]
     full = np.flatnonzero(plan["full"])
     drawn = 2 * plan["pairs"] + plan["single"]
-    n_full = int(count[full].sum())
+    n_full = int(round(count[full].sum()))
     n_drawn = int(drawn.sum())
     masks = np.zeros((n_full + n_drawn, M), np.uint8)
     weights = np.zeros(n_full + n_drawn)
