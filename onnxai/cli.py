@@ -285,7 +285,7 @@ def _method_params(method: str, o: dict) -> dict:
         p = dict(window=o["window"], stride=o["stride"], fill=o["fill"], clip_mode=o["clip_mode"])
     elif method == "kernel-shap":
         p = dict(nsamples=o.get("nsamples"), num_features=o["features"], segmentation=o["segmentation"],
-                 fill=o["fill"], seed=o["seed"])
+                 fill=o["fill"], seed=o["seed"], sampling=o.get("sampling"))
     elif method == "cam":
         return {k: v for k, v in dict(layer=o.get("layer")).items() if v is not None}
     elif method == "grad-cam":
@@ -355,6 +355,9 @@ def _method_params(method: str, o: dict) -> dict:
 @click.option("--feature-names", default=None, help="Tables: column names, a,b,c or a file (default: the CSV header).")
 @click.option("--nsamples", type=click.IntRange(1), default=None,
               help="Kernel SHAP: coalitions to score (default 1000; tables: shap's 2M+2048).")
+@click.option("--sampling", type=click.Choice(["stratified", "shap"]), default=None,
+              help="Kernel SHAP: coalition design; stratified (default: budget split over sizes by kernel "
+                   "weight, about half the error) or shap (the shap package's random draw of sizes).")
 @model_options
 @handle_errors
 def explain(model_path, images, methods, target, out_dir, force, show_top, blend, cmap, no_progress, write_report,

@@ -649,7 +649,8 @@ def explain_csv(model, tables, methods, opts: dict, target, out: Path, force: bo
     lines = []
     for table, X, names, rows, m, base in jobs:
         if m == "kernel-shap":
-            method = KernelSHAP(nsamples=opts.get("nsamples"), background=bg, feature_names=names, seed=seed)
+            method = KernelSHAP(nsamples=opts.get("nsamples"), background=bg, feature_names=names, seed=seed,
+                                sampling=opts.get("sampling") or "stratified")
             e = method.explain_table(model, X, target=target, rows=rows)
         else:
             method = LimeTabular(bg, num_samples=opts.get("samples") or 5000, seed=seed,

@@ -126,7 +126,7 @@ class GradCAM(LayerMethod):
                              f"linear head's input ({_head_name(head)}); use gradient='central'")
         runs = 0
         if how == "exact":
-            sums = head.weight[targets].astype(np.float64)  # (T, K): sum_ij dy/dA_kij = W[c,k] Z / Z
+            sums = head.weight[targets].astype(np.float64)  # (T, K): sum_ij dy/dA_kij = Z * W[c,k] / Z
         elif how == "elementwise":
             sums, runs = self._elementwise_sums(model, choice, head, acts, view, targets)
         else:

@@ -42,7 +42,7 @@ def _timed(f):
 def _row(name, seconds, ratio, unit, goal=None, ok=None, note=""):
     flag = "" if ok is None else ("ok" if ok else "MISSED")
     g = f"{goal}" if goal else ""
-    print(f"| {name:<46} | {seconds * 1000:9.1f} ms | {ratio:7.2f} {unit:<9} | {g:<7} | {flag:<6} | {note}")
+    print(f"| {name:<64} | {seconds * 1000:9.1f} ms | {ratio:7.2f} {unit:<9} | {g:<7} | {flag:<6} | {note}")
 
 
 def run(quick: bool = False):
@@ -93,8 +93,8 @@ def run(quick: bool = False):
     print(f"one forward pass (batch 1): best {fwd * 1000:.2f} ms, median {np.median(fwd_times) * 1000:.2f} ms; "
           f"ratios are medians of {repeats} back-to-back pairs (3 for central differences)")
     print()
-    print(f"| {'what':<46} | {'time':>12} | {'ratio':<17} | {'goal':<7} | {'':<6} | note")
-    print(f"|{'-' * 48}|{'-' * 14}|{'-' * 19}|{'-' * 9}|{'-' * 8}|------")
+    print(f"| {'what':<64} | {'time':>12} | {'ratio':<17} | {'goal':<7} | {'':<6} | note")
+    print(f"|{'-' * 66}|{'-' * 14}|{'-' * 19}|{'-' * 9}|{'-' * 8}|------")
     for name in cams:
         goal = 1.2 if name.startswith("CAM") else 3.0
         t, ratio = np.median(np.array(on_x[name]), axis=0)
