@@ -17,7 +17,6 @@ earlier output.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -231,7 +230,7 @@ class Model:
     # ------------------------------------------------------------------ construction
     def _make_session(self, model_bytes: bytes) -> ort.InferenceSession:
         try:
-            with captured_stderr() as box:
+            with captured_stderr():  # keep onnxruntime's own warnings off the user's terminal
                 s = ort.InferenceSession(model_bytes, self._so, providers=self._providers)
         except Exception as e:
             msg = str(e).split("\n")[0][:300]

@@ -1,6 +1,5 @@
 """Kernel SHAP: exact Shapley values at a full budget, efficiency, linear models, shap agreement, coalitions."""
 
-import itertools
 import math
 
 import numpy as np

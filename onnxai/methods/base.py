@@ -126,9 +126,9 @@ class Method:
         t0 = time.perf_counter()
         model.require_image()
         x, crop = model.prepare(image)
-        probs = model.run_batch(x)[0]
+        probs, extra = self._first_pass(model, x)
         targets, single = resolve_targets(model, probs, target)
-        results = self._explain(model, x, crop, probs, targets)
+        results = self._explain(model, x, crop, probs, targets, **extra)
         total = time.perf_counter() - t0
         for e in results:
             e.timings["total"] = total
@@ -136,6 +136,11 @@ class Method:
             if isinstance(image, (str,)) or hasattr(image, "__fspath__"):
                 e.source = str(image)
         return results[0] if single else results
+
+    def _first_pass(self, model, x) -> tuple[np.ndarray, dict]:
+        """The forward pass on the unperturbed input: (class probabilities, extra keyword arguments
+        for ``_explain``). Methods that read an inner layer expose it here, in the same pass."""
+        return model.run_batch(x)[0], {}
 
     def _explain(self, model, x, crop, probs, targets) -> list[Explanation]:
         raise NotImplementedError

@@ -37,7 +37,7 @@ import time
 
 import numpy as np
 
-from .. import engine, kernels, tabular
+from .. import engine, tabular
 from ..errors import InputError
 from ..kernels.shapley import SAMPLING, default_nsamples, shapley_coalitions, shapley_solve
 from .base import Method, make_fill

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import math
-import time
 import weakref
 from dataclasses import dataclass, field
 
@@ -28,7 +27,7 @@ import onnx
 from .. import graph
 from ..errors import LayerError
 from ..explanation import Explanation
-from .base import Method, resolve_targets
+from .base import Method
 
 # --------------------------------------------------------------------------- layer choice
 
@@ -251,22 +250,11 @@ class LayerMethod(Method):
     def choose_layer(self, model) -> LayerChoice:
         return resolve_layer(model, self.layer)
 
-    def explain(self, model, image, target=None):
-        t0 = time.perf_counter()
-        model.require_image()
-        x, crop = model.prepare(image)
+    def _first_pass(self, model, x):
+        """Expose the layer in the first forward pass: one pass gives both probabilities and activations."""
         choice = self.choose_layer(model)
         acts, probs = model.activations(x, [choice.name])
-        probs = probs[0]
-        targets, single = resolve_targets(model, probs, target)
-        results = self._explain(model, x, crop, probs, targets, acts=acts[choice.name])
-        total = time.perf_counter() - t0
-        for e in results:
-            e.timings["total"] = total
-            e.image = crop
-            if isinstance(image, str) or hasattr(image, "__fspath__"):
-                e.source = str(image)
-        return results[0] if single else results
+        return probs[0], {"acts": acts[choice.name]}
 
     def read_layer(self, model, x, acts=None):
         """-> (choice, activation (1, ...) in the layer's layout, view, maps (1, K, h, w))."""

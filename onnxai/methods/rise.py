@@ -54,7 +54,7 @@ class GridMasks:
         along the width, a sum per vertical shift, and one (H, ch*s) @ (ch*s, W) product: about a
         twentieth of the work of making the n masks again.
         """
-        n, s = self.n, self.grid.shape[1]
+        s = self.grid.shape[1]
         Uy, Ux = _dense(*self.taps_y, s), _dense(*self.taps_x, s)  # ((s + 1) * cell, s)
         cell_h = Uy.shape[0] // (s + 1)
         dy, dx = self.shifts[:, 0], self.shifts[:, 1]

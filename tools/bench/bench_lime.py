@@ -13,7 +13,6 @@ Runs alternate A/B/A/B and report the faster of each pair, so machine noise hits
 
 from __future__ import annotations
 
-import resource
 import subprocess
 import sys
 import textwrap
