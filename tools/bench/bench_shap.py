@@ -171,7 +171,7 @@ else:
     ex = shap.KernelExplainer(f, np.zeros((1, M)))
     v = ex.shap_values(np.ones((1, M)), nsamples=nsamples, l1_reg=False, silent=True)
     total = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")][0] / 1024  # own peak
 print(json.dumps({{"total": total, "forward": fwd, "peak_mb": peak, "M": M}}))
 """
 
