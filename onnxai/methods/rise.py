@@ -113,7 +113,7 @@ class RISE(Method):
         out = []
         for i, t in enumerate(targets):
             e = self._explanation(model, t, probs, maps[i])
-            e.extras.update(masks=masks.n, cells=self.cells, p=self.p)
+            e.extras.update(masks=masks.n, cells=self.cells, keep_probability=self.p)
             e.timings.update(forward=res.forward_s, engine=res.total_s)
             out.append(e)
         return out
