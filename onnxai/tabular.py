@@ -614,6 +614,9 @@ class LimeTabular:
 # --------------------------------------------------------------------------- the CLI's tabular path
 
 
+_PICTURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
 def explain_csv(model, tables, methods, opts: dict, target, out: Path, force: bool) -> list[str]:
     """``onnxai explain MODEL data.csv --rows ... --method kernel-shap|lime --background train.csv``.
 
@@ -627,6 +630,10 @@ def explain_csv(model, tables, methods, opts: dict, target, out: Path, force: bo
     if unknown:
         raise InputError(f"method {unknown[0]!r} explains pictures; for tables use --method kernel-shap or lime")
     M = model_width(model)
+    pictures = [str(t) for t in tables if Path(t).suffix.lower() in _PICTURE_SUFFIXES]
+    if pictures:
+        raise InputError(f"{pictures[0]} is a picture, but this model takes table rows ({model.input.describe()}); "
+                         "give a CSV file of rows")
     if opts.get("background") is None:
         raise InputError("explaining a table needs --background train.csv (rows like the model's training data)")
     bg, _ = read_table(opts["background"], expect=M)

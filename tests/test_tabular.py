@@ -242,3 +242,14 @@ def _linear_model_for_api():
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 9
     return m
+
+
+def test_cli_says_a_picture_is_no_table(tmp_path):
+    from click.testing import CliRunner
+    from onnxai.cli import main
+
+    path = tmp_path / "lin.onnx"
+    onnx.save(_linear_model_for_api(), str(path))
+    r = CliRunner().invoke(main, ["explain", str(path), "samples/chelsea.png", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2
+    assert "samples/chelsea.png is a picture, but this model takes table rows" in r.output
