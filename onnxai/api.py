@@ -21,7 +21,7 @@ def make_method(method: str, **params):
         raise InputError(f"{method}: {e}") from None
 
 
-def explain(model, image, method: str = "lime", target=None, **params):
+def explain(model, image, method: str = "lime", target=None, cropped: bool = False, **params):
     """Explain ``model``'s decision on ``image`` (a path or an RGB array) with ``method``.
 
     model: a Model or a path to a .onnx file. target: None/"top1", "topK", an index, a label or a
@@ -42,4 +42,4 @@ def explain(model, image, method: str = "lime", target=None, **params):
             raise InputError("LIME for a table model needs training rows to learn the quartiles from: "
                              "pass background=... (an array of rows)")
         return LimeTabular(training, **params).explain(model, image, target=target)
-    return make_method(method, **params).explain(model, image, target=target)
+    return make_method(method, **params).explain(model, image, target=target, cropped=cropped)

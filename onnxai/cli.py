@@ -358,10 +358,13 @@ def _method_params(method: str, o: dict) -> dict:
 @click.option("--sampling", type=click.Choice(["stratified", "shap"]), default=None,
               help="Kernel SHAP: coalition design; stratified (default: budget split over sizes by kernel "
                    "weight, about half the error) or shap (the shap package's random draw of sizes).")
+@click.option("--cropped", is_flag=True,
+              help="The pictures already are the model's input (e.g. 224x224 crops): normalise them, do not "
+                   "resize or crop them again.")
 @model_options
 @handle_errors
 def explain(model_path, images, methods, target, out_dir, force, show_top, blend, cmap, no_progress, write_report,
-            with_metrics, **kw):
+            with_metrics, cropped, **kw):
     """Explain the model's decision on each IMAGE and write pictures and maps to --out.
 
     For each image, method and target class it writes NAME_METHOD_CLASS.png (the map over the
@@ -408,7 +411,7 @@ def explain(model_path, images, methods, target, out_dir, force, show_top, blend
         shown = []
         for name, method in method_objs:
             try:
-                result = method.explain(model, image, target=target)
+                result = method.explain(model, image, target=target, cropped=cropped)
             except OnnxaiError as err:
                 if "all" not in methods.lower().split(","):
                     raise

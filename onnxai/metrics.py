@@ -110,8 +110,8 @@ class Prepared:
     @classmethod
     def from_crop(cls, model, crop: np.ndarray) -> "Prepared":
         """From a picture that already is the model's crop (e.g. ``Explanation.image``): no resizing."""
-        x = model.preprocess.normalise(np.asarray(crop, np.uint8)).astype(model.input.dtype)
-        return cls(x, np.asarray(crop), model.run_batch(x)[0])
+        x, crop = model.prepare(np.asarray(crop, np.uint8), cropped=True)
+        return cls(x, crop, model.run_batch(x)[0])
 
 
 def prepare(model, image) -> Prepared:

@@ -529,11 +529,25 @@ class Model:
                 "for tables use the tabular explainers"
             )
 
-    def prepare(self, image) -> tuple[np.ndarray, np.ndarray]:
-        """Picture (path or RGB array) -> (x: model input with a batch axis of 1, crop: the RGB picture the model sees)."""
+    def prepare(self, image, cropped: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Picture (path or RGB array) -> (x: model input with a batch axis of 1, crop: the RGB picture the model sees).
+
+        cropped: the picture already is what the model sees (e.g. ``Explanation.image``): it is only
+        normalised, not resized and cropped again (which would zoom it by resize/crop).
+        """
         self.require_image()
         img = load_image(image)
-        crop = self.preprocess.crop_image(img, self.input.hw)
+        if cropped:
+            h, w = self.input.hw
+            want = (h or img.shape[0], w or img.shape[1])
+            if img.shape[:2] != want:
+                raise InputError(
+                    f"cropped=True needs a picture of the model's input size {want[0]}x{want[1]}, got "
+                    f"{img.shape[0]}x{img.shape[1]}; leave cropped off to resize and crop it"
+                )
+            crop = np.ascontiguousarray(img)
+        else:
+            crop = self.preprocess.crop_image(img, self.input.hw)
         x = self.preprocess.normalise(crop).astype(self.input.dtype)
         if self.preprocess.layout != self.input.layout:
             raise InputError(

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 import onnxai
 from onnxai import kernels
@@ -185,3 +186,20 @@ def test_cli_explain_writes_outputs_and_refuses_to_overwrite(tmp_path):
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(main, args[:3] + ["--method", "magic"])
     assert r.exit_code == 2 and "unknown method" in r.output
+
+
+def test_cropped_pictures_are_not_cropped_again():
+    """Explaining Explanation.image again with cropped=True gives the same input, not a zoomed one."""
+    m, _ = tiny.region_net(region=REGION)
+    model = onnxai.load(m, preprocess=onnxai.Preprocess(resize=20, crop=16, mean=(0.5,) * 3, std=(0.25,) * 3),
+                        providers="cpu")
+    big = np.asarray(Image.fromarray(tiny.region_picture(region=REGION)).resize((24, 24)))
+    occ = onnxai.Occlusion(window=4, stride=4, fill=0)
+    first = occ.explain(model, big, target=1)
+    again = occ.explain(model, first.image, target=1, cropped=True)
+    assert np.array_equal(again.image, first.image)
+    np.testing.assert_allclose(again.map, first.map, atol=1e-6)
+    zoomed = occ.explain(model, first.image, target=1)  # without the flag it is resized and cropped again
+    assert not np.array_equal(zoomed.image, first.image)
+    with pytest.raises(onnxai.InputError, match="cropped=True needs a picture of the model's input size 16x16"):
+        occ.explain(model, big, cropped=True)

@@ -122,10 +122,11 @@ class Method:
     def params(self) -> dict:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
-    def explain(self, model, image, target=None):
+    def explain(self, model, image, target=None, cropped: bool = False):
+        """cropped: ``image`` already is the model's input picture (see ``Model.prepare``)."""
         t0 = time.perf_counter()
         model.require_image()
-        x, crop = model.prepare(image)
+        x, crop = model.prepare(image, cropped=cropped)
         probs, extra = self._first_pass(model, x)
         targets, single = resolve_targets(model, probs, target)
         results = self._explain(model, x, crop, probs, targets, **extra)

@@ -125,9 +125,9 @@ class KernelSHAP(Method):
         return out
 
     # ------------------------------------------------------------------ entry point
-    def explain(self, model, inputs, target=None):
+    def explain(self, model, inputs, target=None, cropped: bool = False):
         if model.input.is_image:
-            return super().explain(model, inputs, target)
+            return super().explain(model, inputs, target, cropped=cropped)
         return self.explain_table(model, inputs, target)
 
     # ------------------------------------------------------------------ pictures
