@@ -98,8 +98,11 @@ class Preprocess:
         return cls(**d)
 
     def with_overrides(self, **kw) -> "Preprocess":
-        """A copy with the given fields replaced; ``None`` values are ignored."""
-        kw = {k: v for k, v in kw.items() if v is not None}
+        """A copy with the given fields replaced; ``None`` values are ignored, and ``resize=0`` or
+        ``crop=0`` switch that step off (the CLI's ``--resize 0``)."""
+        off = {k for k in ("resize", "crop") if kw.get(k) == 0}
+        kw = {k: v for k, v in kw.items() if v is not None and k not in off}
+        kw.update({k: None for k in off})
         return replace(self, **kw) if kw else self
 
     # ----------------------------------------------------------------- geometry

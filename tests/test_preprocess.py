@@ -318,3 +318,15 @@ def test_sample_pictures_load():
             pytest.skip(f"{path} is missing")
         img = load_image(path)
         assert img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8
+
+
+def test_overrides_can_switch_resizing_off():
+    from onnxai import Preprocess
+
+    p = Preprocess(resize=256, crop=224)
+    assert p.with_overrides(resize=None).resize == 256  # None keeps the value
+    off = p.with_overrides(resize=0)
+    assert off.resize is None and off.crop == 224
+    pic = np.zeros((300, 400, 3), np.uint8)
+    pic[38:262, 88:312] = 255  # exactly the centre 224x224 of the unresized picture
+    assert off.crop_image(pic).min() == 255
