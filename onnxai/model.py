@@ -434,24 +434,25 @@ class Model:
                 )
         return np.ascontiguousarray(batch)
 
+    def _padded_run(self, batch: np.ndarray, session=None, names=None):
+        """One session run on at most ``batch_size`` rows. A fixed-batch model's input is padded with
+        zeros and its outputs trimmed back to the rows given."""
+        m = batch.shape[0]
+        if self.fixed_batch is not None and m != self.fixed_batch:
+            pad = np.zeros((self.fixed_batch - m,) + batch.shape[1:], batch.dtype)
+            batch = np.concatenate([batch, pad])
+        res = self._run_raw(batch, session, names)
+        return res[:m] if names is None else [r[:m] for r in res]
+
+    def _chunks(self, batch: np.ndarray):
+        for i in range(0, batch.shape[0], self.batch_size):
+            yield batch[i:i + self.batch_size]
+
     def raw(self, batch: np.ndarray) -> np.ndarray:
         """The class-score output as the model gives it, for any number of inputs, in chunks."""
         batch = self.check_batch(batch)
-        n = batch.shape[0]
-        bs = self.batch_size
-        if n <= bs and self.fixed_batch is None:
-            out = self._run_raw(batch)
-        else:
-            parts = []
-            for i in range(0, n, bs):
-                chunk = batch[i:i + bs]
-                if self.fixed_batch is not None and chunk.shape[0] != self.fixed_batch:
-                    pad = np.zeros((self.fixed_batch - chunk.shape[0],) + chunk.shape[1:], chunk.dtype)
-                    parts.append(self._run_raw(np.concatenate([chunk, pad]))[: chunk.shape[0]])
-                else:
-                    parts.append(self._run_raw(chunk))
-            out = np.concatenate(parts) if parts else np.zeros((0, getattr(self, "num_classes", 0)), np.float32)
-        return out
+        parts = [self._padded_run(chunk) for chunk in self._chunks(batch)]
+        return np.concatenate(parts) if parts else np.zeros((0, getattr(self, "num_classes", 0)), np.float32)
 
     def scores(self, batch: np.ndarray, kind: str = "probabilities") -> np.ndarray:
         """(n, classes) float32 class probabilities (default) or logits for a batch of model inputs.
@@ -460,10 +461,13 @@ class Model:
         "logits" (pre-softmax values: the Softmax node's input when the graph ends in one, else the
         raw output; when the model only outputs probabilities, their log), or "raw".
         """
-        if kind == "logits" and self._softmax_input is not None:
-            return self._checked(self._logits_from_graph(batch))
-        r = self.raw(batch)
-        return self._checked(self.convert(r, kind))
+        batch = self.check_batch(batch)
+        if 0 < batch.shape[0] <= self.batch_size:
+            return self.run_batch(batch, kind)  # one chunk: no concatenate copy
+        parts = [self.run_batch(chunk, kind) for chunk in self._chunks(batch)]
+        if not parts:
+            return self._checked(self.convert(np.zeros((0, self.num_classes), np.float32), kind))
+        return np.concatenate(parts)
 
     def run_batch(self, batch: np.ndarray, kind: str = "probabilities") -> np.ndarray:
         """One forward pass on a ready batch (right dtype and shape, at most ``batch_size`` rows).
@@ -471,18 +475,15 @@ class Model:
         The engine's inner call: no shape checks and no chunking; pads a fixed-batch model's input.
         """
         m = batch.shape[0]
-        if self.fixed_batch is not None and m != self.fixed_batch:
-            if m > self.fixed_batch:
-                return np.concatenate([self.run_batch(batch[i:i + self.fixed_batch], kind)
-                                       for i in range(0, m, self.fixed_batch)])
-            pad = np.zeros((self.fixed_batch - m,) + batch.shape[1:], batch.dtype)
-            batch = np.concatenate([batch, pad])
+        if self.fixed_batch is not None and m > self.fixed_batch:
+            return np.concatenate([self.run_batch(batch[i:i + self.fixed_batch], kind)
+                                   for i in range(0, m, self.fixed_batch)])
         if kind == "logits" and self._softmax_input is not None:
-            r = self._run_raw(batch, self._patched_session((self._softmax_input,)), [self._softmax_input])[0]
+            r = self._padded_run(batch, self._patched_session((self._softmax_input,)), [self._softmax_input])[0]
             out = r.reshape(r.shape[0], -1)
         else:
-            out = self.convert(self._run_raw(batch), kind)
-        return self._checked(out[:m])
+            out = self.convert(self._padded_run(batch), kind)
+        return self._checked(out)
 
     def convert(self, raw: np.ndarray, kind: str) -> np.ndarray:
         """Turn raw class-score outputs into the asked kind (see ``scores``)."""
@@ -494,23 +495,6 @@ class Model:
         if kind == "logits":
             return np.log(np.clip(raw, 1e-30, None)) if self.outputs_probabilities else raw
         raise InputError(f"kind must be 'probabilities', 'logits' or 'raw', not {kind!r}")
-
-    def _run_chunks(self, batch: np.ndarray, session, names: list):
-        """Yield the ``names`` outputs of ``session`` chunk by chunk (a fixed batch's last chunk is padded)."""
-        for i in range(0, batch.shape[0], self.batch_size):
-            chunk = batch[i:i + self.batch_size]
-            m = chunk.shape[0]
-            if self.fixed_batch is not None and m != self.fixed_batch:
-                pad = np.zeros((self.fixed_batch - m,) + chunk.shape[1:], chunk.dtype)
-                chunk = np.concatenate([chunk, pad])
-            yield [r[:m] for r in self._run_raw(chunk, session, names)]
-
-    def _logits_from_graph(self, batch):
-        batch = self.check_batch(batch)
-        session = self._patched_session((self._softmax_input,))
-        parts = [res[0].reshape(res[0].shape[0], -1)
-                 for res in self._run_chunks(batch, session, [self._softmax_input])]
-        return np.concatenate(parts)
 
     def _checked(self, s: np.ndarray) -> np.ndarray:
         if not np.all(np.isfinite(s)):
@@ -625,7 +609,8 @@ class Model:
         session = self._patched_session(tuple(layers))
         acts: dict[str, list] = {n: [] for n in layers}
         raws = []
-        for res in self._run_chunks(x, session, [self.output] + layers):
+        for chunk in self._chunks(x):
+            res = self._padded_run(chunk, session, [self.output] + layers)
             r = res[0]
             raws.append(r.reshape(r.shape[0], -1))
             for n, a in zip(layers, res[1:]):
