@@ -81,7 +81,7 @@ def make_fill(model, crop: np.ndarray, x: np.ndarray, fill, segments=None, blur_
         mean = crop.reshape(-1, 3).mean(axis=0)
         pic = np.broadcast_to(mean.astype(np.float32), crop.shape)
         # normalise the float picture directly (no rounding of the mean colour)
-        return _normalise_float(model, pic).astype(x.dtype)
+        return model.preprocess.normalise(pic).astype(x.dtype)
     if fill == "black":
         return model.preprocess.normalise(np.zeros_like(crop)).astype(x.dtype)
     if fill == "zero":
@@ -98,16 +98,6 @@ def make_fill(model, crop: np.ndarray, x: np.ndarray, fill, segments=None, blur_
         out = filled if model.input.layout == "NCHW" else filled.transpose(1, 2, 0)
         return np.ascontiguousarray(out[None], dtype=x.dtype)
     raise InputError(f"unknown fill {fill!r}; use one of {FILLS}, a grey value 0..255, 'R,G,B' or a picture")
-
-
-def _normalise_float(model, pic: np.ndarray) -> np.ndarray:
-    p = model.preprocess
-    v = (pic.astype(np.float32) * np.float32(p.scale) - np.asarray(p.mean, np.float32)) / np.asarray(p.std, np.float32)
-    if p.channels == "BGR":
-        v = v[..., ::-1]
-    if p.layout == "NCHW":
-        v = v.transpose(2, 0, 1)
-    return np.ascontiguousarray(v[None])
 
 
 class Method:
