@@ -464,15 +464,7 @@ def _method_names(methods: str) -> list[str]:
 
 def _build_method(make_method, name: str, params: dict):
     """make_method with only the parameters the method's constructor takes (for --method all)."""
-    import inspect as _inspect
-
-    from .methods import METHODS
-
-    cls = METHODS.get(name.replace("_", "-"))
-    if cls is not None:
-        sig = _inspect.signature(cls)
-        if not any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
-            params = {k: v for k, v in params.items() if k in sig.parameters}
+    params = {k: v for k, v in params.items() if _accepts(name, k)}
     return make_method(name, **params)
 
 
