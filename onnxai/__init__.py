@@ -7,7 +7,8 @@
 """
 
 from ._log import set_quiet
-from .api import explain, make_method
+from .api import explain
+from .methods import make_method
 from .errors import InputError, LayerError, ModelError, OnnxaiError, OutputError, ProviderError
 from .explanation import Explanation
 from .methods import CAM, RISE, GradCAM, KernelSHAP, LIME, Occlusion, ScoreCAM, masked_topk

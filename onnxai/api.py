@@ -5,20 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import InputError
-from .methods import METHODS
+from .methods import make_method
 from .model import Model, load
-
-
-def make_method(method: str, **params):
-    """Build a method object by its CLI name ("lime", "occlusion", ...) with its parameters."""
-    key = method.lower().replace("_", "-")
-    if key not in METHODS:
-        raise InputError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
-    cls = METHODS[key]
-    try:
-        return cls(**params)
-    except TypeError as e:
-        raise InputError(f"{method}: {e}") from None
 
 
 def explain(model, image, method: str = "lime", target=None, cropped: bool = False, **params):

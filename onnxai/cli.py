@@ -375,7 +375,7 @@ def explain(model_path, images, methods, target, out_dir, force, show_top, blend
     by side for each class; --report writes OUT/report.html and --metrics scores every map.
     """
     from . import render
-    from .api import make_method
+    from .methods import make_method
     from .methods import masked_topk
 
     model_kw = _split_model_kwargs(kw)
@@ -521,7 +521,7 @@ def _parse_params(items) -> dict:
 
 
 def _methods_from(names, params: dict, no_progress: bool):
-    from .api import make_method
+    from .methods import make_method
 
     unknown = set(params) - set(names)
     if unknown:

@@ -429,7 +429,7 @@ def evaluate(model, images, methods, target="top1", step: int | None = None, sub
     target: the class explained on each picture ("top1", an index or a label; one class per picture).
     on_score: called with each Score as it is ready (for printing progress).
     """
-    from .api import make_method
+    from .methods import make_method
 
     if isinstance(methods, dict):
         named = list(methods.items())

@@ -182,7 +182,7 @@ def cascading_randomisation(model, image, method, target="top1", steps=None, see
     target: the class explained; it stays fixed (the original prediction) along the cascade.
     on_step: called with each SanityStep as it is ready.
     """
-    from .api import make_method
+    from .methods import make_method
 
     if isinstance(method, str):
         method = make_method(method)

@@ -1,4 +1,7 @@
-"""The explanation methods, one file each; ``METHODS`` maps CLI names to classes."""
+"""The explanation methods, one file each; ``METHODS`` maps CLI names to classes, ``make_method``
+builds one by name."""
+
+from ..errors import InputError
 
 from .kernel_shap import KernelSHAP
 from .lime import LIME, masked_topk
@@ -17,4 +20,17 @@ METHODS = {
     "kernel-shap": KernelSHAP,
 }
 
-__all__ = ["CAM", "GradCAM", "ScoreCAM", "RISE", "KernelSHAP", "LIME", "Occlusion", "METHODS", "masked_topk"]
+
+
+def make_method(method: str, **params):
+    """Build a method object by its CLI name ("lime", "occlusion", ...) with its parameters."""
+    key = method.lower().replace("_", "-")
+    if key not in METHODS:
+        raise InputError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
+    try:
+        return METHODS[key](**params)
+    except TypeError as e:
+        raise InputError(f"{method}: {e}") from None
+
+
+__all__ = ["make_method", "CAM", "GradCAM", "ScoreCAM", "RISE", "KernelSHAP", "LIME", "Occlusion", "METHODS", "masked_topk"]
