@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,6 +46,10 @@ class MaskSource:
 
     def fold(self, scores: np.ndarray, m: int) -> np.ndarray:
         return scores
+
+    def composite_end(self, which: int, x: np.ndarray, baseline: np.ndarray, out: np.ndarray) -> None:
+        """Write end point ``which`` (0: the input itself, 1: the baseline) as ``rows_per_mask`` rows."""
+        out[0] = x if which == 0 else baseline
 
 
 @dataclass
@@ -107,12 +111,33 @@ class TableCoalitions(MaskSource):
         self.weights = np.asarray(self.weights, np.float64)
 
     def composite(self, x, baseline, start, stop, out):
-        from .kernels.shapley import composite_coalitions
+        kernels.composite_coalitions(x, self.background, self.masks[start:stop], out)
 
-        composite_coalitions(x, self.background, self.masks[start:stop], out)
+    def composite_end(self, which, x, baseline, out):
+        """The full coalition (x on every row) or the empty one (the background rows themselves)."""
+        mask = np.full((1, self.masks.shape[1]), 1 if which == 0 else 0, np.uint8)
+        kernels.composite_coalitions(x, self.background, mask, out)
 
     def fold(self, scores, m):
         return np.tensordot(scores.reshape(m, self.rows_per_mask, -1), self.weights, axes=([1], [0]))
+
+
+@dataclass
+class RowSamples(MaskSource):
+    """Perturbed table rows given outright (tabular LIME's samples): rows (n, M) in data space."""
+
+    rows: np.ndarray
+
+    def __post_init__(self):
+        self.n = int(self.rows.shape[0])
+
+    def composite(self, x, baseline, start, stop, out):
+        out[...] = self.rows[start:stop]
+
+    def composite_end(self, which, x, baseline, out):
+        if which != 0:
+            raise InputError("table rows sampled outright have no baseline end point")
+        out[0] = x
 
 
 # --------------------------------------------------------------------------- the loop
@@ -120,14 +145,16 @@ class TableCoalitions(MaskSource):
 
 @dataclass
 class RunResult:
-    """scores: (n, classes) float32 for every perturbed input; times in seconds."""
+    """scores: (n, classes) float32 for every perturbed input; with ``ends``, input_scores and
+    baseline_scores (classes,) of the unperturbed input and of the baseline; times in seconds."""
 
     scores: np.ndarray
     forward_s: float
     composite_wait_s: float
     total_s: float
     chunk: int
-    timings: dict = field(default_factory=dict)
+    input_scores: np.ndarray | None = None
+    baseline_scores: np.ndarray | None = None
 
 
 def channels_first(model, arr: np.ndarray) -> np.ndarray:
@@ -175,11 +202,14 @@ def run(
     overlap: bool | None = None,
     progress: bool | None = None,
     desc: str = "",
+    ends: bool = False,
 ) -> RunResult:
     """Score every perturbation of ``x`` that ``source`` describes.
 
     x, baseline: (1, ...) arrays in the model's input space (after preprocessing), same shape.
     Returns the (n, classes) scores of ``kind`` ("probabilities" or "logits") for all classes.
+    ends: also score the unperturbed input and the baseline, after the perturbations and in the
+    same chunks (``RunResult.input_scores`` / ``baseline_scores``): no separate calls.
     overlap: composite the next chunk in a worker thread while the model scores this one. None
     (default) overlaps when inference runs off the CPU (CUDA): on the 2-core CPU box, overlapping
     with CPU inference made the forward passes 3-5% slower (the worker competes with onnxruntime's
@@ -192,7 +222,8 @@ def run(
         raise InputError(f"the engine explains one input at a time; got a batch of {x.shape[0]}")
     image = model.input.is_image
     rpm = int(source.rows_per_mask)
-    n = int(source.n)
+    n_masks = int(source.n)
+    n = n_masks + (2 if ends else 0)
     t0 = time.perf_counter()
     chunk = chunk_size_for(model, n, memory_budget, chunk_size, rpm)
     if image:
@@ -207,7 +238,11 @@ def run(
         start, stop = i * chunk, min(n, (i + 1) * chunk)
         buf = buffers[i % len(buffers)][: (stop - start) * rpm]
         view = buf if (not image or model.input.layout == "NCHW") else buf.transpose(0, 3, 1, 2)
-        source.composite(x_v, b_v, start, stop, view)
+        last = min(stop, n_masks)
+        if last > start:
+            source.composite(x_v, b_v, start, last, view[: (last - start) * rpm])
+        for j in range(max(start, n_masks), stop):  # the end points close the run
+            source.composite_end(j - n_masks, x_v, b_v, view[(j - start) * rpm: (j - start + 1) * rpm])
         return stop - start
 
     n_chunks = (n + chunk - 1) // chunk
@@ -240,24 +275,7 @@ def run(
     if scores is None:
         scores = np.zeros((0, model.num_classes), np.float32)
     total = time.perf_counter() - t0
+    if ends:
+        return RunResult(scores=scores[:n_masks], forward_s=forward, composite_wait_s=wait, total_s=total,
+                         chunk=chunk, input_scores=scores[n_masks], baseline_scores=scores[n_masks + 1])
     return RunResult(scores=scores, forward_s=forward, composite_wait_s=wait, total_s=total, chunk=chunk)
-
-
-# --------------------------------------------------------------------------- tables
-
-
-def run_table(model, x: np.ndarray, background: np.ndarray, weights: np.ndarray, masks: np.ndarray,
-              kind: str = "probabilities", chunk_rows: int | None = None,
-              memory_budget: int = DEFAULT_MEMORY_BUDGET, progress: bool | None = None) -> RunResult:
-    """Score coalitions of one table row: E_j[f(where(masks[i], x, background[j]))] with ``weights``.
-
-    x: (M,) the row; background: (b, M); weights: (b,) summing to 1; masks: (n, M) 0/1. The same
-    loop as pictures (``run`` with a TableCoalitions source): at most ``chunk_rows`` model rows per
-    forward pass, never all n * b rows at once. Returns (n, classes) background-averaged scores.
-    """
-    dtype = model.input.dtype
-    row = np.ascontiguousarray(np.asarray(x).reshape(1, -1), dtype=dtype)
-    source = TableCoalitions(np.ascontiguousarray(masks, dtype=np.uint8),
-                             np.ascontiguousarray(background, dtype=dtype), weights)
-    return run(model, row, None, source, kind=kind, chunk_size=chunk_rows, memory_budget=memory_budget,
-               progress=progress, desc="Kernel SHAP")

@@ -642,15 +642,20 @@ class Tail:
     batch_size: int
 
     def __call__(self, acts: np.ndarray) -> np.ndarray:
+        """(n, classes) scores of a batch of activations."""
+        r = self.values(acts)
+        return r.reshape(r.shape[0], -1)
+
+    def values(self, acts: np.ndarray) -> np.ndarray:
+        """The tail's output as the graph shapes it, in chunks of ``batch_size``, errors wrapped."""
         acts = np.ascontiguousarray(acts, dtype=np.float32)
         name = self.session.get_inputs()[0].name
         parts = []
         for i in range(0, acts.shape[0], self.batch_size):
             try:
-                r = self.session.run([self.output], {name: acts[i:i + self.batch_size]})[0]
+                parts.append(self.session.run([self.output], {name: acts[i:i + self.batch_size]})[0])
             except Exception as e:
                 raise OutputError(f"running the model's tail from {self.layer!r} failed: {_short(e)}") from None
-            parts.append(r.reshape(r.shape[0], -1))
         return np.concatenate(parts)
 
 

@@ -8,7 +8,7 @@ from PIL import Image
 import onnxai
 from onnxai import kernels
 from onnxai.cli import main
-from onnxai.methods.lime import grid_cells
+from onnxai.methods.superpixels import grid_cells
 import tiny
 
 REGION = (4, 12, 4, 12)  # aligned with the 4-pixel grid cells
@@ -42,7 +42,7 @@ def test_ridge_agrees_with_lime_package_on_the_same_masks():
     segments = _blocks()
     ours = onnxai.LIME(num_samples=300, segmentation=segments, surrogate="ridge", fill="black", seed=7)
     e = ours.explain(model, pic, target=1)
-    masks = ours.sample_masks(16)
+    masks, _ = ours.sample_masks(16)
 
     def classifier_fn(images):  # lime composites in picture space; we score through the same model
         batch = np.concatenate([model.preprocess.normalise(im.astype(np.uint8)) for im in images])

@@ -87,7 +87,8 @@ def test_kernel_shap_agrees_with_shap_package(cancer, forest):
     ks = onnxai.KernelSHAP(nsamples=6000, background=X, background_size=10, seed=0)
     rows = X[[0, 100]]
     e = ks.explain(model, rows)
-    bg = ks.background
+    assert ks.background is X  # the user's rows are kept; the summary is cached beside them
+    bg = ks.background_for(model, rows)
     ref_bg = shap.kmeans(X, 10)  # the same summary: same centres, same weights
     np.testing.assert_allclose(bg.data, ref_bg.data)
     np.testing.assert_allclose(bg.weights, ref_bg.weights / ref_bg.weights.sum())
@@ -112,7 +113,7 @@ def test_kernel_shap_equals_shap_package_exactly_when_enumerated(cancer):
     model = onnxai.load(_onnx(rf, Xs, zipmap=True), providers="cpu")
     ks = onnxai.KernelSHAP(nsamples=2 ** 10, background=Xs, background_size=5)
     e = ks.explain(model, Xs[[3, 7]])
-    bg = ks.background
+    bg = ks.background_for(model, Xs[[3, 7]])
     sess = model.session
     ex = shap.KernelExplainer(lambda Z: sess.run([model.output], {"X": Z.astype(np.float32)})[0],
                               DenseData(bg.data, [str(i) for i in range(10)], None, bg.weights))

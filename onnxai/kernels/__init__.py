@@ -80,6 +80,7 @@ def _check_positive_int(value, name: str, minimum: int = 1) -> int:
 
 
 from onnxai.kernels.composite import (  # noqa: E402  (the checks above must exist first)
+    composite_coalitions,
     composite_features,
     composite_soft,
     composite_windows,
@@ -102,6 +103,7 @@ from onnxai.kernels.masks import (  # noqa: E402
 from onnxai.kernels.resize import resize, resize_stack  # noqa: E402  (rebinds the name to the function)
 
 __all__ = [
+    "composite_coalitions",
     "composite_features",
     "composite_soft",
     "composite_windows",

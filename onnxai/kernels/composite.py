@@ -300,3 +300,28 @@ def fill_from_segment_means(image, segments, out=None) -> np.ndarray:
         out = _check_out(out, "out", image.shape, np.float32)
     _fill_from_means(means, seg, out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _composite_coalitions(x, background, masks, out):
+    """out[i * b + j] = where(masks[i], x, background[j]): x (M,), background (b, M), masks (m, M), out (m*b, M)."""
+    m, M = masks.shape
+    b = background.shape[0]
+    for i in range(m):
+        for j in range(b):
+            r = i * b + j
+            for q in range(M):
+                out[r, q] = x[q] if masks[i, q] else background[j, q]
+
+
+def composite_coalitions(x, background, masks, out=None) -> np.ndarray:
+    """Every coalition over every background row, written into ``out`` ((m * b, M), the model's dtype)."""
+    masks = np.ascontiguousarray(masks, dtype=np.uint8)
+    m, M = masks.shape
+    b = background.shape[0]
+    if out is None:
+        out = np.empty((m * b, M), background.dtype)
+    if out.shape != (m * b, M):
+        raise InputError(f"out must have shape {(m * b, M)}; got {out.shape}")
+    _composite_coalitions(x, background, masks, out)
+    return out

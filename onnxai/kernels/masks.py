@@ -102,10 +102,18 @@ def _check_probability(p, name: str = "p") -> float:
     return float(p)
 
 
-def _pair(value, name: str) -> tuple[int, int]:
-    """An int or a (rows, cols) pair of positive ints."""
+def pair(value, name: str) -> tuple[int, int]:
+    """An int, a (rows, cols) pair of positive ints, or text "16", "16x8", "16,8"."""
     if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
         value = (value, value)
+    if isinstance(value, str):
+        parts = value.lower().replace("x", ",").split(",")
+        try:
+            value = tuple(int(p) for p in parts)
+        except ValueError:
+            raise InputError(f"{name} must be a positive int or ROWSxCOLS, e.g. 16 or 16x8; got {value!r}") from None
+        if len(value) == 1:
+            value = value * 2
     try:
         a, b = value
     except (TypeError, ValueError) as exc:
@@ -189,8 +197,8 @@ def sliding_windows(height, width, window, stride, clip_mode="inside") -> np.nda
     """
     height = _check_positive_int(height, "height")
     width = _check_positive_int(width, "width")
-    wh, ww = _pair(window, "window")
-    sh, sw = _pair(stride, "stride")
+    wh, ww = pair(window, "window")
+    sh, sw = pair(stride, "stride")
     if clip_mode not in CLIP_MODES:
         raise InputError(f"unknown clip_mode {clip_mode!r}; use one of {', '.join(CLIP_MODES)}")
     rows = _axis_intervals(height, wh, sh, clip_mode)
@@ -234,16 +242,66 @@ def random_grid_masks(n, height, width, s=8, p=0.5, seed=0) -> np.ndarray:
     height = _check_positive_int(height, "height")
     width = _check_positive_int(width, "width")
     s = _check_positive_int(s, "s")
-    p = _check_probability(p)
-    rng = np.random.default_rng(_check_seed(seed))
-    grid = (rng.random((n, s, s)) < p).astype(np.float32)
-    cell_h = -(-height // s)
-    cell_w = -(-width // s)
-    shifts = np.empty((n, 2), dtype=np.int64)
-    shifts[:, 0] = rng.integers(0, cell_h, size=n)
-    shifts[:, 1] = rng.integers(0, cell_w, size=n)
-    iy, wy, _ = _axis_taps(s, (s + 1) * cell_h, 1, False)
-    ix, wx, _ = _axis_taps(s, (s + 1) * cell_w, 1, False)
-    out = np.empty((n, height, width), dtype=np.float32)
-    _grid_masks(grid, shifts, iy, wy, ix, wx, out)
-    return out
+    return GridMasks(n, height, width, s, p, seed)(0, n)
+
+
+class GridMasks:
+    """The RISE masks of ``random_grid_masks(n, H, W, s, p, seed)``, made ``[start, stop)`` at a time."""
+
+    def __init__(self, n: int, height: int, width: int, s: int = 8, p: float = 0.5, seed: int = 0):
+        rng = np.random.default_rng(_check_seed(seed))
+        self.n, self.height, self.width = int(n), int(height), int(width)
+        self.grid = (rng.random((self.n, s, s)) < _check_probability(p)).astype(np.float32)
+        cell_h, cell_w = -(-height // s), -(-width // s)
+        self.shifts = np.empty((self.n, 2), np.int64)
+        self.shifts[:, 0] = rng.integers(0, cell_h, size=self.n)
+        self.shifts[:, 1] = rng.integers(0, cell_w, size=self.n)
+        self.taps_y = _axis_taps(s, (s + 1) * cell_h, 1, False)[:2]
+        self.taps_x = _axis_taps(s, (s + 1) * cell_w, 1, False)[:2]
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        out = np.empty((stop - start, self.height, self.width), np.float32)
+        _grid_masks(self.grid[start:stop], self.shifts[start:stop], *self.taps_y, *self.taps_x, out)
+        return out
+
+    def fold(self, weights: np.ndarray) -> np.ndarray:
+        """sum_i weights[i, t] * mask_i for every column t: (n, T) -> (T, H, W) float64.
+
+        Without making a single mask: mask_i = Uy[dy_i + h] G_i Ux[dx_i + w]^T, with Uy, Ux the dense
+        bilinear upsampling matrices and G_i the cell grid, so the sum is one small matmul per mask
+        along the width, a sum per vertical shift, and one (H, ch*s) @ (ch*s, W) product: about a
+        twentieth of the work of making the n masks again.
+        """
+        s = self.grid.shape[1]
+        Uy, Ux = _dense(*self.taps_y, s), _dense(*self.taps_x, s)  # ((s + 1) * cell, s)
+        cell_h = Uy.shape[0] // (s + 1)
+        dy, dx = self.shifts[:, 0], self.shifts[:, 1]
+        ux = Ux[dx[:, None] + np.arange(self.width)].transpose(0, 2, 1)  # (n, s, W): the columns mask i reads
+        uy = Uy[np.arange(cell_h)[:, None] + np.arange(self.height)]  # (cell_h, H, s): the rows of each shift
+        order = np.argsort(dy, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(dy[order]) != 0])
+        shifts_present = dy[order][starts]
+        grid = self.grid.astype(np.float64)
+        out = np.empty((weights.shape[1], self.height, self.width))
+        for t in range(weights.shape[1]):
+            rows = np.matmul(grid * weights[:, t, None, None], ux)  # (n, s, W)
+            per_shift = np.zeros((cell_h, s, self.width))
+            per_shift[shifts_present] = np.add.reduceat(rows[order], starts, axis=0)
+            out[t] = uy.transpose(1, 0, 2).reshape(self.height, -1) @ per_shift.reshape(-1, self.width)
+        return out
+
+
+def _dense(idx: np.ndarray, wts: np.ndarray, s: int) -> np.ndarray:
+    """Bilinear taps (rows, 2) -> the dense (rows, s) upsampling matrix, float64."""
+    u = np.zeros((idx.shape[0], s))
+    for j in range(2):
+        np.add.at(u, (np.arange(idx.shape[0]), idx[:, j]), wts[:, j])
+    return u
+
+
+def _dense(idx: np.ndarray, wts: np.ndarray, s: int) -> np.ndarray:
+    """Bilinear taps (rows, 2) -> the dense (rows, s) upsampling matrix, float64."""
+    u = np.zeros((idx.shape[0], s))
+    for j in range(2):
+        np.add.at(u, (np.arange(idx.shape[0]), idx[:, j]), wts[:, j])
+    return u

@@ -85,6 +85,31 @@ def _same(a, b):
 
 
 @njit(cache=True, nogil=True)
+def _lookup(seen, rows, mask):
+    """Open-addressing probe of ``seen`` (hash -> row of ``rows``): (free slot or match, row or -1)."""
+    h = _mask_hash(mask)
+    while h in seen:
+        k = seen[h]
+        if _same(rows[k], mask):
+            return h, k
+        h = (h + 1) & 0x7FFFFFFFFFFFFFFF
+    return h, -1
+
+
+@njit(cache=True, nogil=True)
+def _shuffle_prefix(perm, s):
+    """Partial Fisher-Yates with np.random: afterwards perm[:s] is a uniform random s-subset."""
+    M = perm.shape[0]
+    for j in range(s):
+        r = j + int(np.random.random() * (M - j))
+        if r >= M:
+            r = M - 1
+        t = perm[j]
+        perm[j] = perm[r]
+        perm[r] = t
+
+
+@njit(cache=True, nogil=True)
 def _sample_pairs(M, n_left, first_size, cdf, n_paired, seed, out, w_out):
     """Sample ``n_left`` coalitions of sizes first_size + i (i ~ cdf), each with its complement when its
     size is paired; repeats add 1 to the weight of the first copy. -> rows written."""
@@ -101,26 +126,12 @@ def _sample_pairs(M, n_left, first_size, cdf, n_paired, seed, out, w_out):
         while i < cdf.shape[0] - 1 and u > cdf[i]:
             i += 1
         s = first_size + i
-        # partial Fisher-Yates: the first s entries of perm are a uniform random subset
-        for j in range(s):
-            r = j + int(np.random.random() * (M - j))
-            if r >= M:
-                r = M - 1
-            t = perm[j]
-            perm[j] = perm[r]
-            perm[r] = t
+        _shuffle_prefix(perm, s)
         for j in range(M):
             out[row, j] = 0
         for j in range(s):
             out[row, perm[j]] = 1
-        h = _mask_hash(out[row])
-        found = -1
-        while h in seen:
-            k = seen[h]
-            if _same(out[k], out[row]):
-                found = k
-                break
-            h = (h + 1) & 0x7FFFFFFFFFFFFFFF
+        h, found = _lookup(seen, out, out[row])
         if found >= 0:
             w_out[found] += 1.0
             if s <= n_paired and found + 1 < row:
@@ -157,13 +168,7 @@ def _sample_strata(M, sizes, n_pairs, n_single, seed, out):
         want = n_pairs[t] + n_single[t]
         got = 0
         while got < want:
-            for j in range(s):  # partial Fisher-Yates: perm[:s] is a uniform random s-subset
-                r = j + int(np.random.random() * (M - j))
-                if r >= M:
-                    r = M - 1
-                q = perm[j]
-                perm[j] = perm[r]
-                perm[r] = q
+            _shuffle_prefix(perm, s)
             for j in range(M):
                 rep[j] = 0
             for j in range(s):
@@ -171,15 +176,8 @@ def _sample_strata(M, sizes, n_pairs, n_single, seed, out):
             if middle and rep[0] == 0:
                 for j in range(M):
                     rep[j] = 1 - rep[j]
-            h = _mask_hash(rep)
-            dup = False
-            while h in seen:
-                k = seen[h]
-                if _same(out[k], rep):
-                    dup = True
-                    break
-                h = (h + 1) & 0x7FFFFFFFFFFFFFFF
-            if dup:
+            h, found = _lookup(seen, out, rep)
+            if found >= 0:
                 continue
             seen[h] = row
             got += 1
@@ -492,29 +490,4 @@ def shapley_solve(masks, weights, y, delta) -> np.ndarray:
             sol = np.zeros((0, y.shape[1]))
         out[:-1] = sol
         out[-1] = delta - sol.sum(axis=0)
-    return out
-
-
-@njit(cache=True, nogil=True)
-def _composite_coalitions(x, background, masks, out):
-    """out[i * b + j] = where(masks[i], x, background[j]): x (M,), background (b, M), masks (m, M), out (m*b, M)."""
-    m, M = masks.shape
-    b = background.shape[0]
-    for i in range(m):
-        for j in range(b):
-            r = i * b + j
-            for q in range(M):
-                out[r, q] = x[q] if masks[i, q] else background[j, q]
-
-
-def composite_coalitions(x, background, masks, out=None) -> np.ndarray:
-    """Every coalition over every background row, written into ``out`` ((m * b, M), the model's dtype)."""
-    masks = np.ascontiguousarray(masks, dtype=np.uint8)
-    m, M = masks.shape
-    b = background.shape[0]
-    if out is None:
-        out = np.empty((m * b, M), background.dtype)
-    if out.shape != (m * b, M):
-        raise InputError(f"out must have shape {(m * b, M)}; got {out.shape}")
-    _composite_coalitions(x, background, masks, out)
     return out

@@ -1,4 +1,14 @@
-"""What every method shares: choosing target classes, building the fill (baseline), the base class.
+"""The shape every method shares: one ``explain`` entry point, target choice, fills, and the
+perturbation base class that owns the engine.
+
+    Method               explain(model, image, target): prepare the input, one first forward pass,
+                         resolve the targets, then ``_explain``; one Explanation per target
+    PerturbationMethod   a black-box method supplies only ``setup`` (its features, mask source and
+                         baseline) and ``aggregate`` (scores -> one map per target); the base class
+                         owns the engine settings (score, progress, chunk_size, memory_budget), scores
+                         the perturbations AND the two end points (the input and the baseline) in one
+                         engine run, and assembles the Explanations
+    deprecated_alias     the old spelling of a renamed parameter, accepted with a warning
 
 Fills are described in picture terms and turned into the model's input space with the model's own
 preprocessing, so they are right for any mean/std, channel order or layout:
@@ -15,15 +25,19 @@ preprocessing, so they are right for any mean/std, channel order or layout:
 from __future__ import annotations
 
 import time
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageFilter
 
-from .. import kernels
+from .. import engine, kernels
 from ..errors import InputError
 from ..explanation import Explanation
 
 FILLS = ("mean", "segment-mean", "blur", "black", "zero")
+SCORES = ("probabilities", "logits")
+BLUR_SIGMA = 10.0  # pixels: the "blur" fill of the methods (the insertion metric starts from its own blur)
 
 
 def resolve_targets(model, probs: np.ndarray, target) -> tuple[list[int], bool]:
@@ -49,7 +63,7 @@ def resolve_targets(model, probs: np.ndarray, target) -> tuple[list[int], bool]:
     return [model.class_index(target)], True
 
 
-def make_fill(model, crop: np.ndarray, x: np.ndarray, fill, segments=None, blur_sigma: float = 10.0) -> np.ndarray:
+def make_fill(model, crop: np.ndarray, x: np.ndarray, fill, segments=None, blur_sigma: float = BLUR_SIGMA) -> np.ndarray:
     """The baseline in the model's input space, shaped like ``x`` (1, ...)."""
     if isinstance(fill, np.ndarray):
         if fill.dtype == np.uint8 and fill.shape == crop.shape:
@@ -92,12 +106,33 @@ def make_fill(model, crop: np.ndarray, x: np.ndarray, fill, segments=None, blur_
     if fill == "segment-mean":
         if segments is None:
             raise InputError("fill 'segment-mean' needs superpixels; use it with LIME or Kernel SHAP")
-        from ..engine import channels_first
-
-        filled = kernels.fill_from_segment_means(np.ascontiguousarray(channels_first(model, x)), segments)
+        filled = kernels.fill_from_segment_means(np.ascontiguousarray(engine.channels_first(model, x)), segments)
         out = filled if model.input.layout == "NCHW" else filled.transpose(1, 2, 0)
         return np.ascontiguousarray(out[None], dtype=x.dtype)
     raise InputError(f"unknown fill {fill!r}; use one of {FILLS}, a grey value 0..255, 'R,G,B' or a picture")
+
+
+def deprecated_alias(cls_name: str, old: str, new: str, old_value, new_value, default):
+    """The value of ``new`` when a caller still passes the old name ``old`` (a DeprecationWarning)."""
+    if old_value is None:
+        return new_value
+    if new_value != default and new_value != old_value:
+        raise InputError(f"{cls_name}: give {new}= only ({old}= is its old name); got both")
+    warnings.warn(f"{cls_name}({old}=...) is deprecated; use {new}=", DeprecationWarning, stacklevel=3)
+    return old_value
+
+
+def check_score(score, allow_raw: bool = False) -> str:
+    allowed = SCORES + (("raw",) if allow_raw else ())
+    if score not in allowed:
+        raise InputError(f"score must be one of {', '.join(map(repr, allowed))}, not {score!r}")
+    return score
+
+
+def check_count(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, not {value!r}")
+    return int(value)
 
 
 class Method:
@@ -110,7 +145,12 @@ class Method:
     name = "method"
 
     def params(self) -> dict:
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        """The constructor's parameters as saved with the result (arrays named, not stored)."""
+        p = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        for k, v in p.items():
+            if isinstance(v, np.ndarray):
+                p[k] = "array"
+        return p
 
     def explain(self, model, image, target=None, cropped: bool = False):
         """cropped: ``image`` already is the model's input picture (see ``Model.prepare``)."""
@@ -137,5 +177,69 @@ class Method:
         raise NotImplementedError
 
     def _explanation(self, model, target, probs, map_, **kw) -> Explanation:
+        """``score`` is always the target's probability on the input, whatever score was explained."""
         return Explanation(map=np.asarray(map_, np.float32), target=int(target), label=model.label(int(target)),
                            score=float(probs[target]), method=self.name, params=self.params(), **kw)
+
+    # ------------------------------------------------------------------ the engine, for those that use it
+    def _engine_options(self, score="probabilities", progress=None, chunk_size=None,
+                        memory_budget=engine.DEFAULT_MEMORY_BUDGET):
+        """Store the settings every engine-driven method takes (call from ``__init__``)."""
+        self.score = score
+        self._progress = progress
+        self._chunk_size = None if chunk_size is None else check_count(chunk_size, "chunk_size")
+        self._memory_budget = check_count(memory_budget, "memory_budget")
+
+    def _run(self, model, x, baseline, source, score: str | None = None) -> engine.RunResult:
+        """Score every perturbation of ``source`` and the two end points in one engine run."""
+        return engine.run(model, x, baseline, source, kind=score or self.score, ends=True,
+                          chunk_size=self._chunk_size, memory_budget=self._memory_budget,
+                          progress=self._progress, desc=self.name)
+
+
+@dataclass
+class Setup:
+    """What a perturbation method prepares for the engine: the mask source, the baseline in model
+    space, and whatever ``aggregate`` needs besides the scores (segments, windows, ...)."""
+
+    source: engine.MaskSource
+    baseline: np.ndarray
+    state: dict = field(default_factory=dict)
+
+
+class PerturbationMethod(Method):
+    """A black-box method: masks in, scores out, one map per target.
+
+    Subclasses call ``self._engine_options(score, progress, chunk_size, memory_budget)`` in
+    ``__init__`` and implement
+
+        setup(model, x, crop, probs)        -> Setup(source, baseline, state)
+        aggregate(run, setup, targets)      -> one dict per target: map (H, W) and optionally
+                                               importance, segments, raw_map, extras
+
+    ``run`` is the engine's RunResult: ``run.scores`` (n, classes) of the perturbations and
+    ``run.input_scores`` / ``run.baseline_scores`` (classes,) of the end points, all of kind
+    ``self.score`` and from the same run.
+    """
+
+    def setup(self, model, x, crop, probs) -> Setup:
+        raise NotImplementedError
+
+    def aggregate(self, run: engine.RunResult, setup: Setup, targets: list[int]) -> list[dict]:
+        raise NotImplementedError
+
+    def _explain(self, model, x, crop, probs, targets):
+        setup = self.setup(model, x, crop, probs)
+        res = self._run(model, x, setup.baseline, setup.source)
+        t0 = time.perf_counter()
+        parts = self.aggregate(res, setup, targets)
+        fold_s = time.perf_counter() - t0
+        out = []
+        for t, part in zip(targets, parts):
+            extras = part.pop("extras", {})
+            e = self._explanation(model, t, probs, part.pop("map"), **part)
+            e.extras.update(extras)
+            e.extras.setdefault("score", self.score)
+            e.timings.update(forward=res.forward_s, engine=res.total_s, aggregate=fold_s)
+            out.append(e)
+        return out

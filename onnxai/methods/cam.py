@@ -24,7 +24,8 @@ channel k", found one of three ways (``gradient``):
                     eps = step * (mean |A| + 1e-12): alpha_k = (y(A + eps e_k) - y(A - eps e_k)) / (2 eps Z)
     "auto"          the first that applies, in that order
 
-Both put the chosen layer (and why), its shape and the low-resolution map (``raw_map``) in the result.
+Both supply only their channel weights (``LayerMethod.channel_weights``); the layer's base class
+puts the chosen layer (and why), its shape and the low-resolution map (``raw_map``) in the result.
 """
 
 from __future__ import annotations
@@ -62,25 +63,25 @@ class CAM(LayerMethod):
             )
         return choice
 
-    def _explain(self, model, x, crop, probs, targets, acts=None):
-        choice, acts, view, maps = self.read_layer(model, x, acts)
-        head = choice.head
-        A = maps[0].astype(np.float64)  # (K, h, w)
+    def channel_weights(self, model, x, crop, probs, targets, layer):
+        head = layer.choice.head
+        A = layer.maps[0]
         if head.weight.shape[1] != A.shape[0]:
-            raise LayerError(f"the head's weight is {head.weight.shape} but {choice.name!r} has {A.shape[0]} channels")
-        H, W = crop.shape[:2]
-        out = []
-        for t in targets:
-            low = np.tensordot(head.weight[t].astype(np.float64), A, axes=1)  # (h, w)
-            if self.relu:
-                low = np.maximum(low, 0.0)
-            e = self._explanation(model, t, probs, upsample(low, H, W, self.align_corners))
-            e.raw_map = low.astype(np.float32)
-            self.layer_extras(e, choice, view, acts)
-            e.extras.update(bias=float(head.bias[t]), logit=float(low.mean() + head.bias[t]) if not self.relu else None,
-                            head=" -> ".join(head.nodes))
-            out.append(e)
-        return out
+            raise LayerError(f"the head's weight is {head.weight.shape} but {layer.choice.name!r} has {A.shape[0]} "
+                             "channels")
+        weights = head.weight[targets].astype(np.float64)  # (T, K)
+        extras = []
+        for i, t in enumerate(targets):
+            low_mean = float(np.tensordot(weights[i], A.astype(np.float64), axes=1).mean())
+            extras.append(dict(bias=float(head.bias[t]), logit=None if self.relu else low_mean + float(head.bias[t]),
+                               head=" -> ".join(head.nodes)))
+        return weights, extras
+
+    def layer_map(self, low, h, w):
+        """CAM keeps the sign (``relu`` clips it) and upsamples the class map as it is."""
+        if self.relu:
+            low = np.maximum(low, 0.0)
+        return upsample(low, h, w, self.align_corners), low
 
 
 class GradCAM(LayerMethod):
@@ -99,8 +100,8 @@ class GradCAM(LayerMethod):
         self.channel_axis = channel_axis
         self.prefix_tokens = prefix_tokens
 
-    def _explain(self, model, x, crop, probs, targets, acts=None):
-        choice, acts, view, maps = self.read_layer(model, x, acts)
+    def channel_weights(self, model, x, crop, probs, targets, layer):
+        choice, acts, view, maps = layer.choice, layer.acts, layer.view, layer.maps
         K, h, w = maps.shape[1:]
         Z = h * w
         score_name = getattr(model, "_softmax_input", None) or model.output
@@ -131,19 +132,7 @@ class GradCAM(LayerMethod):
             sums, runs = self._elementwise_sums(model, choice, head, acts, view, targets)
         else:
             sums, runs = self._central_sums(model, choice.name, score_name, acts, view, maps, targets)
-        alphas = sums / Z  # (T, K)
-        H, W = crop.shape[:2]
-        A = maps[0].astype(np.float64)
-        out = []
-        for i, t in enumerate(targets):
-            low = np.maximum(np.tensordot(alphas[i], A, axes=1), 0.0)
-            e = self._explanation(model, t, probs, upsample(low, H, W, self.align_corners))
-            e.raw_map = low.astype(np.float32)
-            self.layer_extras(e, choice, view, acts)
-            e.extras.update(gradient=how, score=score, tail_runs=runs)
-            e.importance = alphas[i].astype(np.float32)
-            out.append(e)
-        return out
+        return sums / Z, [dict(gradient=how, score=score, tail_runs=runs) for _ in targets]
 
     def _eps(self, a: np.ndarray) -> float:
         return float(self.step * (np.mean(np.abs(a), dtype=np.float64) + 1e-12))
@@ -153,7 +142,7 @@ class GradCAM(LayerMethod):
         seg = model.tail(choice.name, output=head.features)
         eps = np.float32(self._eps(acts))
         both = np.concatenate([acts + eps, acts - eps])
-        f = seg.session.run([head.features], {seg.session.get_inputs()[0].name: both})[0]
+        f = seg.values(both)
         if f.shape != both.shape:
             raise LayerError(f"the segment {choice.name!r} -> {head.features!r} changed the shape {acts.shape} -> "
                              f"{f.shape[1:]}; use gradient='central'")

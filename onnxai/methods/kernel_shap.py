@@ -6,14 +6,17 @@ with complements while the budget allows, the rest sampled in complementary pair
 weighted least squares is solved with the efficiency constraint
 sum(phi) = f(x) - f(baseline) exactly, for every class from the same forward passes.
 
-    kind           what is explained: "probabilities" (default), "logits" or "raw" model outputs
-    nsamples       coalitions scored (None = shap's "auto": 2M + 2048, at most 2^M - 2)
+    score          what is explained: "probabilities" (default), "logits" or "raw" model outputs
+                   (``Explanation.score`` stays the target's probability; extras["prediction"] is
+                   f(x) in this score)
+    num_samples    coalitions scored (None = shap's "auto": 2M + 2048, at most 2^M - 2); the empty
+                   and the full coalition are scored besides, in the same engine run
     sampling       how the coalitions beyond the enumerated sizes are chosen:
                    "stratified" (default): the leftover budget is split over the remaining sizes in
                    proportion to their Shapley-kernel mass (largest remainder, in complementary
                    pairs), subsets drawn uniformly without replacement within each size, each row
                    weighing (mass of its size) / (rows drawn at that size): no size-allocation noise,
-                   no repeats, exactly nsamples rows; about half the RMSE of "shap" at equal
+                   no repeats, exactly num_samples rows; about half the RMSE of "shap" at equal
                    budget on the bench's 12-feature forest (tools/bench/bench_shap.py).
                    "shap": the shap package's KernelExplainer design, row for row: each pair's size
                    drawn at random from the remaining kernel mass, repeats merged into weights.
@@ -40,15 +43,18 @@ import numpy as np
 from .. import engine, tabular
 from ..errors import InputError
 from ..kernels.shapley import SAMPLING, default_nsamples, shapley_coalitions, shapley_solve
-from .base import Method, make_fill
+from .base import check_count, check_score, deprecated_alias
+from .superpixels import SuperpixelMethod
+
+_NUM_FEATURES = "num_features("  # l1_reg="num_features(k)", shap's spelling
 
 
-class KernelSHAP(Method):
+class KernelSHAP(SuperpixelMethod):
     name = "kernel-shap"
 
     def __init__(
         self,
-        nsamples: int | None = 1000,
+        num_samples: int | None = 1000,
         sampling: str = "stratified",
         num_features: int = 50,
         segmentation="slic",
@@ -59,21 +65,21 @@ class KernelSHAP(Method):
         summarise: str = "kmeans",
         feature_names=None,
         seed: int = 0,
-        kind: str = "probabilities",
+        score: str = "probabilities",
         progress: bool | None = None,
         memory_budget: int = engine.DEFAULT_MEMORY_BUDGET,
         chunk_size: int | None = None,
+        nsamples: int | None = None,
+        kind: str | None = None,
     ):
-        if nsamples is not None and int(nsamples) < 1:
-            raise InputError("nsamples must be at least 1 (or None for shap's automatic budget)")
-        if int(num_features) < 1:
-            raise InputError("num_features must be at least 1")
+        num_samples = deprecated_alias("KernelSHAP", "nsamples", "num_samples", nsamples, num_samples, 1000)
+        score = deprecated_alias("KernelSHAP", "kind", "score", kind, score, "probabilities")
+        self.num_samples = None if num_samples is None else check_count(num_samples, "num_samples")
+        self.num_features = check_count(num_features, "num_features")
         _check_l1(l1_reg)
         if sampling not in SAMPLING:
             raise InputError(f"sampling must be one of {', '.join(map(repr, SAMPLING))}; got {sampling!r}")
-        self.nsamples = None if nsamples is None else int(nsamples)
         self.sampling = sampling
-        self.num_features = int(num_features)
         self.segmentation = segmentation
         self.fill = fill
         self.l1_reg = l1_reg
@@ -82,19 +88,12 @@ class KernelSHAP(Method):
         self.summarise = summarise
         self.feature_names = feature_names
         self.seed = int(seed)
-        if kind not in ("probabilities", "logits", "raw"):
-            raise InputError(f"kind must be 'probabilities', 'logits' or 'raw', not {kind!r}")
-        self.kind = kind
-        self._progress = progress
-        self._memory_budget = memory_budget
-        self._chunk_size = chunk_size
+        self._engine_options(check_score(score, allow_raw=True), progress, chunk_size, memory_budget)
         self._coalitions: dict = {}
+        self._summary = None  # (the background it was made from, its tabular.Background)
 
     def params(self) -> dict:
-        p = {k: v for k, v in vars(self).items() if not k.startswith("_")}
-        for k in ("segmentation", "fill"):
-            if isinstance(p[k], np.ndarray):
-                p[k] = "array"
+        p = super().params()
         if p["background"] is not None:
             p["background"] = "given"
         return p
@@ -103,7 +102,7 @@ class KernelSHAP(Method):
     def coalitions(self, M: int) -> tuple[np.ndarray, np.ndarray]:
         """(masks (n, M) uint8, weights (n,)) for M features; cached per M."""
         if M not in self._coalitions:
-            n = default_nsamples(M) if self.nsamples is None else self.nsamples
+            n = default_nsamples(M) if self.num_samples is None else self.num_samples
             self._coalitions[M] = shapley_coalitions(M, n, self.seed, self.sampling)
         return self._coalitions[M]
 
@@ -131,58 +130,44 @@ class KernelSHAP(Method):
         return self.explain_table(model, inputs, target)
 
     # ------------------------------------------------------------------ pictures
-    def _explain(self, model, x, crop, probs, targets):
-        from .. import features
+    def sample_masks(self, k: int) -> tuple[np.ndarray, dict]:
+        masks, weights = self.coalitions(k)
+        return masks, {"weights": weights}
 
-        if isinstance(self.segmentation, np.ndarray):
-            segments = features.from_labels(self.segmentation, crop.shape[:2])
-        else:
-            segments = features.segment(crop, method=self.segmentation, num_features=self.num_features,
-                                        seed=self.seed)
-        M = int(segments.max()) + 1
-        masks, weights = self.coalitions(M)
-        baseline = make_fill(model, crop, x, self.fill, segments=segments)
-        ends = np.zeros((1, M), np.uint8)  # the empty coalition: f(baseline)
-        all_masks = np.concatenate([ends, masks]) if masks.size else ends
-        if self.kind != "probabilities":
-            probs = model.run_batch(x, self.kind)[0]
-        res = engine.run(model, x, baseline, engine.FeatureMasks(all_masks, segments), kind=self.kind,
-                         progress=self._progress,
-                         memory_budget=self._memory_budget, chunk_size=self._chunk_size, desc="Kernel SHAP")
-        fnull = res.scores[0].astype(np.float64)
-        fx = probs.astype(np.float64)
-        t0 = time.perf_counter()
-        phi = self.solve(masks, weights, res.scores[1:], fnull, fx, list(targets))
-        solve_s = time.perf_counter() - t0
+    def aggregate(self, run, setup, targets):
+        fnull = run.baseline_scores.astype(np.float64)
+        fx = run.input_scores.astype(np.float64)
+        masks = setup.state["masks"]
+        phi = self.solve(masks, setup.state["weights"], run.scores, fnull, fx, list(targets))
         out = []
         for i, t in enumerate(targets):
             importance = phi[:, i]
-            e = self._explanation(model, t, probs, importance[segments].astype(np.float32), segments=segments,
-                                  importance=importance.astype(np.float32))
-            e.extras.update(base_value=float(fnull[t]), prediction=float(fx[t]), num_features=M,
-                            num_samples=int(masks.shape[0]),
-                            efficiency_gap=float(importance.sum() - (fx[t] - fnull[t])))
-            e.timings.update(forward=res.forward_s, engine=res.total_s, solve=solve_s)
-            out.append(e)
+            out.append(self.feature_result(
+                setup, importance, base_value=float(fnull[t]), prediction=float(fx[t]),
+                num_samples=int(masks.shape[0]), efficiency_gap=float(importance.sum() - (fx[t] - fnull[t]))))
         return out
 
     # ------------------------------------------------------------------ tables
     def background_for(self, model, X_rows) -> tabular.Background:
+        """The summarised background (computed once per given background; ``self.background`` is kept)."""
         bg = self.background
         if bg is None:
             raise InputError("Kernel SHAP for tables needs a background data set: background=training rows "
                              "(or --background train.csv)")
         if isinstance(bg, tabular.Background):
             return bg
-        if isinstance(bg, (str,)) or hasattr(bg, "__fspath__"):
-            bg, _ = tabular.read_table(bg, expect=tabular.model_width(model))
-        bg = np.asarray(bg, np.float64)
-        if bg.ndim != 2 or bg.shape[1] != X_rows.shape[1]:
-            raise InputError(f"the background has shape {bg.shape} but the rows have {X_rows.shape[1]} columns")
-        if not np.isfinite(bg).all():
-            bg = np.where(np.isfinite(bg), bg, np.nanmean(bg, axis=0))
-        self.background = tabular.summarise(bg, self.background_size, self.summarise, self.seed)
-        return self.background
+        if self._summary is not None and self._summary[0] is bg:
+            return self._summary[1]
+        data = bg
+        if isinstance(data, (str,)) or hasattr(data, "__fspath__"):
+            data, _ = tabular.read_table(data, expect=tabular.model_width(model))
+        data = np.asarray(data, np.float64)
+        if data.ndim != 2 or data.shape[1] != X_rows.shape[1]:
+            raise InputError(f"the background has shape {data.shape} but the rows have {X_rows.shape[1]} columns")
+        if not np.isfinite(data).all():
+            data = np.where(np.isfinite(data), data, np.nanmean(data, axis=0))
+        self._summary = (bg, tabular.summarise(data, self.background_size, self.summarise, self.seed))
+        return self._summary[1]
 
     def explain_table(self, model, X, target=None, rows=None) -> tabular.TabularExplanation:
         """Shapley values of every row of X ((r, M) array or a CSV path) for every class."""
@@ -192,33 +177,33 @@ class KernelSHAP(Method):
             raise InputError("the rows to explain contain empty or NaN cells; fill them first")
         bg = self.background_for(model, X)
         r, M = X.shape
-        preds = tabular.score_rows(model, X, self.kind).astype(np.float64)
-        fnull = (tabular.score_rows(model, bg.data, self.kind).astype(np.float64) * bg.weights[:, None]).sum(axis=0)
+        preds = model.scores(X, self.score).astype(np.float64)
+        fnull = (model.scores(bg.data, self.score).astype(np.float64) * bg.weights[:, None]).sum(axis=0)
         C = preds.shape[1]
         values = np.zeros((r, M, C))
         forward = engine_s = 0.0
         used = []
+        dtype = model.input.dtype
+        background = np.ascontiguousarray(bg.data, dtype=dtype)
         for i in range(r):
             varying = np.flatnonzero((bg.data != X[i][None]).any(axis=0))  # shap: others get phi = 0
             Mv = varying.size
-            if Mv == 0:
-                used.append(0)
-                continue
-            if Mv == 1:
-                values[i, varying[0]] = preds[i] - fnull
+            if Mv <= 1:
+                if Mv == 1:
+                    values[i, varying[0]] = preds[i] - fnull
                 used.append(0)
                 continue
             masks_v, weights = self.coalitions(Mv)
-            if Mv == M:
-                masks = masks_v
-            else:
+            masks = masks_v
+            if Mv != M:
                 masks = np.ones((masks_v.shape[0], M), np.uint8)
                 masks[:, varying] = masks_v
-            res = engine.run_table(model, X[i], bg.data, bg.weights, masks, kind=self.kind, chunk_rows=self._chunk_size,
-                                   memory_budget=self._memory_budget)
+            source = engine.TableCoalitions(masks, background, bg.weights)
+            res = self._run(model, np.ascontiguousarray(X[i:i + 1], dtype=dtype), None, source)
             forward += res.forward_s
             engine_s += res.total_s
-            values[i][varying] = self.solve(masks_v, weights, res.scores, fnull, preds[i], list(range(C)))
+            values[i][varying] = self.solve(masks_v, weights, res.scores, res.baseline_scores, res.input_scores,
+                                            list(range(C)))
             used.append(int(masks_v.shape[0]))
         targets = tabular.resolve_row_targets(model, preds, target)
         gap = float(np.abs(values.sum(axis=1) - (preds - fnull[None])).max()) if r else 0.0
@@ -226,15 +211,16 @@ class KernelSHAP(Method):
             values=values, base_values=fnull, predictions=preds, data=X, feature_names=names,
             class_names=tabular.class_names(model), method=self.name,
             rows=list(range(r)) if rows is None else list(rows), targets=targets, params=self.params(),
-            extras={"num_samples": used, "background_rows": int(bg.data.shape[0]), "efficiency_gap": gap},
+            extras={"num_samples": used, "background_rows": int(bg.data.shape[0]), "efficiency_gap": gap,
+                    "score": self.score},
             timings={"total": time.perf_counter() - t0, "forward": forward, "engine": engine_s})
 
 
 def _check_l1(l1_reg):
     if l1_reg is False or l1_reg is None or l1_reg in ("aic", "bic"):
         return
-    if isinstance(l1_reg, str) and l1_reg.startswith("num_features(") and l1_reg.endswith(")") \
-            and l1_reg[13:-1].isdigit():
+    if isinstance(l1_reg, str) and l1_reg.startswith(_NUM_FEATURES) and l1_reg.endswith(")") \
+            and l1_reg[len(_NUM_FEATURES):-1].isdigit():
         return
     if isinstance(l1_reg, (int, float)) and not isinstance(l1_reg, bool) and l1_reg >= 0:
         return
@@ -252,8 +238,8 @@ def _l1_select(masks, weights, y, delta, l1_reg) -> np.ndarray:
     sw = np.sqrt(w_aug)
     y_aug = np.hstack((y, y - delta)) * sw
     X_aug = sw[:, None] * np.vstack((z, z - 1))
-    if isinstance(l1_reg, str) and l1_reg.startswith("num_features("):
-        k = int(l1_reg[13:-1])
+    if isinstance(l1_reg, str) and l1_reg.startswith(_NUM_FEATURES):
+        k = int(l1_reg[len(_NUM_FEATURES):-1])
         return np.sort(lars_path(X_aug, y_aug, max_iter=k)[1]).astype(np.int64)
     if l1_reg in ("aic", "bic"):
         scale = X_aug.std(axis=0)

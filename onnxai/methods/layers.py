@@ -26,7 +26,6 @@ import onnx
 
 from .. import graph
 from ..errors import LayerError
-from ..explanation import Explanation
 from .base import Method
 
 # --------------------------------------------------------------------------- layer choice
@@ -236,19 +235,31 @@ def elementwise_segment(proto: onnx.ModelProto, start: str, end: str, shape: tup
 
 
 class LayerMethod(Method):
-    """A Method that reads one layer: ``explain`` exposes it in the first forward pass.
+    """A method that reads one layer A (K channels) and weighs its channels: map = f(sum_k w_k A_k).
 
-    Subclasses set ``self.layer`` (and optionally ``self.channel_axis``, ``self.prefix_tokens``) and
-    implement ``_explain(model, x, crop, probs, targets, acts=None)``; ``acts`` is the layer's
-    activation from that first pass (None when ``_explain`` is called on its own).
+    A subclass supplies only ``channel_weights`` (and, if its map is not Grad-CAM's
+    ReLU-then-upsample, ``layer_map``); the first forward pass exposes the layer (one pass gives both
+    the probabilities and the activations), and the result assembly is shared. Subclasses set
+    ``self.layer`` (and optionally ``self.channel_axis``, ``self.prefix_tokens``, ``self.align_corners``).
     """
 
     layer = "auto"
     channel_axis = None
     prefix_tokens = None
+    align_corners = False
 
     def choose_layer(self, model) -> LayerChoice:
         return resolve_layer(model, self.layer)
+
+    def channel_weights(self, model, x, crop, probs, targets, layer: "LayerRead") -> tuple[np.ndarray, list[dict]]:
+        """-> (weights (len(targets), K) float64, one dict of extras per target; a "timings" entry
+        there goes to ``Explanation.timings``)."""
+        raise NotImplementedError
+
+    def layer_map(self, low: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """sum_k w_k A_k at the layer's resolution -> (map (h, w), raw_map): Grad-CAM's ReLU, then upsampling."""
+        low = np.maximum(low, 0.0)
+        return upsample(low, h, w, self.align_corners), low
 
     def _first_pass(self, model, x):
         """Expose the layer in the first forward pass: one pass gives both probabilities and activations."""
@@ -256,8 +267,8 @@ class LayerMethod(Method):
         acts, probs = model.activations(x, [choice.name])
         return probs[0], {"acts": acts[choice.name]}
 
-    def read_layer(self, model, x, acts=None):
-        """-> (choice, activation (1, ...) in the layer's layout, view, maps (1, K, h, w))."""
+    def read_layer(self, model, x, acts=None) -> "LayerRead":
+        """The chosen layer's activation (1, ...) in its own layout, how to view it, and its maps (1, K, h, w)."""
         choice = self.choose_layer(model)
         if acts is None:
             acts = model.activations(x, [choice.name])[0][choice.name]
@@ -268,10 +279,35 @@ class LayerMethod(Method):
             elif model.input.layout == "NHWC":
                 axis = 3
         view = LayerView.of(acts, choice.name, axis, self.prefix_tokens)
-        return choice, acts, view, view.maps(acts)
+        return LayerRead(choice, acts, view, view.maps(acts))
 
-    def layer_extras(self, e: Explanation, choice: LayerChoice, view: LayerView, acts: np.ndarray):
-        e.extras.update(layer=choice.name, layer_choice=choice.how, layer_shape=list(acts.shape),
-                        layer_layout=view.kind)
-        if view.kind == "tokens":
-            e.extras["prefix_tokens"] = view.prefix
+    def _explain(self, model, x, crop, probs, targets, acts=None):
+        layer = self.read_layer(model, x, acts)
+        weights, extras = self.channel_weights(model, x, crop, probs, targets, layer)
+        A = layer.maps[0].astype(np.float64)  # (K, h, w)
+        H, W = crop.shape[:2]
+        out = []
+        for i, t in enumerate(targets):
+            map_, raw = self.layer_map(np.tensordot(weights[i], A, axes=1), H, W)
+            e = self._explanation(model, t, probs, map_, raw_map=np.asarray(raw, np.float32),
+                                  importance=np.asarray(weights[i], np.float32))
+            e.extras.update(layer=layer.choice.name, layer_choice=layer.choice.how,
+                            layer_shape=list(layer.acts.shape), layer_layout=layer.view.kind)
+            if layer.view.kind == "tokens":
+                e.extras["prefix_tokens"] = layer.view.prefix
+            extra = dict(extras[i])
+            e.timings.update(extra.pop("timings", {}))
+            e.extras.update(extra)
+            out.append(e)
+        return out
+
+
+@dataclass
+class LayerRead:
+    """One read of the layer: the choice, its activation (1, ...) as the graph lays it out, the view
+    that maps it to channels, and the maps (1, K, h, w)."""
+
+    choice: LayerChoice
+    acts: np.ndarray
+    view: LayerView
+    maps: np.ndarray

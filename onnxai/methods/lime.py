@@ -17,6 +17,9 @@ Names follow MATLAB's ``imageLIME`` where it has one, the ``lime`` package's oth
                     "bicubic" (grid cells smoothed to the input size), "none" (grid: one value per cell),
                     "auto" = bicubic for grids, nearest otherwise
 
+    keep_probability  the chance that a feature is shown in a sample (0.5)
+    score           "probabilities" (default) or "logits": which class score the surrogate fits
+
 Outputs: ``map`` (positive = evidence for the class with linear surrogates; tree importance is
 unsigned), ``segments`` (the feature map), ``importance`` (per feature), and in ``extras`` the
 surrogate's weighted R^2 and intercept.
@@ -28,13 +31,15 @@ import numpy as np
 
 from .. import engine, kernels
 from ..errors import InputError
-from .base import Method, make_fill
+from .base import check_count, check_score
+from .superpixels import SuperpixelMethod
 
 SURROGATES = ("tree", "linear", "ridge")
 UPSAMPLING = ("auto", "nearest", "bicubic", "none")
+TREE_LEAF_FRACTION = 200  # the tree surrogate's smallest leaf holds num_samples / 200 samples (at least 1)
 
 
-class LIME(Method):
+class LIME(SuperpixelMethod):
     name = "lime"
 
     def __init__(
@@ -49,6 +54,7 @@ class LIME(Method):
         alpha: float | None = None,
         keep_probability: float = 0.5,
         seed: int = 0,
+        score: str = "probabilities",
         progress: bool | None = None,
         memory_budget: int = engine.DEFAULT_MEMORY_BUDGET,
         chunk_size: int | None = None,
@@ -57,12 +63,8 @@ class LIME(Method):
             raise InputError(f"unknown surrogate {surrogate!r}; use one of {SURROGATES}")
         if upsample not in UPSAMPLING:
             raise InputError(f"unknown upsampling {upsample!r}; use one of {UPSAMPLING}")
-        if int(num_samples) < 2:
-            raise InputError("num_samples must be at least 2")
-        if int(num_features) < 1:
-            raise InputError("num_features must be at least 1")
-        self.num_features = int(num_features)
-        self.num_samples = int(num_samples)
+        self.num_features = check_count(num_features, "num_features")
+        self.num_samples = check_count(num_samples, "num_samples", 2)
         self.segmentation = segmentation
         self.surrogate = surrogate
         self.fill = fill
@@ -71,30 +73,22 @@ class LIME(Method):
         self.alpha = alpha
         self.keep_probability = float(keep_probability)
         self.seed = int(seed)
-        self._progress = progress
-        self._memory_budget = memory_budget
-        self._chunk_size = chunk_size
+        self._engine_options(check_score(score), progress, chunk_size, memory_budget)
 
     def params(self) -> dict:
         p = super().params()
-        if isinstance(p["segmentation"], np.ndarray):
+        if isinstance(self.segmentation, np.ndarray):
             p["segmentation"] = "user label map"
-        if isinstance(p["fill"], np.ndarray):
+        if isinstance(self.fill, np.ndarray):
             p["fill"] = "baseline picture"
         return p
 
     # ------------------------------------------------------------------ steps
-    def segments_for(self, crop: np.ndarray) -> np.ndarray:
-        from .. import features
-
-        if isinstance(self.segmentation, np.ndarray):
-            return features.from_labels(self.segmentation, crop.shape[:2])
-        return features.segment(crop, method=self.segmentation, num_features=self.num_features, seed=self.seed)
-
-    def sample_masks(self, k: int) -> np.ndarray:
+    def sample_masks(self, k: int) -> tuple[np.ndarray, dict]:
         """(num_samples, k) uint8; row 0 is all ones (the unperturbed picture)."""
-        return kernels.random_binary_masks(self.num_samples, k, p=self.keep_probability, seed=self.seed,
-                                           first_all_ones=True)
+        masks = kernels.random_binary_masks(self.num_samples, k, p=self.keep_probability, seed=self.seed,
+                                            first_all_ones=True)
+        return masks, {}
 
     def sample_weights(self, masks: np.ndarray) -> np.ndarray:
         if self.kernel_width is None:
@@ -114,7 +108,8 @@ class LIME(Method):
             return coef, icpt, kernels.weighted_r2(X, y, w, coef, icpt)
         from sklearn.tree import DecisionTreeRegressor
 
-        tree = DecisionTreeRegressor(random_state=self.seed, min_samples_leaf=max(1, self.num_samples // 200))
+        leaf = max(1, self.num_samples // TREE_LEAF_FRACTION)
+        tree = DecisionTreeRegressor(random_state=self.seed, min_samples_leaf=leaf)
         tree.fit(X, y, sample_weight=w)
         pred = tree.predict(X)
         r2 = _weighted_r2_of(y, pred, w)
@@ -124,45 +119,17 @@ class LIME(Method):
         # MATLAB's fitrlinear (behind imageLIME's "linear") defaults to lambda = 1 / n observations.
         return 1.0 / self.num_samples if self.alpha is None else float(self.alpha)
 
-    def _explain(self, model, x, crop, probs, targets):
-        segments = self.segments_for(crop)
-        k = int(segments.max()) + 1
-        masks = self.sample_masks(k)
-        baseline = make_fill(model, crop, x, self.fill, segments=segments)
-        res = engine.run(model, x, baseline, engine.FeatureMasks(masks, segments), progress=self._progress,
-                         memory_budget=self._memory_budget, chunk_size=self._chunk_size, desc="LIME")
+    def aggregate(self, run, setup, targets):
+        masks = setup.state["masks"]
         w = self.sample_weights(masks)
         out = []
         for t in targets:
-            importance, intercept, r2 = self.fit(masks, res.scores[:, t], w)
-            raw = None
-            map_ = importance[segments].astype(np.float32)
-            if self._is_grid() and self.upsample in ("auto", "bicubic", "none"):
-                raw = grid_cells(segments, importance)
-                if self.upsample == "none":
-                    map_ = raw
-                else:
-                    map_ = kernels.resize(raw, segments.shape[0], segments.shape[1], method="bicubic")
-            elif self.upsample == "bicubic":
-                raise InputError("bicubic upsampling needs segmentation='grid'; superpixels are painted (nearest)")
-            e = self._explanation(model, t, probs, map_, segments=segments, importance=importance.astype(np.float32),
-                                  raw_map=raw)
-            e.extras.update(r2=float(r2), num_features=k, num_samples=self.num_samples)
+            importance, intercept, r2 = self.fit(masks, run.scores[:, t], w)
+            extras = dict(r2=float(r2), num_samples=self.num_samples)
             if intercept is not None:
-                e.extras["intercept"] = float(intercept)
-            e.timings.update(forward=res.forward_s, engine=res.total_s)
-            out.append(e)
+                extras["intercept"] = float(intercept)
+            out.append(self.feature_result(setup, importance, **extras))
         return out
-
-    def _is_grid(self) -> bool:
-        return isinstance(self.segmentation, str) and self.segmentation == "grid"
-
-
-def grid_cells(segments: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """(rows, cols) array of per-cell values for a grid segment map (any label order)."""
-    row_starts = np.flatnonzero(np.r_[True, segments[1:, 0] != segments[:-1, 0]])
-    col_starts = np.flatnonzero(np.r_[True, segments[0, 1:] != segments[0, :-1]])
-    return np.asarray(values)[segments[np.ix_(row_starts, col_starts)]].astype(np.float32)
 
 
 def _weighted_r2_of(y, pred, w) -> float:

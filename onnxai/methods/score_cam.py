@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import engine, kernels
 from ..errors import InputError
-from .base import make_fill
+from .base import check_score, make_fill
 from .layers import LayerMethod, upsample
 
 WEIGHTINGS = ("score", "increase", "softmax")
@@ -51,34 +51,29 @@ class ScoreCAM(LayerMethod):
 
     def __init__(self, layer: str = "auto", preset: str = "authors", weighting: str | None = None,
                  score: str | None = None, align_corners: bool | None = None, relu_first: bool | None = None,
-                 fill="zero",
-                 skip_constant: bool = True, channel_axis: int | None = None, prefix_tokens: int | None = None,
-                 progress: bool | None = None, chunk_size: int | None = None):
+                 fill="zero", skip_constant: bool = True, channel_axis: int | None = None,
+                 prefix_tokens: int | None = None, progress: bool | None = None, chunk_size: int | None = None,
+                 memory_budget: int = engine.DEFAULT_MEMORY_BUDGET):
         if preset not in PRESETS:
             raise InputError(f"preset must be one of {list(PRESETS)}, not {preset!r}")
         p = PRESETS[preset]
         weighting = p["weighting"] if weighting is None else weighting
-        score = p["score"] if score is None else score
         if weighting not in WEIGHTINGS:
             raise InputError(f"weighting must be one of {WEIGHTINGS}, not {weighting!r}")
-        if score not in ("probabilities", "logits"):
-            raise InputError(f"score must be 'probabilities' or 'logits', not {score!r}")
         self.layer = layer
         self.preset = preset
         self.weighting = weighting
-        self.score = score
         self.align_corners = bool(p["align_corners"] if align_corners is None else align_corners)
         self.relu_first = bool(p["relu_first"] if relu_first is None else relu_first)
         self.fill = fill
         self.skip_constant = bool(skip_constant)
         self.channel_axis = channel_axis
         self.prefix_tokens = prefix_tokens
-        self._progress = progress
-        self._chunk_size = chunk_size if chunk_size is not None else p.get("chunk_size")
+        chunk_size = chunk_size if chunk_size is not None else p.get("chunk_size")
+        self._engine_options(check_score(p["score"] if score is None else score), progress, chunk_size, memory_budget)
 
-    def _explain(self, model, x, crop, probs, targets, acts=None):
-        choice, acts, view, maps = self.read_layer(model, x, acts)
-        A = np.ascontiguousarray(maps[0], np.float32)  # (K, h, w)
+    def channel_weights(self, model, x, crop, probs, targets, layer):
+        A = np.ascontiguousarray(layer.maps[0], np.float32)  # (K, h, w)
         K = A.shape[0]
         H, W = crop.shape[:2]
         flat = A.reshape(K, -1)
@@ -98,36 +93,30 @@ class ScoreCAM(LayerMethod):
             return up
 
         baseline = make_fill(model, crop, x, self.fill)
-        res = engine.run(model, x, baseline, engine.SoftMasks(n=len(pushed), make=make), kind=self.score,
-                         progress=self._progress, chunk_size=self._chunk_size, desc="score-cam")
-        scores = np.zeros((K, res.scores.shape[1] if len(pushed) else model.num_classes), np.float64)
+        res = self._run(model, x, baseline, engine.SoftMasks(n=len(pushed), make=make))
+        base_scores = res.baseline_scores.astype(np.float64)  # the fill itself: what every constant channel shows
+        scores = np.zeros((K, base_scores.shape[0]), np.float64)
         scores[pushed] = res.scores
-        need_base = self.weighting == "increase" or (self.weighting == "softmax" and constant.any())
-        base_scores = None
-        if need_base:
-            base_scores = model.run_batch(baseline, self.score)[0].astype(np.float64)
-            if self.skip_constant:
-                scores[constant] = base_scores
-        out = []
-        for t in targets:
+        if self.skip_constant:
+            scores[constant] = base_scores
+        weights = np.empty((len(targets), K))
+        for i, t in enumerate(targets):
             s = scores[:, t]
             if self.weighting == "score":
-                w = np.where(constant, 0.0, s)
+                weights[i] = np.where(constant, 0.0, s)
             elif self.weighting == "increase":
-                w = np.where(constant, 0.0, s - base_scores[t])
+                weights[i] = np.where(constant, 0.0, s - base_scores[t])
             else:
                 z = np.exp(s - s.max())
-                w = z / z.sum()
-            low = np.tensordot(w, A.astype(np.float64), axes=1)  # (h, w)
-            if self.relu_first:
-                low = np.maximum(low, 0.0)
-            map_ = np.maximum(upsample(low, H, W, False), 0.0)  # the map itself: F.interpolate's default (cv2's)
-            e = self._explanation(model, t, probs, map_)
-            e.raw_map = np.maximum(low, 0.0).astype(np.float32)
-            e.importance = w.astype(np.float32)
-            self.layer_extras(e, choice, view, acts)
-            e.extras.update(channels=int(K), constant_channels=int(constant.sum()), forward_passes=int(len(pushed)),
-                            weighting=self.weighting, score=self.score)
-            e.timings.update(forward=res.forward_s, engine=res.total_s)
-            out.append(e)
-        return out
+                weights[i] = z / z.sum()
+        extras = dict(channels=int(K), constant_channels=int(constant.sum()), forward_passes=int(len(pushed)),
+                      weighting=self.weighting, score=self.score)
+        timings = dict(forward=res.forward_s, engine=res.total_s)
+        return weights, [dict(extras, timings=timings) for _ in targets]
+
+    def layer_map(self, low, h, w):
+        """relu_first: clip before upsampling (pytorch-grad-cam); the map itself is always upsampled with
+        align_corners=False (F.interpolate's default, cv2's) and clipped at 0."""
+        if self.relu_first:
+            low = np.maximum(low, 0.0)
+        return np.maximum(upsample(low, h, w, False), 0.0), np.maximum(low, 0.0)
