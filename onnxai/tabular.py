@@ -1,9 +1,5 @@
 """Tables: tabular ONNX models, their data, and what the tabular explainers share.
 
-    column_inputs        a model with one 2-D input per column (skl2onnx can emit that) seen as one table
-    unzip_output         skl2onnx's ZipMap output (seq(map)) replaced by the probability tensor it wraps
-    graph_class_labels   the class order: the classes as the model lists them (ZipMap's classlabels_*,
-                         else the ai.onnx.ml classifier node's classlabels_*), i.e. scikit-learn's classes_
     read_table           a CSV -> (X (n, M) float64, feature names), with errors that say what to fix
     parse_rows           "0,5,9" / "3-7" -> row indices, checked against the table
     summarise            a background data set: k-means centres weighted by cluster size (like shap.kmeans,
@@ -29,92 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .explanation import to_jsonable
-from .errors import InputError, ModelError
-
-# --------------------------------------------------------------------------- models
-
-
-def column_inputs(ins, dtypes: dict):
-    """Several inputs, each (batch, w) numeric -> (InputSpec of the whole (batch, sum w) table, columns)."""
-    from .model import InputSpec
-
-    columns = []
-    for i in ins:
-        dtype = dtypes.get(i.type)
-        if dtype is None:
-            raise ModelError(
-                f"input {i.name!r} has type {i.type}; onnxai feeds numeric tables only (encode strings "
-                "and categories as numbers in the exported model)"
-            )
-        shape = list(i.shape)
-        if len(shape) == 1:
-            width = 1
-        elif len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0:
-            width = int(shape[1])
-        else:
-            raise ModelError(
-                f"the model has several inputs and {i.name!r} is shaped {shape}; onnxai reads several inputs "
-                "only as the columns of a table, each (batch, width) with a fixed width"
-            )
-        columns.append((i.name, dtype, width))
-    total = sum(w for _, _, w in columns)
-    dtype = np.float64 if any(d == np.float64 for _, d, _ in columns) else np.float32
-    spec = InputSpec("+".join(c[0] for c in columns), (None, total), dtype, None, True)
-    return spec, columns
-
-
-def unzip_output(model, outs):
-    """Point ``model`` at the float tensor a ZipMap wraps (exposing it as an output); returns that output."""
-    from . import graph
-
-    producers = {o: n for n in model.proto.graph.node for o in n.output}
-    for o in outs:
-        node = producers.get(o.name)
-        if node is None or node.op_type != "ZipMap":
-            continue
-        name = node.input[0]
-        proto = graph.expose(model.proto, [name])
-        session = model._make_session(proto.SerializeToString())
-        match = [s for s in session.get_outputs() if s.name == name]
-        if not match:
-            continue
-        model.proto, model._bytes, model.session = proto, proto.SerializeToString(), session
-        model.outputs = session.get_outputs()
-        return match[0]
-    return None
-
-
-_CLASSIFIERS = ("ZipMap", "TreeEnsembleClassifier", "LinearClassifier", "SVMClassifier", "TreeEnsemble")
-
-
-def graph_class_labels(proto, output: str) -> list[str] | None:
-    """Class names in output-column order from the ZipMap or ai.onnx.ml classifier node, else None."""
-    nodes = list(proto.graph.node)
-    producers = {o: n for n in nodes for o in n.output}
-    # prefer a ZipMap fed by the chosen output, then the classifier node that produced it
-    candidates = [n for n in nodes if n.op_type == "ZipMap" and output in n.input]
-    seen = set()
-    stack = [output]
-    while stack:  # walk up through the ops that keep the class axis (Identity, Cast, Normalizer, ...)
-        t = stack.pop()
-        n = producers.get(t)
-        if n is None or id(n) in seen:
-            continue
-        seen.add(id(n))
-        if n.op_type in _CLASSIFIERS:
-            candidates.append(n)
-            break
-        if n.op_type in ("Identity", "Cast", "Normalizer", "Softmax", "Div", "Mul", "Concat", "Sigmoid", "Sub",
-                         "ArrayFeatureExtractor", "Reshape", "Abs", "Add"):
-            stack.extend(n.input)
-    for n in candidates:
-        for a in n.attribute:
-            if a.name == "classlabels_int64s" and a.ints:
-                return [str(v) for v in a.ints]
-            if a.name == "classlabels_strings" and a.strings:
-                return [v.decode("utf-8") for v in a.strings]
-    return None
-
+from .errors import InputError
 
 # --------------------------------------------------------------------------- data
 
