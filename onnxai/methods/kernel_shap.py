@@ -37,7 +37,8 @@ import time
 
 import numpy as np
 
-from .. import engine, tabular
+from .. import engine
+from .. import tables as tabular
 from ..errors import InputError
 from ..kernels.shapley import SAMPLING, default_nsamples, shapley_coalitions, shapley_solve
 from .base import Method, make_fill
@@ -192,8 +193,8 @@ class KernelSHAP(Method):
             raise InputError("the rows to explain contain empty or NaN cells; fill them first")
         bg = self.background_for(model, X)
         r, M = X.shape
-        preds = tabular.score_rows(model, X, self.kind).astype(np.float64)
-        fnull = (tabular.score_rows(model, bg.data, self.kind).astype(np.float64) * bg.weights[:, None]).sum(axis=0)
+        preds = model.scores(X, self.kind).astype(np.float64)
+        fnull = (model.scores(bg.data, self.kind).astype(np.float64) * bg.weights[:, None]).sum(axis=0)
         C = preds.shape[1]
         values = np.zeros((r, M, C))
         forward = engine_s = 0.0
