@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from onnxai.errors import InputError
-from onnxai.kernels import _as_int32, _check_array, _check_out, _check_positive_int
+from onnxai.kernels._checks import _as_int32, _check_array, _check_out, _check_positive_int, check_seed, pair
 from onnxai.kernels.resize import _axis_taps
 
 CLIP_MODES = ("inside", "clip")
@@ -90,27 +90,10 @@ def _grid_masks(grid, shifts, iy, wy, ix, wx, out):
 # --------------------------------------------------------------------------------------------
 
 
-def _check_seed(seed) -> int:
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise InputError(f"seed must be a non-negative integer; got {seed!r}")
-    return int(seed)
-
-
 def _check_probability(p, name: str = "p") -> float:
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
         raise InputError(f"{name} must be a probability in [0, 1]; got {p!r}")
     return float(p)
-
-
-def _pair(value, name: str) -> tuple[int, int]:
-    """An int or a (rows, cols) pair of positive ints."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
-        value = (value, value)
-    try:
-        a, b = value
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{name} must be a positive int or a (rows, cols) pair of them; got {value!r}") from exc
-    return _check_positive_int(a, name), _check_positive_int(b, name)
 
 
 def random_binary_masks(n, k, p=0.5, seed=0, first_all_ones=True) -> np.ndarray:
@@ -121,7 +104,7 @@ def random_binary_masks(n, k, p=0.5, seed=0, first_all_ones=True) -> np.ndarray:
     n = _check_positive_int(n, "n", minimum=0)
     k = _check_positive_int(k, "k")
     p = _check_probability(p)
-    rng = np.random.default_rng(_check_seed(seed))
+    rng = np.random.default_rng(check_seed(seed))
     masks = (rng.random((n, k)) < p).astype(np.uint8)
     if first_all_ones and n > 0:
         masks[0] = 1
@@ -189,8 +172,8 @@ def sliding_windows(height, width, window, stride, clip_mode="inside") -> np.nda
     """
     height = _check_positive_int(height, "height")
     width = _check_positive_int(width, "width")
-    wh, ww = _pair(window, "window")
-    sh, sw = _pair(stride, "stride")
+    wh, ww = pair(window, "window")
+    sh, sw = pair(stride, "stride")
     if clip_mode not in CLIP_MODES:
         raise InputError(f"unknown clip_mode {clip_mode!r}; use one of {', '.join(CLIP_MODES)}")
     rows = _axis_intervals(height, wh, sh, clip_mode)
@@ -235,7 +218,7 @@ def random_grid_masks(n, height, width, s=8, p=0.5, seed=0) -> np.ndarray:
     width = _check_positive_int(width, "width")
     s = _check_positive_int(s, "s")
     p = _check_probability(p)
-    rng = np.random.default_rng(_check_seed(seed))
+    rng = np.random.default_rng(check_seed(seed))
     grid = (rng.random((n, s, s)) < p).astype(np.float32)
     cell_h = -(-height // s)
     cell_w = -(-width // s)

@@ -23,7 +23,8 @@ import numpy as np
 
 from .. import engine
 from ..errors import InputError
-from ..kernels.masks import _axis_taps, _check_probability, _check_seed, _grid_masks
+from ..kernels._checks import check_seed as _check_seed
+from ..kernels.masks import _axis_taps, _check_probability, _grid_masks
 from .base import Method, make_fill
 
 
