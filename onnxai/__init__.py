@@ -14,7 +14,8 @@ from .explanation import Explanation
 from .methods import CAM, RISE, GradCAM, KernelSHAP, LIME, Occlusion, ScoreCAM, masked_topk
 from .model import InputSpec, Model, Prediction, load
 from .preprocess import Preprocess, load_image
-from .tabular import LimeTabular, TabularExplanation
+from .methods.lime_tabular import LimeTabular
+from .tables import TabularExplanation
 from . import metrics, report, sanity  # noqa: E402  faithfulness metrics, HTML report, randomisation check
 from .metrics import evaluate
 from .report import Report

@@ -22,7 +22,7 @@ def explain(model, image, method: str = "lime", target=None, cropped: bool = Fal
     if not isinstance(model, Model):
         raise InputError("model must be an onnxai Model (onnxai.load(path)) or a path to a .onnx file")
     if not model.input.is_image and method.lower() == "lime":
-        from .tabular import LimeTabular
+        from .methods.lime_tabular import LimeTabular
 
         training = params.pop("background", None)
         training = params.pop("training", training)

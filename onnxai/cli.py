@@ -383,7 +383,7 @@ def explain(model_path, images, methods, target, out_dir, force, show_top, blend
     opts["progress"] = False if no_progress else None
     model = open_model(model_path, **model_kw)
     if not model.input.is_image:  # a table: CSV rows in, contributions (CSV/JSON) and bar/waterfall PNGs out
-        from .tabular import explain_csv
+        from ._explain_csv import explain_csv
 
         for line in explain_csv(model, images, _method_names(methods), opts, target, Path(out_dir), force):
             click.echo(line)

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import kernels
 from .errors import InputError
+from .model import TABLE_ROWS_PER_RUN
 
 DEFAULT_MEMORY_BUDGET = 512 * 2**20  # bytes for the two chunk buffers together
 
@@ -161,9 +162,6 @@ def channels_first(model, arr: np.ndarray) -> np.ndarray:
     """(1, ...) model-space image -> (C, H, W) view in the kernels' axis order."""
     a = arr[0] if arr.ndim == 4 else arr
     return a if model.input.layout == "NCHW" else a.transpose(2, 0, 1)
-
-
-TABLE_ROWS_PER_RUN = 16384  # tabular models are cheap per row: big batches amortise the call
 
 
 def chunk_size_for(model, n: int, memory_budget: int = DEFAULT_MEMORY_BUDGET, chunk_size: int | None = None,

@@ -4,10 +4,11 @@
 - ``list_layers``: every tensor a node produces, with its inferred shape; rank-4 ones are marked as
   spatial activations usable for CAMs.
 - ``expose``: add intermediate tensors as extra graph outputs (works when shape inference fails).
-- ``make_batch_dynamic``: turn a fixed batch of 1 into a symbolic batch axis where that is safe.
 - ``find_linear_head``: global pooling -> optional flatten/reshape -> Gemm or MatMul(+Add), with its
   weights and the activation tensor that feeds the pooling.
 - ``extract_tail``: the sub-model from one named tensor to the outputs.
+
+A classifier's two ends (a dynamic batch axis, skl2onnx's ZipMap, class labels) are graph_ends.py's.
 """
 
 from __future__ import annotations
@@ -175,51 +176,6 @@ def input_names(proto: onnx.ModelProto) -> list[str]:
     """Graph inputs that are real inputs (not initializers listed as inputs, as old exporters do)."""
     inits = {i.name for i in proto.graph.initializer}
     return [i.name for i in proto.graph.input if i.name not in inits]
-
-
-def make_batch_dynamic(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
-    """Replace a fixed batch dimension of 1 by a symbolic one.
-
-    Returns (new model, None) on success or (original model, reason) when the graph hard-codes the
-    batch somewhere the rewrite cannot fix (a Reshape whose constant shape starts with 1 and already
-    has a -1, for instance). Callers must still check the result numerically (``Model`` does).
-    """
-    out = copy.deepcopy(proto)
-    g = out.graph
-    real_inputs = set(input_names(out))
-    for vi in [i for i in g.input if i.name in real_inputs] + list(g.output):
-        dims = vi.type.tensor_type.shape.dim
-        if len(dims) and dims[0].HasField("dim_value"):
-            dims[0].ClearField("dim_value")
-            dims[0].dim_param = "batch"
-    # value_info carries shapes with the old batch baked in; drop it, the runtime re-infers.
-    del g.value_info[:]
-    inits = {i.name: i for i in g.initializer}
-    consts = {n.output[0]: n for n in g.node if n.op_type == "Constant"}
-    for node in g.node:
-        if node.op_type != "Reshape" or len(node.input) < 2:
-            continue
-        shape_name = node.input[1]
-        if shape_name in inits:
-            arr = numpy_helper.to_array(inits[shape_name])
-        elif shape_name in consts:
-            arr = numpy_helper.to_array(consts[shape_name].attribute[0].t)
-        else:
-            continue  # computed shape: follows the data
-        if arr.ndim != 1 or arr.size == 0 or arr[0] != 1:
-            continue
-        if (arr == -1).any():
-            return proto, (
-                f"Reshape node {node.name!r} hard-codes the batch size 1 next to a -1 dimension"
-            )
-        new = arr.copy()
-        new[0] = -1
-        tensor = numpy_helper.from_array(new.astype(arr.dtype), shape_name)
-        if shape_name in inits:
-            inits[shape_name].CopyFrom(tensor)
-        else:
-            consts[shape_name].attribute[0].t.CopyFrom(tensor)
-    return out, None
 
 
 # --------------------------------------------------------------------------- linear head

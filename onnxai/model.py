@@ -1,23 +1,17 @@
 """Model: one ONNX Runtime session around a classifier, and everything onnxai needs to know about it.
 
-- providers: "auto" (CUDA when a session really starts on it, else CPU, said once and why), "cpu",
-  "cuda" (error when it cannot start), or an explicit onnxruntime provider list;
-- the input spec (name, shape, dtype, NCHW/NHWC, dynamic or fixed batch; a fixed batch of 1 is made
-  dynamic by graph surgery when a numerical check shows that is safe);
-- the class-score output and whether it already holds probabilities;
+- providers and sessions come from runtime.py ("auto", "cpu", "cuda" or an onnxruntime list);
+- the input spec (signature.py; a fixed batch of 1 is made dynamic by graph surgery when a numerical
+  check shows that is safe), the class-score output (signature.py's rule, or ``output=``) and
+  whether it already holds probabilities;
 - labels and preprocessing from the file's metadata, overridable;
-- ``scores`` / ``predict`` in chunks of ``batch_size``; ``activations`` and ``tail`` through patched
-  sessions that are built once and cached.
-
-Rule for choosing the class-score output when the graph has several (unless ``output=`` names one):
-the first output that is a float tensor of rank 2, or of rank 4 with 1x1 spatial size; ties go to the
-earlier output.
+- ``scores`` / ``predict`` in chunks of ``batch_size`` (table models: ``TABLE_ROWS_PER_RUN`` unless
+  given); ``activations`` and ``tail`` through patched sessions that are built once and cached.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -25,166 +19,15 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from . import graph
-from ._log import captured_stderr, note
-from .errors import InputError, LayerError, ModelError, OutputError, ProviderError
+from . import graph, graph_ends
+from ._log import note
+from .classes import Prediction, check_finite, class_index, convert, read_labels, top_k
+from .errors import InputError, LayerError, ModelError
+from .signature import DTYPES, InputSpec, class_score_output, column_inputs, dim, guess_layout
 from .preprocess import LABELS_KEY, METADATA_KEY, Preprocess, load_image
+from .runtime import OnnxruntimeFailure, Tail, make_session, resolve_providers, session_options, short_error
 
-_OPT_LEVELS = {
-    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-}
-_DTYPES = {
-    "tensor(float)": np.float32,
-    "tensor(double)": np.float64,
-    "tensor(float16)": np.float16,
-    "tensor(uint8)": np.uint8,
-    "tensor(int8)": np.int8,
-    "tensor(int32)": np.int32,
-    "tensor(int64)": np.int64,
-}
-_FLOAT_TYPES = {"tensor(float)", "tensor(double)", "tensor(float16)"}
-_cuda_verdict: tuple[bool, str] | None = None  # cached per process: (usable, reason)
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """The model's (single) input.
-
-    shape: dims with None where dynamic; layout: "NCHW", "NHWC" or None when not an image.
-    """
-
-    name: str
-    shape: tuple
-    dtype: type
-    layout: str | None
-    dynamic_batch: bool
-
-    @property
-    def is_image(self) -> bool:
-        return self.layout is not None
-
-    @property
-    def hw(self) -> tuple[int | None, int | None]:
-        if self.layout == "NCHW":
-            return self.shape[2], self.shape[3]
-        if self.layout == "NHWC":
-            return self.shape[1], self.shape[2]
-        return (None, None)
-
-    @property
-    def channels(self) -> int | None:
-        if self.layout == "NCHW":
-            return self.shape[1]
-        if self.layout == "NHWC":
-            return self.shape[3]
-        return None
-
-    def describe(self) -> str:
-        dims = "x".join("?" if d is None else str(d) for d in self.shape)
-        kind = self.layout or "not an image"
-        return f"{self.name}: {dims} {np.dtype(self.dtype).name} ({kind}, {'dynamic' if self.dynamic_batch else 'fixed'} batch)"
-
-
-@dataclass(frozen=True)
-class Prediction:
-    index: int
-    label: str
-    probability: float
-
-
-def _dim(d):
-    return d if isinstance(d, int) and d > 0 else None
-
-
-def _guess_layout(shape: tuple) -> str | None:
-    if len(shape) != 4:
-        return None
-    c1, c3 = shape[1], shape[3]
-    if c1 in (1, 3, 4) and c3 not in (1, 3, 4):
-        return "NCHW"
-    if c3 in (1, 3, 4) and c1 not in (1, 3, 4):
-        return "NHWC"
-    if c1 in (1, 3) and c3 in (1, 3):  # tiny pictures, e.g. 1x3x3x3: channels-first by convention
-        return "NCHW"
-    if c1 is None and c3 in (1, 3):
-        return "NHWC"
-    return "NCHW"
-
-
-def session_options(threads: int | None = None, optimization: str = "all") -> ort.SessionOptions:
-    if optimization not in _OPT_LEVELS:
-        raise InputError(f"optimization must be one of {list(_OPT_LEVELS)}, not {optimization!r}")
-    so = ort.SessionOptions()
-    so.graph_optimization_level = _OPT_LEVELS[optimization]
-    so.log_severity_level = 3
-    if threads:
-        so.intra_op_num_threads = int(threads)
-    return so
-
-
-def _cuda_usable(model_bytes: bytes, so: ort.SessionOptions) -> tuple[bool, str]:
-    """Try a session on CUDA once per process; return (usable, reason) without printing ORT's noise."""
-    global _cuda_verdict
-    if _cuda_verdict is not None:
-        return _cuda_verdict
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        _cuda_verdict = (False, "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)")
-        return _cuda_verdict
-    with captured_stderr() as box:
-        try:
-            if hasattr(ort, "preload_dlls"):
-                ort.preload_dlls()
-        except Exception:
-            pass
-        try:
-            s = ort.InferenceSession(model_bytes, so, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
-            got = s.get_providers()
-        except Exception as e:
-            got, err = [], str(e)
-        else:
-            err = ""
-    text = (box[0] if box else "") + err
-    if got and got[0] == "CUDAExecutionProvider":
-        _cuda_verdict = (True, "CUDA is available")
-    else:
-        reason = "the CUDA provider did not start"
-        for marker in ("with error: ", "Require "):
-            if marker in text:
-                reason = text.split(marker, 1)[1].split("\n", 1)[0].strip().rstrip("\x1b[m").strip()
-                break
-        _cuda_verdict = (False, reason)
-    return _cuda_verdict
-
-
-def _resolve_providers(providers, model_bytes: bytes, so) -> tuple[list, str]:
-    """-> (provider list for the session, a note saying what was chosen and why)."""
-    if providers is None or providers == "auto":
-        ok, why = _cuda_usable(model_bytes, so)
-        if ok:
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"], "running on CUDA"
-        return ["CPUExecutionProvider"], f"running on the CPU: CUDA is not usable here ({why})"
-    if providers == "cpu":
-        return ["CPUExecutionProvider"], ""
-    if providers == "cuda":
-        ok, why = _cuda_usable(model_bytes, so)
-        if not ok:
-            raise ProviderError(
-                f"--providers cuda was asked for but CUDA cannot be used here: {why}. Install the CUDA 13 "
-                "and cuDNN 9 libraries (pip install 'onnxai[cuda]') or use --providers cpu / auto"
-            )
-        return ["CUDAExecutionProvider"], "running on CUDA"
-    if isinstance(providers, str):
-        providers = [p.strip() for p in providers.split(",") if p.strip()]
-    providers = list(providers)
-    avail = ort.get_available_providers()
-    for p in providers:
-        name = p[0] if isinstance(p, tuple) else p
-        if name not in avail:
-            raise ProviderError(f"provider {name!r} is not in this onnxruntime build; available: {avail}")
-    return providers, ""
+TABLE_ROWS_PER_RUN = 16384  # rows per forward pass for table models: cheap per row, big batches amortise the call
 
 
 class Model:
@@ -210,7 +53,7 @@ class Model:
         self._so = session_options(threads, optimization)
         self._providers_arg = providers
         self._bytes = self.proto.SerializeToString()
-        self._providers, why = _resolve_providers(providers, self._bytes, self._so)
+        self._providers, why = resolve_providers(providers, self._bytes, self._so)
         if why:
             note(why)
         self.session = self._make_session(self._bytes)
@@ -220,7 +63,12 @@ class Model:
         self._init_input()
         self._init_output(output)
         self._init_metadata(preprocess, labels)
-        self.batch_size = int(batch_size) if batch_size else (64 if self.provider == "CUDAExecutionProvider" else 32)
+        if batch_size:
+            self.batch_size = int(batch_size)
+        elif not self.input.is_image:
+            self.batch_size = TABLE_ROWS_PER_RUN
+        else:
+            self.batch_size = 64 if self.provider == "CUDAExecutionProvider" else 32
         if self.batch_size < 1:
             raise InputError("batch_size must be at least 1")
         if self.fixed_batch is not None:
@@ -229,16 +77,7 @@ class Model:
 
     # ------------------------------------------------------------------ construction
     def _make_session(self, model_bytes: bytes) -> ort.InferenceSession:
-        try:
-            with captured_stderr():  # keep onnxruntime's own warnings off the user's terminal
-                s = ort.InferenceSession(model_bytes, self._so, providers=self._providers)
-        except Exception as e:
-            msg = str(e).split("\n")[0][:300]
-            raise ModelError(
-                f"onnxruntime cannot load {self.path or 'the model'}: {msg}. The file may use operators or an "
-                "opset this onnxruntime does not support; re-export it with a supported opset"
-            ) from None
-        return s
+        return make_session(model_bytes, self._so, self._providers, str(self.path or "the model"))
 
     def _init_input(self):
         inits = {i.name for i in self.proto.graph.initializer}
@@ -247,8 +86,8 @@ class Model:
             raise ModelError("the model has no inputs")
         self.inputs = ins
         first = ins[0]
-        shape = tuple(_dim(d) for d in first.shape)
-        dtype = _DTYPES.get(first.type)
+        shape = tuple(dim(d) for d in first.shape)
+        dtype = DTYPES.get(first.type)
         if dtype is None:
             raise ModelError(f"input {first.name!r} has type {first.type}, which onnxai does not feed")
         self.fixed_batch = None
@@ -259,15 +98,13 @@ class Model:
                 shape = (None,) + shape[1:]
         elif len(shape) and shape[0] is not None and shape[0] > 1:
             self.fixed_batch = shape[0]
-        self.input = InputSpec(first.name, shape, dtype, _guess_layout(shape), dynamic)
+        self.input = InputSpec(first.name, shape, dtype, guess_layout(shape), dynamic)
         self.columns = None  # tabular models with one input per column: [(name, dtype, width)]
         if len(ins) > 1:
-            from .tabular import column_inputs
-
-            self.input, self.columns = column_inputs(ins, _DTYPES)
+            self.input, self.columns = column_inputs(ins, DTYPES)
 
     def _try_dynamic_batch(self, name, shape, dtype) -> bool:
-        new, reason = graph.make_batch_dynamic(self.proto)
+        new, reason = graph_ends.make_batch_dynamic(self.proto)
         if reason is None:
             try:
                 s = self._make_session(new.SerializeToString())
@@ -297,16 +134,9 @@ class Model:
                 raise LayerError(f"no output named {output!r}; the outputs are {[o.name for o in outs]}")
             chosen = match[0]
         else:
-            chosen = None
-            for o in outs:
-                rank = len(o.shape)
-                if o.type in _FLOAT_TYPES and (rank == 2 or (rank == 4 and list(o.shape[2:]) == [1, 1])):
-                    chosen = o
-                    break
+            chosen = class_score_output(outs)
             if chosen is None and any(o.type.startswith("seq(map(") for o in outs):
-                from .tabular import unzip_output  # ZipMap (skl2onnx's default): read the tensor it wraps
-
-                chosen = unzip_output(self, outs)
+                chosen = self._unzip_output(outs)  # ZipMap (skl2onnx's default): read the tensor it wraps
             if chosen is None:
                 desc = ", ".join(f"{o.name} {o.type} {o.shape}" for o in outs)
                 raise ModelError(
@@ -315,12 +145,21 @@ class Model:
                 )
         self.output = chosen.name
         # Is it already a softmax? Look for a final Softmax node; otherwise decided by the probe.
-        producers = {o: n for n in self.proto.graph.node for o in n.output}
-        node = producers.get(self.output)
-        while node is not None and node.op_type in ("Identity", "Reshape", "Flatten", "Squeeze", "Cast"):
-            node = producers.get(node.input[0])
-        self._softmax_input = node.input[0] if node is not None and node.op_type == "Softmax" else None
+        self._softmax_input = graph_ends.softmax_input(self.proto, self.output)
         self.outputs_probabilities = self._softmax_input is not None
+
+    def _unzip_output(self, outs):
+        """Point the model at the float tensor a ZipMap wraps (exposed as an output); returns that output."""
+        for name in graph_ends.zipmap_sources(self.proto, [o.name for o in outs]):
+            proto = graph.expose(self.proto, [name])
+            session = self._make_session(proto.SerializeToString())
+            match = [s for s in session.get_outputs() if s.name == name]
+            if not match:
+                continue
+            self.proto, self._bytes, self.session = proto, proto.SerializeToString(), session
+            self.outputs = session.get_outputs()
+            return match[0]
+        return None
 
     def _init_metadata(self, preprocess, labels):
         meta = {p.key: p.value for p in self.proto.metadata_props}
@@ -351,10 +190,8 @@ class Model:
                 labels = None
         elif isinstance(labels, (str, Path)):
             labels = read_labels(labels)
-        if labels is None:
-            from .tabular import graph_class_labels  # classifier nodes list their classes (ZipMap, ai.onnx.ml)
-
-            labels = graph_class_labels(self.proto, self.output)
+        if labels is None:  # classifier nodes list their classes (ZipMap, ai.onnx.ml)
+            labels = graph_ends.graph_class_labels(self.proto, self.output)
         self.labels = list(labels) if labels is not None else None
 
     def _default_preprocess(self) -> Preprocess:
@@ -402,7 +239,7 @@ class Model:
         try:
             res = session.run(names, {self.input.name: x} if self.columns is None else self._feed(x))
         except Exception as e:
-            raise OnnxruntimeFailure(_short(e)) from None
+            raise OnnxruntimeFailure(short_error(e)) from None
         if outputs is None:
             r = res[0]
             if r.ndim == 4:
@@ -448,12 +285,6 @@ class Model:
         for i in range(0, batch.shape[0], self.batch_size):
             yield batch[i:i + self.batch_size]
 
-    def raw(self, batch: np.ndarray) -> np.ndarray:
-        """The class-score output as the model gives it, for any number of inputs, in chunks."""
-        batch = self.check_batch(batch)
-        parts = [self._padded_run(chunk) for chunk in self._chunks(batch)]
-        return np.concatenate(parts) if parts else np.zeros((0, getattr(self, "num_classes", 0)), np.float32)
-
     def scores(self, batch: np.ndarray, kind: str = "probabilities") -> np.ndarray:
         """(n, classes) float32 class probabilities (default) or logits for a batch of model inputs.
 
@@ -466,7 +297,7 @@ class Model:
             return self.run_batch(batch, kind)  # one chunk: no concatenate copy
         parts = [self.run_batch(chunk, kind) for chunk in self._chunks(batch)]
         if not parts:
-            return self._checked(self.convert(np.zeros((0, self.num_classes), np.float32), kind))
+            return check_finite(self.convert(np.zeros((0, self.num_classes), np.float32), kind))
         return np.concatenate(parts)
 
     def run_batch(self, batch: np.ndarray, kind: str = "probabilities") -> np.ndarray:
@@ -483,27 +314,11 @@ class Model:
             out = r.reshape(r.shape[0], -1)
         else:
             out = self.convert(self._padded_run(batch), kind)
-        return self._checked(out)
+        return check_finite(out)
 
     def convert(self, raw: np.ndarray, kind: str) -> np.ndarray:
         """Turn raw class-score outputs into the asked kind (see ``scores``)."""
-        raw = np.asarray(raw, np.float32)
-        if kind == "raw":
-            return raw
-        if kind == "probabilities":
-            return raw if self.outputs_probabilities else softmax(raw)
-        if kind == "logits":
-            return np.log(np.clip(raw, 1e-30, None)) if self.outputs_probabilities else raw
-        raise InputError(f"kind must be 'probabilities', 'logits' or 'raw', not {kind!r}")
-
-    def _checked(self, s: np.ndarray) -> np.ndarray:
-        if not np.all(np.isfinite(s)):
-            bad = int((~np.isfinite(s)).any(axis=1).sum())
-            raise OutputError(
-                f"the model produced NaN or infinite scores for {bad} of {s.shape[0]} inputs; check the "
-                "preprocessing (--mean, --std, --scale) and that the model file is not damaged"
-            )
-        return s.astype(np.float32, copy=False)
+        return convert(raw, kind, self.outputs_probabilities)
 
     # ------------------------------------------------------------------ pictures
     def require_image(self):
@@ -559,9 +374,7 @@ class Model:
         return result
 
     def top(self, probs: np.ndarray, k: int = 5) -> list[Prediction]:
-        k = max(1, min(int(k), probs.shape[0]))
-        idx = np.argsort(-probs, kind="stable")[:k]
-        return [Prediction(int(i), self.label(int(i)), float(probs[i])) for i in idx]
+        return top_k(probs, k, self.label)
 
     def label(self, index: int) -> str:
         if self.labels is not None and 0 <= index < len(self.labels):
@@ -570,26 +383,8 @@ class Model:
 
     def class_index(self, target) -> int:
         """A class given as an index, an index string, or a (case-insensitive) label."""
-        if isinstance(target, (int, np.integer)):
-            idx = int(target)
-        elif isinstance(target, str) and target.strip().lstrip("-").isdigit():
-            idx = int(target)
-        elif isinstance(target, str):
-            if self.labels is None:
-                raise InputError(f"class {target!r} given by name but the model has no labels; give an index or --labels FILE")
-            low = [str(l).lower() for l in self.labels]
-            t = target.strip().lower()
-            if t in low:
-                return low.index(t)
-            import difflib
-            close = difflib.get_close_matches(t, low, n=3, cutoff=0.6)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise InputError(f"unknown class {target!r}{hint}")
-        else:
-            raise InputError(f"a class is an index or a label, not {type(target).__name__}")
-        if not 0 <= idx < self.num_classes:
-            raise InputError(f"class index {idx} is out of range: the model has {self.num_classes} classes (0..{self.num_classes - 1})")
-        return idx
+        return class_index(target, self.labels, self.num_classes)
+
 
     # ------------------------------------------------------------------ inner layers
     def layers(self) -> list[graph.Layer]:
@@ -616,7 +411,7 @@ class Model:
             for n, a in zip(layers, res[1:]):
                 acts[n].append(a)
         out = {n: np.concatenate(v) for n, v in acts.items()}
-        return out, self._checked(self.convert(np.concatenate(raws), "probabilities"))
+        return out, check_finite(self.convert(np.concatenate(raws), "probabilities"))
 
     def tail(self, layer: str, output: str | None = None) -> "Tail":
         """The sub-model from ``layer`` to the class scores (``output`` defaults to the logits)."""
@@ -630,63 +425,6 @@ class Model:
     def __repr__(self):
         where = str(self.path) if self.path else "<in-memory model>"
         return f"Model({where}, input={self.input.describe()}, output={self.output!r}, provider={self.provider})"
-
-
-@dataclass
-class Tail:
-    """A session computing class scores from an inner activation (for Grad-CAM without autograd)."""
-
-    session: ort.InferenceSession
-    layer: str
-    output: str
-    batch_size: int
-
-    def __call__(self, acts: np.ndarray) -> np.ndarray:
-        """(n, classes) scores of a batch of activations."""
-        r = self.values(acts)
-        return r.reshape(r.shape[0], -1)
-
-    def values(self, acts: np.ndarray) -> np.ndarray:
-        """The tail's output as the graph shapes it, in chunks of ``batch_size``, errors wrapped."""
-        acts = np.ascontiguousarray(acts, dtype=np.float32)
-        name = self.session.get_inputs()[0].name
-        parts = []
-        for i in range(0, acts.shape[0], self.batch_size):
-            try:
-                parts.append(self.session.run([self.output], {name: acts[i:i + self.batch_size]})[0])
-            except Exception as e:
-                raise OutputError(f"running the model's tail from {self.layer!r} failed: {_short(e)}") from None
-        return np.concatenate(parts)
-
-
-class OnnxruntimeFailure(OutputError):
-    """onnxruntime raised while running the model (wrong input, unsupported op at run time)."""
-
-
-def _short(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return (text[0] if text else type(e).__name__)[:300]
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    z = np.asarray(z, np.float32)
-    m = z.max(axis=1, keepdims=True)
-    e = np.exp(z - m)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def read_labels(path) -> list[str]:
-    """Labels from a text file (one per line) or a JSON list."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"labels file not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
-        try:
-            return [str(v) for v in json.loads(text)]
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path} looks like JSON but does not parse ({e})") from None
-    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def load(

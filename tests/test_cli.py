@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import tiny
-from onnxai import model as model_mod
+from onnxai import runtime as model_mod  # providers and CUDA probing live in runtime.py
 from onnxai.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 
 import tiny
-from onnxai import graph
+from onnxai import graph, graph_ends
 from onnxai.errors import LayerError, ModelError
 
 
@@ -129,7 +129,7 @@ def test_infer_never_raises():
 
 def test_make_batch_dynamic_rewrites_inputs_outputs_and_reshape_constants():
     m, p = tiny.reshape_head_net((1, 4))  # a Reshape to (1, 4): fixable, becomes (-1, 4)
-    new, reason = graph.make_batch_dynamic(m)
+    new, reason = graph_ends.make_batch_dynamic(m)
     assert reason is None
     for vi in (new.graph.input[0], new.graph.output[0]):
         d0 = vi.type.tensor_type.shape.dim[0]
@@ -145,7 +145,7 @@ def test_make_batch_dynamic_rewrites_inputs_outputs_and_reshape_constants():
 
 def test_make_batch_dynamic_refuses_reshape_with_batch_and_minus_one():
     m, _ = tiny.reshape_head_net((1, -1))
-    new, reason = graph.make_batch_dynamic(m)
+    new, reason = graph_ends.make_batch_dynamic(m)
     assert new is m
     assert reason == "Reshape node 'flatten' hard-codes the batch size 1 next to a -1 dimension"
 

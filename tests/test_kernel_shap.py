@@ -88,7 +88,7 @@ def test_full_budget_equals_brute_force_shapley_nonlinear(M, sampling):
     rng = np.random.default_rng(M)
     X = rng.standard_normal((2, M))
     bg = rng.standard_normal((4, M))
-    ks = onnxai.KernelSHAP(nsamples=2 ** M, background=onnxai.tabular.Background(bg, [1, 2, 3, 4]), sampling=sampling)
+    ks = onnxai.KernelSHAP(nsamples=2 ** M, background=onnxai.tables.Background(bg, [1, 2, 3, 4]), sampling=sampling)
     e = ks.explain(model, X)
     assert e.values.shape == (2, M, 3)
     for r in range(2):

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 
 import tiny
 from onnxai import _log
-from onnxai import model as model_mod
+from onnxai import graph_ends, runtime
 from onnxai.errors import InputError, LayerError, ModelError, OutputError, ProviderError
 from onnxai.model import Model
 from onnxai.preprocess import Preprocess
@@ -100,9 +100,7 @@ def test_unrewritable_fixed_batch_falls_back_to_one_at_a_time(monkeypatch, capfd
     monkeypatch.setattr(_log, "_said", set())
     monkeypatch.setattr(_log, "_quiet", False)
     m, p = tiny.reshape_head_net((1, -1))
-    from onnxai import graph
-
-    same, reason = graph.make_batch_dynamic(m)
+    same, reason = graph_ends.make_batch_dynamic(m)
     assert same is m and "hard-codes the batch size 1" in reason and "'flatten'" in reason
 
     model = Model(m, providers="cpu", batch_size=32)
@@ -123,9 +121,7 @@ def test_rewrite_that_changes_results_is_rejected(monkeypatch, capfd):
     monkeypatch.setattr(_log, "_said", set())
     monkeypatch.setattr(_log, "_quiet", False)
     m, p = tiny.batch_mixing_net()
-    from onnxai import graph
-
-    _, reason = graph.make_batch_dynamic(m)
+    _, reason = graph_ends.make_batch_dynamic(m)
     assert reason is None  # structurally fine: only the numerical check can catch it
     model = Model(m, providers="cpu")
     assert "a batch of 2 gave different results than two single runs" in capfd.readouterr().err
@@ -306,14 +302,14 @@ def test_providers_cpu():
 
 
 def _cuda_really_works() -> bool:
-    ok, _ = model_mod._cuda_usable(tiny.conv_net()[0].SerializeToString(), model_mod.session_options())
+    ok, _ = runtime._cuda_usable(tiny.conv_net()[0].SerializeToString(), runtime.session_options())
     return ok
 
 
 def test_providers_auto_notes_once_without_onnxruntime_noise(monkeypatch, capfd):
     if _cuda_really_works():
         pytest.skip("CUDA works on this machine: auto picks CUDA, the CPU fallback note is not shown")
-    monkeypatch.setattr(model_mod, "_cuda_verdict", None)  # probe CUDA again, inside this test
+    monkeypatch.setattr(runtime, "_cuda_verdict", None)  # probe CUDA again, inside this test
     monkeypatch.setattr(_log, "_said", set())
     monkeypatch.setattr(_log, "_quiet", False)
     m, _ = tiny.conv_net()

@@ -8,7 +8,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnxai
-from onnxai import tabular
+from onnxai import tables
+from onnxai.methods.lime_tabular import LimeTabular
 
 skl2onnx = pytest.importorskip("skl2onnx")
 from sklearn.datasets import load_breast_cancer  # noqa: E402
@@ -131,38 +132,38 @@ def _write(path, text):
 
 def test_csv_errors(tmp_path):
     ok = _write(tmp_path / "ok.csv", "a,b,c\n1,2,3\n4,5,6\n")
-    X, names = tabular.read_table(ok)
+    X, names = tables.read_table(ok)
     assert names == ["a", "b", "c"] and X.shape == (2, 3)
     with pytest.raises(onnxai.InputError, match="has 3 columns but the model takes 4"):
-        tabular.read_table(ok, expect=4)
+        tables.read_table(ok, expect=4)
     bad = _write(tmp_path / "bad.csv", "a,b,c\n1,2,3\n4,x5,6\n")
     with pytest.raises(onnxai.InputError, match=r"line 3, b: 'x5' is not a number"):
-        tabular.read_table(bad)
+        tables.read_table(bad)
     ragged = _write(tmp_path / "ragged.csv", "1,2,3\n4,5\n")
     with pytest.raises(onnxai.InputError, match="line 2: 2 columns where the table has 3"):
-        tabular.read_table(ragged)
+        tables.read_table(ragged)
     with pytest.raises(onnxai.InputError, match="row 7 does not exist: the table has 2 rows"):
-        tabular.parse_rows("0,7", 2)
+        tables.parse_rows("0,7", 2)
     with pytest.raises(onnxai.InputError, match="not a row number"):
-        tabular.parse_rows("0,x", 2)
-    assert tabular.parse_rows("1-3,0", 5) == [1, 2, 3, 0]
+        tables.parse_rows("0,x", 2)
+    assert tables.parse_rows("1-3,0", 5) == [1, 2, 3, 0]
     with pytest.raises(onnxai.InputError, match="2 feature names were given for 3 columns"):
-        tabular.read_table(ok, feature_names="p,q")
+        tables.read_table(ok, feature_names="p,q")
 
 
 def test_summaries():
     X = np.random.default_rng(0).standard_normal((100, 3))
-    bg = tabular.summarise(X, 7)
+    bg = tables.summarise(X, 7)
     assert bg.data.shape == (7, 3) and bg.weights.sum() == pytest.approx(1.0)
     assert all(np.isin(bg.data[:, j], X[:, j]).all() for j in range(3))  # snapped to real values
-    s = tabular.summarise(X, 5, "sample", seed=1)
+    s = tables.summarise(X, 5, "sample", seed=1)
     assert s.data.shape == (5, 3) and np.allclose(s.weights, 0.2)
 
 
 def test_lime_tabular(cancer, forest):
     X, y = cancer
     model = onnxai.load(_onnx(forest, X), providers="cpu")
-    lime = tabular.LimeTabular(X, num_samples=2000, seed=0)
+    lime = LimeTabular(X, num_samples=2000, seed=0)
     e = lime.explain(model, X[:2])
     assert e.values.shape == (2, 30, 2)
     # two classes summing to 1: the surrogates of the two classes are mirror images

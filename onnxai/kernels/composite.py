@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit, prange
 
 from onnxai.errors import InputError
-from onnxai.kernels import _as_float32, _as_int32, _check_array, _check_out, _check_positive_int
+from onnxai.kernels._checks import _as_float32, _as_int32, _check_array, _check_out, _check_positive_int
 
 # --------------------------------------------------------------------------------------------
 # kernels

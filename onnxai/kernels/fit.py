@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit
 
 from onnxai.errors import InputError
-from onnxai.kernels import _as_float64, _check_array, _check_positive_int
+from onnxai.kernels._checks import _as_float64, _check_array, _check_positive_int
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from onnxai.errors import InputError
-from onnxai.kernels import _as_int32, _check_array, _check_out, _check_positive_int
+from onnxai.kernels._checks import _as_int32, _check_array, _check_out, _check_positive_int, check_seed, pair
 from onnxai.kernels.resize import _axis_taps
 
 CLIP_MODES = ("inside", "clip")
@@ -90,35 +90,10 @@ def _grid_masks(grid, shifts, iy, wy, ix, wx, out):
 # --------------------------------------------------------------------------------------------
 
 
-def _check_seed(seed) -> int:
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise InputError(f"seed must be a non-negative integer; got {seed!r}")
-    return int(seed)
-
-
 def _check_probability(p, name: str = "p") -> float:
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
         raise InputError(f"{name} must be a probability in [0, 1]; got {p!r}")
     return float(p)
-
-
-def pair(value, name: str) -> tuple[int, int]:
-    """An int, a (rows, cols) pair of positive ints, or text "16", "16x8", "16,8"."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
-        value = (value, value)
-    if isinstance(value, str):
-        parts = value.lower().replace("x", ",").split(",")
-        try:
-            value = tuple(int(p) for p in parts)
-        except ValueError:
-            raise InputError(f"{name} must be a positive int or ROWSxCOLS, e.g. 16 or 16x8; got {value!r}") from None
-        if len(value) == 1:
-            value = value * 2
-    try:
-        a, b = value
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{name} must be a positive int or a (rows, cols) pair of them; got {value!r}") from exc
-    return _check_positive_int(a, name), _check_positive_int(b, name)
 
 
 def random_binary_masks(n, k, p=0.5, seed=0, first_all_ones=True) -> np.ndarray:
@@ -129,7 +104,7 @@ def random_binary_masks(n, k, p=0.5, seed=0, first_all_ones=True) -> np.ndarray:
     n = _check_positive_int(n, "n", minimum=0)
     k = _check_positive_int(k, "k")
     p = _check_probability(p)
-    rng = np.random.default_rng(_check_seed(seed))
+    rng = np.random.default_rng(check_seed(seed))
     masks = (rng.random((n, k)) < p).astype(np.uint8)
     if first_all_ones and n > 0:
         masks[0] = 1
@@ -249,7 +224,7 @@ class GridMasks:
     """The RISE masks of ``random_grid_masks(n, H, W, s, p, seed)``, made ``[start, stop)`` at a time."""
 
     def __init__(self, n: int, height: int, width: int, s: int = 8, p: float = 0.5, seed: int = 0):
-        rng = np.random.default_rng(_check_seed(seed))
+        rng = np.random.default_rng(check_seed(seed))
         self.n, self.height, self.width = int(n), int(height), int(width)
         self.grid = (rng.random((self.n, s, s)) < _check_probability(p)).astype(np.float32)
         cell_h, cell_w = -(-height // s), -(-width // s)

@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit, prange
 
 from onnxai.errors import InputError
-from onnxai.kernels import _as_float64, _check_array, _check_out, _check_positive_int
+from onnxai.kernels._checks import _as_float64, _check_array, _check_out, _check_positive_int
 
 METHODS = ("nearest", "bilinear", "bicubic")
 _METHOD_CODE = {"nearest": 0, "bilinear": 1, "bicubic": 2}

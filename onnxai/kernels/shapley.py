@@ -19,14 +19,13 @@ baseline's. The empty and the full coalition are never among them: they are the 
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 from numba import njit, types
 from numba.typed import Dict
 
 from onnxai.errors import InputError
-from onnxai.kernels import _as_float64, _check_array, _check_positive_int
+from onnxai.kernels._checks import _as_float64, _check_array, _check_positive_int, check_seed
 
 
 # --------------------------------------------------------------------------------------------
@@ -389,8 +388,7 @@ def shapley_coalitions(M, nsamples=None, seed=0, sampling="stratified") -> tuple
     if nsamples is None:
         nsamples = default_nsamples(M)
     nsamples = _check_positive_int(nsamples, "nsamples", minimum=0)
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise InputError(f"seed must be a non-negative integer; got {seed!r}")
+    check_seed(seed)
     if sampling not in SAMPLING:
         raise InputError(f"sampling must be one of {SAMPLING}; got {sampling!r}")
     if M < 2:

@@ -40,7 +40,8 @@ import time
 
 import numpy as np
 
-from .. import engine, tabular
+from .. import engine
+from .. import tables as tabular
 from ..errors import InputError
 from ..kernels.shapley import SAMPLING, default_nsamples, shapley_coalitions, shapley_solve
 from .base import check_count, check_score, deprecated_alias

@@ -99,7 +99,7 @@ def accuracy(quick: bool):
     X12, proto12 = _forest(12)
     m12 = onnxai.load(proto12, providers="cpu")
     rows12 = X12[:n_rows]
-    bg12 = onnxai.tabular.summarise(X12, 10, "kmeans", 0)
+    bg12 = onnxai.tables.summarise(X12, 10, "kmeans", 0)
     # 2^12 - 2 coalitions enumerated: the exact Shapley values of this value function
     exact = onnxai.KernelSHAP(nsamples=2 ** 12, background=bg12).explain(m12, rows12).values
     labels = {"shap": "shap.KernelExplainer", "onnxai-shap": 'onnxai sampling="shap"',

@@ -1,0 +1,100 @@
+"""Classes: the class axis of a classifier's scores.
+
+- ``convert``: raw outputs -> probabilities (softmax unless the model applies one) or logits;
+- ``check_finite``: scores with NaN or infinities are an error that says what to check;
+- ``read_labels``, ``class_index``, ``top_k``/``Prediction``: class names from a file, a class given
+  by index or (case-insensitive) name, the top classes of one row.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, OutputError
+
+
+@dataclass(frozen=True)
+class Prediction:
+    index: int
+    label: str
+    probability: float
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, np.float32)
+    m = z.max(axis=1, keepdims=True)
+    e = np.exp(z - m)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def convert(raw: np.ndarray, kind: str, outputs_probabilities: bool) -> np.ndarray:
+    """Turn raw class-score outputs into the asked kind: "probabilities", "logits" or "raw" (see
+    ``Model.scores``); ``outputs_probabilities``: the model already applies a softmax."""
+    raw = np.asarray(raw, np.float32)
+    if kind == "raw":
+        return raw
+    if kind == "probabilities":
+        return raw if outputs_probabilities else softmax(raw)
+    if kind == "logits":
+        return np.log(np.clip(raw, 1e-30, None)) if outputs_probabilities else raw
+    raise InputError(f"kind must be 'probabilities', 'logits' or 'raw', not {kind!r}")
+
+
+def check_finite(s: np.ndarray) -> np.ndarray:
+    """(n, classes) scores as float32; an OutputError when any is NaN or infinite."""
+    if not np.all(np.isfinite(s)):
+        bad = int((~np.isfinite(s)).any(axis=1).sum())
+        raise OutputError(
+            f"the model produced NaN or infinite scores for {bad} of {s.shape[0]} inputs; check the "
+            "preprocessing (--mean, --std, --scale) and that the model file is not damaged"
+        )
+    return s.astype(np.float32, copy=False)
+
+
+def read_labels(path) -> list[str]:
+    """Labels from a text file (one per line) or a JSON list."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"labels file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        try:
+            return [str(v) for v in json.loads(text)]
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path} looks like JSON but does not parse ({e})") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def class_index(target, labels, num_classes: int) -> int:
+    """A class given as an index, an index string, or a (case-insensitive) label."""
+    if isinstance(target, (int, np.integer)):
+        idx = int(target)
+    elif isinstance(target, str) and target.strip().lstrip("-").isdigit():
+        idx = int(target)
+    elif isinstance(target, str):
+        if labels is None:
+            raise InputError(f"class {target!r} given by name but the model has no labels; give an index or --labels FILE")
+        low = [str(l).lower() for l in labels]
+        t = target.strip().lower()
+        if t in low:
+            return low.index(t)
+        close = difflib.get_close_matches(t, low, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise InputError(f"unknown class {target!r}{hint}")
+    else:
+        raise InputError(f"a class is an index or a label, not {type(target).__name__}")
+    if not 0 <= idx < num_classes:
+        raise InputError(f"class index {idx} is out of range: the model has {num_classes} classes (0..{num_classes - 1})")
+    return idx
+
+
+def top_k(probs: np.ndarray, k: int, label) -> list[Prediction]:
+    """The k most probable classes of one (classes,) row, best first (ties: the lower index); label(i) names i."""
+    k = max(1, min(int(k), probs.shape[0]))
+    idx = np.argsort(-probs, kind="stable")[:k]
+    return [Prediction(int(i), label(int(i)), float(probs[i])) for i in idx]

@@ -1,0 +1,152 @@
+"""Runtime: providers, sessions, onnxruntime's noise kept off stdout and stderr.
+
+- ``session_options``: thread count and graph optimisation level, onnxruntime's own log level quiet;
+- ``resolve_providers``: "auto" (CUDA when a session really starts on it, else CPU, said once and
+  why), "cpu", "cuda" (error when it cannot start), or an explicit onnxruntime provider list;
+- ``make_session``: an ``InferenceSession`` with onnxruntime's C++ warnings captured, and a load
+  failure turned into a ``ModelError`` that says what to do;
+- ``OnnxruntimeFailure`` / ``short_error``: a failed run as one short line; ``Tail``: a session from
+  an inner activation to the class scores, run in chunks.
+
+Nothing here knows what the model computes: ``Model`` (model.py) builds on these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+from ._log import captured_stderr
+from .errors import InputError, ModelError, OutputError, ProviderError
+
+_OPT_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+_cuda_verdict: tuple[bool, str] | None = None  # cached per process: (usable, reason)
+
+
+def session_options(threads: int | None = None, optimization: str = "all") -> ort.SessionOptions:
+    if optimization not in _OPT_LEVELS:
+        raise InputError(f"optimization must be one of {list(_OPT_LEVELS)}, not {optimization!r}")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = _OPT_LEVELS[optimization]
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = int(threads)
+    return so
+
+
+def _cuda_usable(model_bytes: bytes, so: ort.SessionOptions) -> tuple[bool, str]:
+    """Try a session on CUDA once per process; return (usable, reason) without printing ORT's noise."""
+    global _cuda_verdict
+    if _cuda_verdict is not None:
+        return _cuda_verdict
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        _cuda_verdict = (False, "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)")
+        return _cuda_verdict
+    with captured_stderr() as box:
+        try:
+            if hasattr(ort, "preload_dlls"):
+                ort.preload_dlls()
+        except Exception:
+            pass
+        try:
+            s = ort.InferenceSession(model_bytes, so, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+            got = s.get_providers()
+        except Exception as e:
+            got, err = [], str(e)
+        else:
+            err = ""
+    text = (box[0] if box else "") + err
+    if got and got[0] == "CUDAExecutionProvider":
+        _cuda_verdict = (True, "CUDA is available")
+    else:
+        reason = "the CUDA provider did not start"
+        for marker in ("with error: ", "Require "):
+            if marker in text:
+                reason = text.split(marker, 1)[1].split("\n", 1)[0].strip().rstrip("\x1b[m").strip()
+                break
+        _cuda_verdict = (False, reason)
+    return _cuda_verdict
+
+
+def resolve_providers(providers, model_bytes: bytes, so) -> tuple[list, str]:
+    """-> (provider list for the session, a note saying what was chosen and why)."""
+    if providers is None or providers == "auto":
+        ok, why = _cuda_usable(model_bytes, so)
+        if ok:
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"], "running on CUDA"
+        return ["CPUExecutionProvider"], f"running on the CPU: CUDA is not usable here ({why})"
+    if providers == "cpu":
+        return ["CPUExecutionProvider"], ""
+    if providers == "cuda":
+        ok, why = _cuda_usable(model_bytes, so)
+        if not ok:
+            raise ProviderError(
+                f"--providers cuda was asked for but CUDA cannot be used here: {why}. Install the CUDA 13 "
+                "and cuDNN 9 libraries (pip install 'onnxai[cuda]') or use --providers cpu / auto"
+            )
+        return ["CUDAExecutionProvider"], "running on CUDA"
+    if isinstance(providers, str):
+        providers = [p.strip() for p in providers.split(",") if p.strip()]
+    providers = list(providers)
+    avail = ort.get_available_providers()
+    for p in providers:
+        name = p[0] if isinstance(p, tuple) else p
+        if name not in avail:
+            raise ProviderError(f"provider {name!r} is not in this onnxruntime build; available: {avail}")
+    return providers, ""
+
+
+def make_session(model_bytes: bytes, so: ort.SessionOptions, providers: list, what: str) -> ort.InferenceSession:
+    """A session on ``providers``; ``what`` names the model in the error when onnxruntime refuses it."""
+    try:
+        with captured_stderr():  # keep onnxruntime's own warnings off the user's terminal
+            return ort.InferenceSession(model_bytes, so, providers=providers)
+    except Exception as e:
+        msg = str(e).split("\n")[0][:300]
+        raise ModelError(
+            f"onnxruntime cannot load {what}: {msg}. The file may use operators or an "
+            "opset this onnxruntime does not support; re-export it with a supported opset"
+        ) from None
+
+
+@dataclass
+class Tail:
+    """A session computing class scores from an inner activation (for Grad-CAM without autograd)."""
+
+    session: ort.InferenceSession
+    layer: str
+    output: str
+    batch_size: int
+
+    def __call__(self, acts: np.ndarray) -> np.ndarray:
+        """(n, classes) scores of a batch of activations."""
+        r = self.values(acts)
+        return r.reshape(r.shape[0], -1)
+
+    def values(self, acts: np.ndarray) -> np.ndarray:
+        """The tail's output as the graph shapes it, in chunks of ``batch_size``, errors wrapped."""
+        acts = np.ascontiguousarray(acts, dtype=np.float32)
+        name = self.session.get_inputs()[0].name
+        parts = []
+        for i in range(0, acts.shape[0], self.batch_size):
+            try:
+                parts.append(self.session.run([self.output], {name: acts[i:i + self.batch_size]})[0])
+            except Exception as e:
+                raise OutputError(f"running the model's tail from {self.layer!r} failed: {short_error(e)}") from None
+        return np.concatenate(parts)
+
+
+class OnnxruntimeFailure(OutputError):
+    """onnxruntime raised while running the model (wrong input, unsupported op at run time)."""
+
+
+def short_error(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:300]

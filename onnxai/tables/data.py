@@ -1,0 +1,146 @@
+"""Table data: CSV files and rows checked against a tabular model.
+
+    read_table           a CSV -> (X (n, M) float64, feature names), with errors that say what to fix
+    parse_rows           "0,5,9" / "3-7" -> row indices, checked against the table
+    table_rows           rows to explain (an array or a CSV path) checked against the model's width
+    model_width          the number of features per row a tabular model takes
+    class_names          the model's class names in output-column order
+    resolve_row_targets  one class per row: the predicted one, or one given for every row
+
+Class order rule: column c of every probability array onnxai returns for a tabular classifier is the
+c-th class of the ZipMap / classifier node's ``classlabels_int64s`` or ``classlabels_strings`` (the
+order of scikit-learn's ``classes_``, read by graph_ends.graph_class_labels); ``Model.labels`` holds
+those names.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+
+def _float(cell: str):
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
+def read_table(path, feature_names=None, expect: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """A CSV file -> (X (n, M) float64, feature names). A first row with non-numbers is the header.
+
+    expect: the number of columns the model takes (an error says so when the file differs).
+    feature_names: a list or "a,b,c" (overrides the header); empty cells are NaN.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"table file not found: {path}")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise InputError(f"{path} is empty; a table needs one row per example and one column per feature")
+    header = None
+    if any(c.strip() and _float(c) is None for c in rows[0]):
+        header, rows = [c.strip() for c in rows[0]], rows[1:]
+    if not rows:
+        raise InputError(f"{path} has a header but no data rows")
+    width = len(header) if header is not None else len(rows[0])
+    X = np.empty((len(rows), width))
+    for i, r in enumerate(rows):
+        line = i + 1 + (header is not None)
+        if len(r) != width:
+            raise InputError(f"{path}, line {line}: {len(r)} columns where the table has {width}; "
+                             "every row needs the same number of cells")
+        for j, c in enumerate(r):
+            c = c.strip()
+            if c == "" or c.lower() in ("nan", "na"):
+                X[i, j] = np.nan
+                continue
+            v = _float(c)
+            if v is None:
+                name = header[j] if header else f"column {j}"
+                raise InputError(f"{path}, line {line}, {name}: {c!r} is not a number; onnxai explains "
+                                 "numeric tables (encode categories as numbers)")
+            X[i, j] = v
+    if expect is not None and width != expect:
+        raise InputError(f"{path} has {width} columns but the model takes {expect} features per row; "
+                         "drop label/index columns or give the table the model was trained on")
+    names = _names(feature_names, width) or header or [f"x{j}" for j in range(width)]
+    return X, names
+
+
+def _names(feature_names, width: int):
+    if feature_names is None:
+        return None
+    if isinstance(feature_names, (str, Path)) and Path(str(feature_names)).is_file():
+        text = Path(str(feature_names)).read_text(encoding="utf-8")
+        feature_names = [t.strip() for t in text.replace("\n", ",").split(",") if t.strip()]
+    elif isinstance(feature_names, str):
+        feature_names = [t.strip() for t in feature_names.split(",")]
+    names = [str(n) for n in feature_names]
+    if len(names) != width:
+        raise InputError(f"{len(names)} feature names were given for {width} columns; give one name per column")
+    return names
+
+
+def parse_rows(spec, n: int) -> list[int]:
+    """"0,5,9", "3-7", a list of ints or None (all rows) -> indices into a table of n rows."""
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "all")):
+        return list(range(n))
+    items = spec if isinstance(spec, (list, tuple, np.ndarray)) else str(spec).split(",")
+    out = []
+    for it in items:
+        s = str(it).strip()
+        try:
+            if "-" in s[1:]:
+                a, b = s.split("-", 1) if not s.startswith("-") else (s, None)
+                out.extend(range(int(a), int(b) + 1))
+            else:
+                out.append(int(s))
+        except (TypeError, ValueError):
+            raise InputError(f"row {s!r} is not a row number; give --rows like 0,5,9 or 3-7") from None
+    bad = [r for r in out if not 0 <= r < n]
+    if bad:
+        raise InputError(f"row {bad[0]} does not exist: the table has {n} rows (0..{n - 1})")
+    return out
+
+
+def table_rows(model, X, feature_names=None) -> tuple[np.ndarray, list[str]]:
+    """Rows to explain as (r, M) float64 checked against the model's number of columns."""
+    if isinstance(X, (str, Path)):
+        X, names = read_table(X, feature_names, expect=model_width(model))
+        return X, names
+    X = np.asarray(X, np.float64)
+    if X.ndim == 1:
+        X = X[None]
+    if X.ndim != 2:
+        raise InputError(f"table rows must be (rows, features); got shape {X.shape}")
+    M = model_width(model)
+    if M is not None and X.shape[1] != M:
+        raise InputError(f"the rows have {X.shape[1]} columns but the model takes {M} features per row")
+    names = _names(feature_names, X.shape[1]) or [f"x{j}" for j in range(X.shape[1])]
+    return X, names
+
+
+def model_width(model) -> int | None:
+    shape = model.input.shape
+    if len(shape) == 1:
+        return 1
+    if len(shape) != 2:
+        raise InputError(f"a tabular model takes (rows, features); this one takes {model.input.describe()}")
+    return shape[1]
+
+
+def class_names(model) -> list[str]:
+    return [model.label(c) for c in range(model.num_classes)]
+
+
+def resolve_row_targets(model, preds: np.ndarray, target) -> np.ndarray:
+    """One class per row: the predicted one (None/"top1"), or a class index / label for every row."""
+    if target is None or (isinstance(target, str) and target.lower() == "top1"):
+        return np.argmax(preds, axis=1)
+    return np.full(preds.shape[0], model.class_index(target), np.int64)

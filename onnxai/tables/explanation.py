@@ -1,0 +1,109 @@
+"""TabularExplanation: per-row, per-feature, per-class contributions and base values, and the files
+they are saved to (CSV of the target class, JSON of everything, a bar chart and a waterfall per row).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..explanation import to_jsonable
+from .plots import bar_chart, waterfall
+
+
+@dataclass
+class TabularExplanation:
+    """Contributions for several rows of a table, all classes.
+
+    values: (r, M, C) per row, feature and class (Kernel SHAP: Shapley values; LIME: surrogate weights)
+    base_values: (C,) or (r, C): E[f(background)] for SHAP (the expected value), the intercept for LIME
+    predictions: (r, C) f(row); data: (r, M) the rows; rows: their indices in the table
+    targets: (r,) the class each row's pictures show (the predicted class unless asked otherwise)
+    """
+
+    values: np.ndarray
+    base_values: np.ndarray
+    predictions: np.ndarray
+    data: np.ndarray
+    feature_names: list
+    class_names: list
+    method: str
+    rows: list
+    targets: np.ndarray
+    params: dict = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def expected_value(self) -> np.ndarray:
+        return self.base_values
+
+    def base(self, i: int) -> np.ndarray:
+        b = np.asarray(self.base_values)
+        return b if b.ndim == 1 else b[i]
+
+    def records(self) -> list[dict]:
+        """One record per (row, feature) for the target class: what the CSV holds."""
+        out = []
+        for i, r in enumerate(self.rows):
+            t = int(self.targets[i])
+            for j, name in enumerate(self.feature_names):
+                out.append({"row": int(r), "class": self.class_names[t], "feature": name,
+                            "value": float(self.data[i, j]), "contribution": float(self.values[i, j, t]),
+                            "base_value": float(self.base(i)[t]), "prediction": float(self.predictions[i, t])})
+        return out
+
+    def to_json(self) -> dict:
+        return {
+            "format": "onnxai.tabular/1", "method": self.method, "params": _jsonable(self.params),
+            "feature_names": list(self.feature_names), "class_names": list(self.class_names),
+            "class_order": "the model's classlabels (ZipMap / classifier node), else output columns",
+            "rows": [int(r) for r in self.rows], "targets": [int(t) for t in self.targets],
+            "base_values": np.asarray(self.base_values).tolist(), "predictions": self.predictions.tolist(),
+            "values": self.values.tolist(), "data": np.where(np.isnan(self.data), None, self.data).tolist(),
+            "extras": _jsonable(self.extras), "timings": _jsonable(self.timings),
+        }
+
+    def paths(self, base, pictures: bool = True) -> list[Path]:
+        """The files ``save(base)`` writes."""
+        return output_paths(base, self.rows if pictures else [])
+
+    def save(self, base, force: bool = False, pictures: bool = True) -> list[Path]:
+        """Write BASE.csv (target-class contributions), BASE.json (everything) and, per row,
+        BASE_row<i>_bar.png and BASE_row<i>_waterfall.png. Refuses to overwrite without force."""
+        base = Path(base)
+        paths = self.paths(base, pictures)
+        if not force:
+            for p in paths:
+                if p.exists():
+                    raise InputError(f"{p} exists; pass force=True (--force) to overwrite it")
+        base.parent.mkdir(parents=True, exist_ok=True)
+        recs = self.records()
+        with open(paths[0], "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=list(recs[0]) if recs else ["row"])
+            w.writeheader()
+            w.writerows(recs)
+        paths[1].write_text(json.dumps(self.to_json(), indent=1))
+        if pictures:
+            for i, r in enumerate(self.rows):
+                bar_chart(self, i).save(base.parent / f"{base.name}_row{r}_bar.png")
+                waterfall(self, i).save(base.parent / f"{base.name}_row{r}_waterfall.png")
+        return paths
+
+
+def output_paths(base, rows) -> list[Path]:
+    """BASE.csv, BASE.json and the two pictures of each row."""
+    base = Path(base)
+    out = [base.with_suffix(".csv"), base.with_suffix(".json")]
+    for r in rows:
+        out += [base.parent / f"{base.name}_row{r}_bar.png", base.parent / f"{base.name}_row{r}_waterfall.png"]
+    return out
+
+
+def _jsonable(v):
+    return to_jsonable(v, max_array=None)  # tables keep every number
