@@ -108,14 +108,14 @@ class ConfidenceMetric(Metric):
 @register
 class AverageDrop(ConfidenceMetric):
     name, direction, heading, report_heading = "ad", "lower", "AD", "AD %"
-    description = "AD: average drop (%) of the class probability when the picture is multiplied by the min-max normalised map"
+    description = "AD: average drop (%) of the class probability on the picture times the min-max normalised map"
     of = staticmethod(drop)
 
 
 @register
 class IncreaseInConfidence(ConfidenceMetric):
     name, direction, heading, report_heading, text_digits = "ic", "higher", "IC", "IC %", 0
-    description = "IC: share (%) of pictures whose class probability rises when the picture is multiplied by the map"
+    description = "IC: share (%) of pictures whose class probability rises on the picture times the map"
     of = staticmethod(increase)
 
 

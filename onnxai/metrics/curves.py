@@ -132,12 +132,10 @@ class CurveMetric(Metric):
 @register
 class Deletion(CurveMetric):
     name, direction, heading = "deletion", "lower", "deletion AUC"
-    description = ("deletion AUC: the class probability as the map's most important pixels are removed "
-                   "first (towards the substrate); area on [0, 1]")
+    description = "deletion AUC: class probability as the most important pixels are removed first; area on [0, 1]"
 
 
 @register
 class Insertion(CurveMetric):
     name, direction, heading = "insertion", "higher", "insertion AUC"
-    description = ("insertion AUC: the class probability as the map's most important pixels are revealed "
-                   "first over a blurred copy of the picture; area on [0, 1]")
+    description = "insertion AUC: class probability as the most important pixels are revealed over a blur; area on [0, 1]"
