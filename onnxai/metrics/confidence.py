@@ -39,21 +39,10 @@ class Confidence:
     o: float
     o50: float
 
-    @property
-    def drop(self) -> float:
-        return drop(self.y, self.o)
-
-    @property
-    def increase(self) -> float:
-        return increase(self.y, self.o)
-
-    @property
-    def drop50(self) -> float:
-        return drop(self.y, self.o50)
-
-    @property
-    def increase50(self) -> float:
-        return increase(self.y, self.o50)
+    drop = property(lambda self: drop(self.y, self.o), doc="AD of this picture (%)")
+    increase = property(lambda self: increase(self.y, self.o), doc="IC of this picture (0 or 100)")
+    drop50 = property(lambda self: drop(self.y, self.o50), doc="AD50 of this picture (%)")
+    increase50 = property(lambda self: increase(self.y, self.o50), doc="IC50 of this picture (0 or 100)")
 
 
 def keep_top(map01: np.ndarray, fraction: float = 0.5, ranks: np.ndarray | None = None) -> np.ndarray:

@@ -11,6 +11,7 @@ import onnxai
 from onnxai import metrics
 from onnxai.report import Report, metrics_table
 import tiny
+from region_case import REGION, SIZE, _region_model
 
 
 def test_registry_holds_the_six_metrics_with_their_directions():
@@ -59,10 +60,8 @@ def map_peak():
 
 
 def test_a_metric_registered_as_one_class_reaches_every_table(map_peak):
-    m, _ = tiny.region_net()
-    pre = onnxai.Preprocess(resize=None, crop=16, mean=(0.5,) * 3, std=(0.25,) * 3)
-    model = onnxai.load(m, preprocess=pre, providers="cpu")
-    pics = [tiny.region_picture(seed=s) for s in range(2)]
+    model, _ = _region_model()
+    pics = [tiny.region_picture(SIZE, REGION, seed=s) for s in range(2)]
     ev = metrics.evaluate(model, pics, {"occlusion": onnxai.Occlusion(window=4, stride=2)}, step=64)
     maps = {(e.method, e.source): float(np.max(e.map)) for e in ev.explanations}
     for s in ev.scores:
