@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import InputError
+from .kernels.resize import resize_map
 
 _VIRIDIS = [
     (0.00, (68, 1, 84)), (0.13, (71, 44, 122)), (0.25, (59, 81, 139)), (0.38, (44, 113, 142)),
@@ -69,11 +70,10 @@ def normalise_map(map_: np.ndarray, signed: bool | None = None) -> tuple[np.ndar
 
 
 def _fit_map(map_: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Resize a map (e.g. a coarse grid) to h x w with bilinear interpolation (NaN-free input)."""
+    """A map (e.g. a coarse grid) at h x w: ``kernels.resize_map`` (NaN drawn as 0), the resizer of the methods."""
     if map_.shape == (h, w):
         return map_
-    img = Image.fromarray(np.nan_to_num(np.asarray(map_, np.float32)), mode="F")
-    return np.asarray(img.resize((w, h), Image.Resampling.BILINEAR), np.float32)
+    return resize_map(np.nan_to_num(np.asarray(map_, np.float32)), h, w)
 
 
 def overlay(image: np.ndarray, map_: np.ndarray, alpha: float = 0.5, cmap: str | None = None,

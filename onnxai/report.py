@@ -62,8 +62,11 @@ def _img(img, alt: str, width: int | None = None) -> str:
     return f'<img src="{png_data_uri(img)}" alt="{_e(alt)}"{w}>'
 
 
-def _table(heads, rows, left_cols=1) -> str:
-    h = "".join(f'<th class="l">{_e(x)}</th>' if i < left_cols else f"<th>{_e(x)}</th>" for i, x in enumerate(heads))
+def _table(heads, rows, left_cols=1, titles=None) -> str:
+    """titles: an optional tooltip per heading (None for none)."""
+    tips = [f' title="{_e(t)}"' if t else "" for t in (titles or [None] * len(heads))]
+    h = "".join(f'<th class="l"{tip}>{_e(x)}</th>' if i < left_cols else f"<th{tip}>{_e(x)}</th>"
+                for i, (x, tip) in enumerate(zip(heads, tips)))
     body = []
     for r in rows:
         cells = []
@@ -146,17 +149,15 @@ class Report:
 
     def add_evaluation(self, evaluation, curves=None) -> None:
         """The summary table (mean ± std over pictures) of a metrics.Evaluation, and its curves."""
-        from .metrics import BETTER, METRICS
+        from .metrics import columns
 
-        summ = evaluation.summary()
-        names = {"deletion": "deletion AUC", "insertion": "insertion AUC", "ad": "AD %", "ic": "IC %",
-                 "ad50": "AD50 %", "ic50": "IC50 %", "seconds": "s / picture"}
-        digits = {"deletion": 3, "insertion": 3, "seconds": 2}
-        heads = ["method", "n"] + [f"{names.get(k, k)} {'↓' if BETTER[k] == 'lower' else '↑'}" for k in METRICS]
-        rows = [[m, str(d["n"])] + [f"{d[k][0]:.{digits.get(k, 1)}f} ± {d[k][1]:.{digits.get(k, 1)}f}" for k in METRICS]
-                for m, d in summ.items()]
+        cols = columns()
+        heads = ["method", "n"] + [c.summary_heading for c in cols]
+        rows = [[m, str(d["n"])] + [f"{d[c.name][0]:.{c.digits}f} ± {d[c.name][1]:.{c.digits}f}" for c in cols]
+                for m, d in evaluation.summary().items()]
+        titles = [None, None] + [c.description for c in cols]
         self._parts.append(f"<section><h2>evaluation over {len({s.image for s in evaluation.scores})} pictures</h2>"
-                           f"{_table(heads, rows)}</section>")
+                           f"{_table(heads, rows, titles=titles)}</section>")
         if curves is not None:
             self.add_figure("mean deletion and insertion curves", curves)
 
@@ -186,24 +187,24 @@ class Report:
 
 
 def metrics_table(scores) -> str:
-    """HTML table of metrics.Score rows; the best value of each column is bold."""
-    from .metrics import BETTER
+    """HTML table of metrics.Score rows, one column per registered metric; the best value of each is bold."""
+    from .metrics import REGISTRY
 
-    cols = ["deletion", "insertion", "ad", "ic", "ad50", "ic50"]
+    cols = list(REGISTRY.values())
     best = {}
-    for k in cols:
-        vals = [getattr(s, k) for s in scores]
-        best[k] = min(vals) if BETTER[k] == "lower" else max(vals)
+    for c in cols:
+        vals = [c.value(s) for s in scores]
+        best[c.name] = min(vals) if c.direction == "lower" else max(vals)
     rows = []
     for s in scores:
         cells = [s.method]
-        for k in cols:
-            v = getattr(s, k)
-            txt = _e(_fmt(v, 3 if k in ("deletion", "insertion") else 1))
-            cells.append(_Raw(f'<span class="best">{txt}</span>' if v == best[k] and len(scores) > 1 else txt))
+        for c in cols:
+            v = c.value(s)
+            txt = _e(_fmt(v, c.digits))
+            cells.append(_Raw(f'<span class="best">{txt}</span>' if v == best[c.name] and len(scores) > 1 else txt))
         rows.append(cells)
-    heads = ["method", "deletion AUC ↓", "insertion AUC ↑", "AD ↓", "IC ↑", "AD50 ↓", "IC50 ↑"]
-    return "<h3>faithfulness</h3>" + _table(heads, rows)
+    heads = ["method"] + [c.text_heading for c in cols]
+    return "<h3>faithfulness</h3>" + _table(heads, rows, titles=[None] + [c.description for c in cols])
 
 
 def _enlarged(picture: np.ndarray, map_: np.ndarray | None = None, at_least: int = 224):

@@ -131,12 +131,14 @@ class SanityStep:
 
 @dataclass
 class SanityResult:
+    """The cascade of one method on one picture: the explained class, the weight layers, every step."""
+
     method: str
-    target: int
+    target: int  # the class explained, fixed along the cascade (the original prediction)
     label: str
-    layers: list
-    steps: list = field(default_factory=list)
-    image: np.ndarray | None = None
+    layers: list  # WeightLayer objects in graph order; step k randomises the last k
+    steps: list = field(default_factory=list)  # SanityStep objects, 0 random layers first
+    image: np.ndarray | None = None  # (H, W, 3) uint8 crop the maps are drawn over
 
     def passed(self, threshold: float = 0.5) -> bool:
         """The check passes when the fully randomised map's |rank correlation| falls below ``threshold``."""

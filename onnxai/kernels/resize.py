@@ -16,6 +16,8 @@ Resizing is separable: each axis gets a table of (at most 4) taps and weights, r
 the width first, then along the height, the order torch uses.  Positions, weights and sums are float64
 and the result is float32; torch sums float32 maps in float32, so results agree to ~1e-6 of the map's
 range (bit for bit for 'nearest').  Downsampling uses the same formulas (no antialiasing), again like torch.
+
+``resize_map`` is the bilinear resizer every map of onnxai goes through (methods, metrics, pictures).
 """
 
 from __future__ import annotations
@@ -209,3 +211,14 @@ def resize_stack(maps, out_h, out_w, method="bilinear", align_corners=False, out
     else:
         _resize_stack_serial(src, out, code, bool(align_corners))
     return out
+
+
+def resize_map(map_, h, w, align_corners=False) -> np.ndarray:
+    """One map to (h, w) float32: bilinear, torch's F.interpolate conventions, computed on float64 values.
+
+    The one map resizer of onnxai: methods upsampling coarse maps (CAMs, grids), metrics fitting a
+    map to the model's input, and pictures drawing it over the crop all call this, so a map means
+    the same pixels everywhere (borders included). NaN is not replaced: callers that draw or rank
+    pass ``np.nan_to_num(map_)``.
+    """
+    return resize(np.ascontiguousarray(map_, np.float64), h, w, method="bilinear", align_corners=align_corners)
