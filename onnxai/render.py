@@ -258,3 +258,13 @@ def explanations_montage(explanations, alpha: float = 0.5, cmap: str | None = No
             else:
                 panels.append(explanation_panel(e, alpha=alpha, cmap=cmap, colorbar=colorbar))
     return montage(panels, columns=len(methods))
+
+
+def evaluation_curves(ev) -> Image.Image:
+    """Mean deletion and insertion curves of a metrics.Evaluation side by side (one colour per method)."""
+    colours = {m: PLOT_COLOURS[i % len(PLOT_COLOURS)] for i, m in enumerate(ev.methods)}
+    d = line_plot(ev.mean_curves("deletion"), "deletion (lower area is better)", "fraction of pixels deleted",
+                  "p(class)", colours=colours)
+    i = line_plot(ev.mean_curves("insertion"), "insertion (higher area is better)",
+                  "fraction of pixels inserted", "p(class)", colours=colours, legend="lower")
+    return montage([d, i], columns=2)

@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 
 from .. import graph
+from ..kernels.resize import resize_map as upsample  # the one map resizer
 from ..errors import LayerError
 from .base import Method
 
@@ -157,14 +158,6 @@ class LayerView:
 
 def _is_square(n: int) -> bool:
     return n >= 1 and math.isqrt(n) ** 2 == n
-
-
-def upsample(lowres: np.ndarray, h: int, w: int, align_corners: bool = False) -> np.ndarray:
-    """(h0, w0) -> (h, w) float32, bilinear with torch's F.interpolate conventions."""
-    from .. import kernels
-
-    return kernels.resize(np.ascontiguousarray(lowres, np.float64), h, w, method="bilinear",
-                          align_corners=align_corners)
 
 
 # --------------------------------------------------------------------------- elementwise segments

@@ -15,7 +15,7 @@ import tiny
 from onnxai import runtime as model_mod  # providers and CUDA probing live in runtime.py
 from onnxai.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "efficientnet_lite0.onnx"
 CHELSEA = ROOT / "samples" / "chelsea.png"
 COFFEE = ROOT / "samples" / "coffee.png"

@@ -1,0 +1,186 @@
+"""``onnxai explain``: run methods on pictures and write the overlays, raw maps and facts (and a
+montage, metrics and a report); on a table model, hand over to tables.explain_csv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import InputError, OnnxaiError
+from .common import handle_errors, method_names, model_options, note, open_model, slug, split_model_kwargs
+from .method_options import build_methods, method_options, param_option, pop_settings
+
+TABLE_OPTIONS = ("rows", "background", "feature_names")
+
+
+@click.command(epilog=(
+    "Examples:\n\n"
+    "  onnxai explain models/efficientnet_lite0.onnx samples/chelsea.png --method lime --out out/\n\n"
+    "  onnxai explain models/efficientnet_lite0.onnx samples/*.png --method lime,occlusion --target top2\n\n"
+    "  onnxai explain MODEL cat.jpg --method occlusion --window 32 --stride 8 --target 'tabby cat'\n\n"
+    "  onnxai explain MODEL cat.jpg --method lime,rise --samples 500 --param rise.cells=6\n\n"
+    "Each method option goes to every chosen method that takes that parameter (the methods are listed "
+    "in brackets, with their defaults); one that none of them takes is an error. --param sets one "
+    "method's parameter by its name."))
+@click.argument("model_path", metavar="MODEL", type=click.Path())
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--method", "-m", "methods", default="lime", show_default=True,
+              help="lime, occlusion, kernel-shap, cam, grad-cam, score-cam, rise, a comma list of methods, or all.")
+@click.option("--target", "-t", default="top1", show_default=True,
+              help="Class to explain: top1, topK, an index, a label (e.g. 'tabby cat'), or a comma list.")
+@click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the overlay PNG, the raw map (.npz) and the facts (.json).")
+@click.option("--force", is_flag=True, help="Overwrite existing outputs (default: refuse and write nothing).")
+@method_options
+@param_option
+@click.option("--show-top", type=click.IntRange(1), default=None,
+              help="Maps over features (LIME, Kernel SHAP): also write the picture with only the K most important features visible.")
+@click.option("--opacity", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Opacity of the map over the picture (0: picture only, 1: map only).")
+@click.option("--alpha", "deprecated_alpha", type=click.FloatRange(0, 1), default=None, hidden=True,
+              help="Deprecated spelling of --opacity.")
+@click.option("--cmap", type=click.Choice(["jet", "viridis", "coolwarm"]), default=None,
+              help="Colour map (default: coolwarm for signed maps, jet otherwise).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--report", "write_report", is_flag=True,
+              help="Also write OUT/report.html: the overlays side by side, top-5, parameters, timings (one self-contained file).")
+@click.option("--metrics", "with_metrics", is_flag=True,
+              help="Score every map (deletion/insertion AUC, average drop, increase in confidence; a random map as baseline).")
+@click.option("--rows", default=None, help="Tables: rows of the CSV to explain, e.g. 0,5,9 or 3-7 (default all).")
+@click.option("--background", default=None, type=click.Path(dir_okay=False),
+              help="Tables: training rows (CSV) for the baseline (Kernel SHAP) or the sampling (LIME).")
+@click.option("--feature-names", default=None, help="Tables: column names, a,b,c or a file (default: the CSV header).")
+@click.option("--cropped", is_flag=True,
+              help="The pictures already are the model's input (e.g. 224x224 crops): normalise them, do not "
+                   "resize or crop them again.")
+@model_options
+@handle_errors
+def explain(model_path, images, methods, target, out_dir, force, params, show_top, opacity, deprecated_alpha, cmap,
+            no_progress, write_report, with_metrics, rows, background, feature_names, cropped, **kw):
+    """Explain the model's decision on each IMAGE and write pictures and maps to --out.
+
+    For each image, method and target class it writes NAME_METHOD_CLASS.png (the map over the
+    picture the model saw, with a colour bar), .npz (the raw map, segments, importance) and .json
+    (target, score, parameters, timings). Existing files are never overwritten without --force.
+    With several methods (a comma list, or "all") it also writes NAME_montage.png, every map side
+    by side for each class; --report writes OUT/report.html and --metrics scores every map.
+    """
+    from .. import render
+    from ..methods import masked_topk
+
+    model_kw = split_model_kwargs(kw)
+    settings = pop_settings(kw)
+    blend = _opacity(opacity, deprecated_alpha)
+    model = open_model(model_path, **model_kw)
+    table_opts = dict(rows=rows, background=background, feature_names=feature_names)
+    if not model.input.is_image:  # a table: CSV rows in, contributions (CSV/JSON) and bar/waterfall PNGs out
+        from .tables import explain_csv
+
+        for line in explain_csv(model, images, method_names(methods), settings, params, table_opts, target,
+                                Path(out_dir), force):
+            click.echo(line)
+        return
+    for key in TABLE_OPTIONS:
+        if table_opts[key] is not None:
+            raise InputError(f"--{key.replace('_', '-')} is for tabular models; {model_path} takes pictures")
+    names = method_names(methods)
+    method_objs = build_methods(names, settings, params, no_progress)
+    out = Path(out_dir)
+    report_path = out / "report.html"
+    extra_outputs = ([report_path] if write_report else []) + (
+        [out / f"{Path(im).stem}_montage.png" for im in images] if len(method_objs) > 1 else [])
+    clash = [str(f) for f in extra_outputs if f.exists()]
+    if clash and not force:
+        raise InputError(f"{clash[0]} exists; pass --force to overwrite, or choose another --out")
+    report = None
+    if write_report:
+        from ..report import Report
+
+        report = Report(f"onnxai explain: {Path(model_path).name}", model=model,
+                        params={"methods": names, "target": target, "opacity": blend, "cmap": cmap,
+                                "images": list(images)})
+    for image in images:
+        stem = Path(image).stem
+        shown = []
+        for name, method in method_objs:
+            try:
+                result = method.explain(model, image, target=target, cropped=cropped)
+            except OnnxaiError as err:
+                if "all" not in methods.lower().split(","):
+                    raise
+                click.echo(f"note: {image}: skipped {name}: {err}", err=True)  # --method all: run what can run
+                continue
+            expls = result if isinstance(result, list) else [result]
+            planned = []
+            for e in expls:
+                base = out / f"{stem}_{name}_{slug(e.label)}"
+                files = [base.with_suffix(".png"), base.with_suffix(".npz"), base.with_suffix(".json")]
+                if show_top and e.segments is not None:
+                    files.append(base.with_name(base.name + f"_top{show_top}.png"))
+                planned.append((e, base, files))
+            clash = [str(f) for _, _, fs in planned for f in fs if f.exists()]
+            if clash and not force:
+                raise InputError(f"{clash[0]} exists (and {len(clash) - 1} more); pass --force to overwrite, or choose another --out")
+            for e, base, files in planned:
+                render.save_png(render.explanation_panel(e, alpha=blend, cmap=cmap), files[0], force=True)
+                e.save(base, force=True)
+                extra = ""
+                if show_top and e.segments is not None:
+                    render.save_png(masked_topk(e, show_top), files[3], force=True)
+                    extra = f", {files[3].name}"
+                facts = ", ".join(f"{k}={v:.3f}" for k, v in e.extras.items() if isinstance(v, float))
+                if "layer" in e.extras:  # CAM methods: say which layer was read, and how it was chosen
+                    facts = ", ".join([f"layer {e.extras['layer']} ({e.extras.get('layer_choice', '')})"]
+                                      + [f"gradient={v}" for v in [e.extras.get("gradient")] if v]
+                                      + ([facts] if facts else []))
+                click.echo(f"{image}: {name} for {e.label!r} (class {e.target}, p={e.score:.3f}) in "
+                           f"{e.timings.get('total', 0):.2f}s{'; ' + facts if facts else ''} -> {files[0]}{extra}")
+            shown.extend(expls)
+        _explain_extras(model, image, shown, out, len(method_objs) > 1, with_metrics, report, blend, cmap)
+    if report is not None:
+        report.save(report_path, force=True)
+        click.echo(f"report -> {report_path}")
+
+
+
+def _opacity(opacity, deprecated_alpha) -> float:
+    """--opacity, or the deprecated --alpha (with a note)."""
+    if deprecated_alpha is None:
+        return opacity
+    note("--alpha is deprecated; use --opacity")
+    given = click.get_current_context().get_parameter_source("opacity") != click.core.ParameterSource.DEFAULT
+    if given and opacity != deprecated_alpha:
+        raise InputError(f"--alpha {deprecated_alpha} and --opacity {opacity} disagree; give only --opacity")
+    return deprecated_alpha
+
+
+def _explain_extras(model, image, shown, out, montage, with_metrics, report, blend, cmap):
+    """After all methods ran on one picture: the montage, the metrics and the report section."""
+    from .. import render
+
+    if not shown:
+        return
+    if montage:
+        path = out / f"{Path(image).stem}_montage.png"
+        render.save_png(render.explanations_montage(shown, alpha=blend, cmap=cmap), path, force=True)
+        click.echo(f"{image}: montage of {len({e.method for e in shown})} methods x "
+                   f"{len({e.target for e in shown})} classes -> {path}")
+    scores = {}
+    if with_metrics or report is not None:
+        from .. import metrics
+
+        prep = metrics.Prepared.from_crop(model, shown[0].image)
+    if with_metrics:
+        for e in shown:
+            scores[(e.method, e.target)] = metrics.score_explanation(model, e, image=prep)
+        for t in dict.fromkeys(e.target for e in shown):
+            scores[(metrics.RANDOM, t)] = metrics.score_map(model, prep, metrics.random_map(prep.crop.shape[:2]), t,
+                                                            method=metrics.RANDOM)
+        for (m, t), s in scores.items():
+            click.echo(f"{image}: {m} for {s.label!r}: deletion AUC {s.deletion:.3f} (lower is better), insertion AUC "
+                       f"{s.insertion:.3f} (higher), average drop {s.ad:.1f}%, increase {s.ic:.0f}%")
+    if report is not None:
+        report.add_picture(str(image), prep.crop, model.top(prep.probs, 5), shown, scores, alpha=blend, cmap=cmap)
+
+
