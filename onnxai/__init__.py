@@ -11,7 +11,8 @@ from .api import explain
 from .methods import make_method
 from .errors import InputError, LayerError, ModelError, OnnxaiError, OutputError, ProviderError
 from .explanation import Explanation
-from .methods import CAM, RISE, GradCAM, KernelSHAP, LIME, Occlusion, ScoreCAM, masked_topk
+from .methods import (CAM, LIME, RISE, FeatureAblation, GradCAM, KernelSHAP, Occlusion, PermutationSHAP, ScoreCAM,
+                      masked_topk)
 from .model import InputSpec, Model, Prediction, load
 from .preprocess import Preprocess, load_image
 from .methods.lime_tabular import LimeTabular
@@ -35,6 +36,8 @@ __all__ = [
     "make_method",
     "Explanation",
     "LIME",
+    "FeatureAblation",
+    "PermutationSHAP",
     "KernelSHAP",
     "LimeTabular",
     "TabularExplanation",

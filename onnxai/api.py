@@ -8,6 +8,8 @@ from .errors import InputError
 from .methods import make_method
 from .model import Model, load
 
+TABLE_NAMES = {"lime": "lime-tabular"}  # the method a picture name means on table rows
+
 
 def explain(model, image, method: str = "lime", target=None, cropped: bool = False, **params):
     """Explain ``model``'s decision on ``image`` (a path or an RGB array) with ``method``.
@@ -21,13 +23,11 @@ def explain(model, image, method: str = "lime", target=None, cropped: bool = Fal
         model = load(model)
     if not isinstance(model, Model):
         raise InputError("model must be an onnxai Model (onnxai.load(path)) or a path to a .onnx file")
-    if not model.input.is_image and method.lower() == "lime":
-        from .methods.lime_tabular import LimeTabular
-
-        training = params.pop("background", None)
-        training = params.pop("training", training)
-        if training is None:
-            raise InputError("LIME for a table model needs training rows to learn the quartiles from: "
-                             "pass background=... (an array of rows)")
-        return LimeTabular(training, **params).explain(model, image, target=target)
-    return make_method(method, **params).explain(model, image, target=target, cropped=cropped)
+    key = method.lower().replace("_", "-")
+    if not model.input.is_image:
+        key = TABLE_NAMES.get(key, key)
+        obj = make_method(key, **params)
+        if obj.inputs == "pictures":
+            raise InputError(f"{method} explains pictures; for table rows use kernel-shap or lime")
+        return obj.explain(model, image, target=target)
+    return make_method(key, **params).explain(model, image, target=target, cropped=cropped)

@@ -200,14 +200,14 @@ def run(
     overlap: bool | None = None,
     progress: bool | None = None,
     desc: str = "",
-    ends: bool = False,
+    ends: int = 0,
 ) -> RunResult:
     """Score every perturbation of ``x`` that ``source`` describes.
 
     x, baseline: (1, ...) arrays in the model's input space (after preprocessing), same shape.
     Returns the (n, classes) scores of ``kind`` ("probabilities" or "logits") for all classes.
-    ends: also score the unperturbed input and the baseline, after the perturbations and in the
-    same chunks (``RunResult.input_scores`` / ``baseline_scores``): no separate calls.
+    ends: also score the unperturbed input (1) and the baseline (2), after the perturbations and in
+    the same chunks (``RunResult.input_scores`` / ``baseline_scores``): no separate calls.
     overlap: composite the next chunk in a worker thread while the model scores this one. None
     (default) overlaps when inference runs off the CPU (CUDA): on the 2-core CPU box, overlapping
     with CPU inference made the forward passes 3-5% slower (the worker competes with onnxruntime's
@@ -221,7 +221,10 @@ def run(
     image = model.input.is_image
     rpm = int(source.rows_per_mask)
     n_masks = int(source.n)
-    n = n_masks + (2 if ends else 0)
+    ends = int(ends)
+    if ends not in (0, 1, 2):
+        raise InputError(f"ends is 0, 1 (the input) or 2 (the input and the baseline), not {ends}")
+    n = n_masks + ends
     t0 = time.perf_counter()
     chunk = chunk_size_for(model, n, memory_budget, chunk_size, rpm)
     if image:
@@ -275,5 +278,6 @@ def run(
     total = time.perf_counter() - t0
     if ends:
         return RunResult(scores=scores[:n_masks], forward_s=forward, composite_wait_s=wait, total_s=total,
-                         chunk=chunk, input_scores=scores[n_masks], baseline_scores=scores[n_masks + 1])
+                         chunk=chunk, input_scores=scores[n_masks],
+                         baseline_scores=scores[n_masks + 1] if ends == 2 else None)
     return RunResult(scores=scores, forward_s=forward, composite_wait_s=wait, total_s=total, chunk=chunk)

@@ -116,12 +116,13 @@ def slug(text: str) -> str:
 
 
 def method_names(methods: str) -> list[str]:
-    """"all" -> every registered method; otherwise the comma list as given (kernel_shap = kernel-shap)."""
+    """"all" -> every registered picture method; otherwise the comma list as given (kernel_shap = kernel-shap)."""
     from ..methods import METHODS
 
     names = [m.strip().lower().replace("_", "-") for m in methods.split(",") if m.strip()]
     if "all" in names:
-        names = list(dict.fromkeys([n for n in names if n != "all"] + list(METHODS)))
+        pictures = [n for n, cls in METHODS.items() if cls.inputs != "tables"]
+        names = list(dict.fromkeys([n for n in names if n != "all"] + pictures))
     if not names:
         raise InputError("no method given; use --method lime, a comma list, or all")
     return names

@@ -1,12 +1,18 @@
 """The explanation methods, one file each; ``METHODS`` maps CLI names to classes, ``make_method``
-builds one by name."""
+builds one by name. A class's ``inputs`` says what it explains: "pictures", "tables" or "both".
+
+Adding a method: its own file here, one line in ``METHODS``, and its test in tests/methods/.
+"""
 
 from ..errors import InputError
 
 from .kernel_shap import KernelSHAP
+from .lime_tabular import LimeTabular
 from .lime import LIME, masked_topk
 from .occlusion import Occlusion
 from .cam import CAM, GradCAM
+from .feature_ablation import FeatureAblation
+from .permutation_shap import PermutationSHAP
 from .rise import RISE
 from .score_cam import ScoreCAM
 
@@ -18,8 +24,10 @@ METHODS = {
     "score-cam": ScoreCAM,
     "rise": RISE,
     "kernel-shap": KernelSHAP,
+    "lime-tabular": LimeTabular,
+    "feature-ablation": FeatureAblation,
+    "permutation-shap": PermutationSHAP,
 }
-
 
 
 def make_method(method: str, **params):
@@ -33,4 +41,4 @@ def make_method(method: str, **params):
         raise InputError(f"{method}: {e}") from None
 
 
-__all__ = ["make_method", "CAM", "GradCAM", "ScoreCAM", "RISE", "KernelSHAP", "LIME", "Occlusion", "METHODS", "masked_topk"]
+__all__ = ["make_method", "FeatureAblation", "PermutationSHAP", "LimeTabular", "CAM", "GradCAM", "ScoreCAM", "RISE", "KernelSHAP", "LIME", "Occlusion", "METHODS", "masked_topk"]

@@ -143,6 +143,7 @@ class Method:
     """
 
     name = "method"
+    inputs = "pictures"  # what it explains: "pictures", "tables" or "both"
 
     def params(self) -> dict:
         """The constructor's parameters as saved with the result (arrays named, not stored)."""
@@ -190,9 +191,10 @@ class Method:
         self._chunk_size = None if chunk_size is None else check_count(chunk_size, "chunk_size")
         self._memory_budget = check_count(memory_budget, "memory_budget")
 
-    def _run(self, model, x, baseline, source, score: str | None = None) -> engine.RunResult:
-        """Score every perturbation of ``source`` and the two end points in one engine run."""
-        return engine.run(model, x, baseline, source, kind=score or self.score, ends=True,
+    def _run(self, model, x, baseline, source, ends: int = 2) -> engine.RunResult:
+        """Score every perturbation of ``source`` and the end points (1: the input, 2: and the
+        baseline) in one engine run."""
+        return engine.run(model, x, baseline, source, kind=self.score, ends=ends,
                           chunk_size=self._chunk_size, memory_budget=self._memory_budget,
                           progress=self._progress, desc=self.name)
 
@@ -228,9 +230,11 @@ class PerturbationMethod(Method):
     def aggregate(self, run: engine.RunResult, setup: Setup, targets: list[int]) -> list[dict]:
         raise NotImplementedError
 
+    end_points = 2  # the input and the baseline; 1: the input only
+
     def _explain(self, model, x, crop, probs, targets):
         setup = self.setup(model, x, crop, probs)
-        res = self._run(model, x, setup.baseline, setup.source)
+        res = self._run(model, x, setup.baseline, setup.source, ends=self.end_points)
         t0 = time.perf_counter()
         parts = self.aggregate(res, setup, targets)
         fold_s = time.perf_counter() - t0

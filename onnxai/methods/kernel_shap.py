@@ -52,6 +52,7 @@ _NUM_FEATURES = "num_features("  # l1_reg="num_features(k)", shap's spelling
 
 class KernelSHAP(SuperpixelMethod):
     name = "kernel-shap"
+    inputs = "both"
 
     def __init__(
         self,

@@ -1,6 +1,9 @@
 """LIME for tables as lime's LimeTabularExplainer does it by default: quartile discretisation, sampling
 bins by their training frequencies (or around the instance), kernel width sqrt(M) * 0.75, ridge
 surrogate. Returns a tables.TabularExplanation for all rows and classes.
+
+The perturbed rows of each explained row go through the perturb-and-score engine (a RowSamples
+source: rows given outright, chunked like every other method's inputs).
 """
 
 from __future__ import annotations
@@ -9,15 +12,17 @@ import time
 
 import numpy as np
 
-from .. import kernels
+from .. import engine, kernels
 from ..errors import InputError
 from ..tables import Background, TabularExplanation, class_names, resolve_row_targets, table_rows
+from .base import Method, check_count, check_score, deprecated_alias
 
 
-class LimeTabular:
+class LimeTabular(Method):
     """LIME for table rows, following lime's LimeTabularExplainer defaults.
 
-    training: the data set to learn the quartiles and the scale from (or a Background);
+    background: the training rows to learn the quartiles and the scale from (or a Background; the
+    old name ``training`` is deprecated);
     num_samples: perturbed rows per explained row (lime: 5000); discretize: True = quartiles;
     sample_around_instance: False samples bins by their frequency in the training data (lime's default);
     kernel_width: None = sqrt(M) * 0.75; alpha: ridge penalty (lime: Ridge(alpha=1)).
@@ -25,21 +30,28 @@ class LimeTabular:
     """
 
     name = "lime-tabular"
+    inputs = "tables"
 
-    def __init__(self, training, num_samples: int = 5000, discretize: bool = True,
+    def __init__(self, background=None, num_samples: int = 5000, discretize: bool = True,
                  sample_around_instance: bool = False, kernel_width: float | None = None, alpha: float = 1.0,
-                 seed: int = 0, feature_names=None):
-        T = training.data if isinstance(training, Background) else np.asarray(training, np.float64)
+                 seed: int = 0, feature_names=None, score: str = "probabilities", progress: bool | None = None,
+                 chunk_size: int | None = None, memory_budget: int = engine.DEFAULT_MEMORY_BUDGET, training=None):
+        background = deprecated_alias("LimeTabular", "training", "background", training, background, None)
+        if background is None:
+            raise InputError("LIME for a table model needs training rows to learn the quartiles from: "
+                             "pass background=... (an array of rows, or --background train.csv)")
+        T = background.data if isinstance(background, Background) else np.asarray(background, np.float64)
         if T.ndim != 2 or T.shape[0] < 2:
             raise InputError("LIME for tables needs training data: at least 2 rows of the model's features")
-        self.training = T
-        self.num_samples = int(num_samples)
+        self._training = T
+        self.num_samples = check_count(num_samples, "num_samples", 2)
         self.discretize = bool(discretize)
         self.sample_around_instance = bool(sample_around_instance)
         self.kernel_width = kernel_width
         self.alpha = float(alpha)
         self.seed = int(seed)
         self.feature_names = feature_names
+        self._engine_options(check_score(score), progress, chunk_size, memory_budget)
         M = T.shape[1]
         self.mean = np.nanmean(T, axis=0)
         self.scale = np.nanstd(T, axis=0)
@@ -63,7 +75,7 @@ class LimeTabular:
     def params(self) -> dict:
         return {"num_samples": self.num_samples, "discretize": self.discretize,
                 "sample_around_instance": self.sample_around_instance, "kernel_width": self.kernel_width,
-                "alpha": self.alpha, "seed": self.seed}
+                "alpha": self.alpha, "seed": self.seed, "score": self.score}
 
     def _bins(self, X):
         return np.stack([np.searchsorted(self.bounds[j], X[:, j], side="left") for j in range(X.shape[1])], axis=1)
@@ -104,23 +116,29 @@ class LimeTabular:
         inverse[0] = row
         return (inverse - self.mean) / self.scale, inverse
 
-    def explain(self, model, X, target=None, feature_names=None) -> TabularExplanation:
+    def explain(self, model, X, target=None, feature_names=None, cropped: bool = False) -> TabularExplanation:
+        """Surrogate weights of every row of X ((r, M) array or a CSV path) for every class."""
+        if model.input.is_image:
+            raise InputError("LimeTabular explains table rows; for pictures use LIME (method 'lime')")
         t0 = time.perf_counter()
         X, names = table_rows(model, X, feature_names or self.feature_names)
         M = X.shape[1]
         width = self.kernel_width if self.kernel_width is not None else np.sqrt(M) * 0.75
         rng = np.random.default_rng(self.seed)
-        preds = model.scores(X).astype(np.float64)
+        preds = model.scores(X, self.score).astype(np.float64)
         C = preds.shape[1]
         values = np.zeros((X.shape[0], M, C))
         intercepts = np.zeros((X.shape[0], C))
         r2 = np.zeros((X.shape[0], C))
-        forward = 0.0
+        forward = engine_s = 0.0
+        dtype = model.input.dtype
         for i, row in enumerate(X):
             rep, inverse = self.samples(row, rng)
-            tf = time.perf_counter()
-            y = model.scores(inverse).astype(np.float64)
-            forward += time.perf_counter() - tf
+            res = self._run(model, np.ascontiguousarray(row[None], dtype=dtype), None, engine.RowSamples(inverse),
+                            ends=0)
+            forward += res.forward_s
+            engine_s += res.total_s
+            y = res.scores.astype(np.float64)
             # lime sets mean 0 / scale 1 for discretised (categorical) columns: distances on the binary rows
             d = np.sqrt(((rep - rep[0]) ** 2).sum(axis=1))
             w = np.sqrt(np.exp(-(d ** 2) / width ** 2))
@@ -131,7 +149,7 @@ class LimeTabular:
                 r2[i, c] = kernels.weighted_r2(rep, y[:, c], w, coef, icpt)
         targets = resolve_row_targets(model, preds, target)
         return TabularExplanation(values=values, base_values=intercepts, predictions=preds, data=X,
-                                  feature_names=names, class_names=class_names(model), method="lime",
+                                  feature_names=names, class_names=class_names(model), method=self.name,
                                   rows=list(range(X.shape[0])), targets=targets, params=self.params(),
-                                  extras={"r2": r2.tolist(), "kernel_width": float(width)},
-                                  timings={"total": time.perf_counter() - t0, "forward": forward})
+                                  extras={"r2": r2.tolist(), "kernel_width": float(width), "score": self.score},
+                                  timings={"total": time.perf_counter() - t0, "forward": forward, "engine": engine_s})
