@@ -8,7 +8,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnxai
-from onnxai.kernels.shapley import shapley_coalitions, shapley_solve
+from onnxai.kernels.coalitions import shapley_coalitions
+from onnxai.kernels.shapley import shapley_solve
 import tiny
 
 

@@ -1,7 +1,7 @@
 """Kernel SHAP (Lundberg & Lee 2017) for pictures and tables, on the perturb-and-score engine.
 
 Features are superpixels / grid cells for pictures (as LIME's) and columns for tables. Coalitions
-come from ``kernels.shapley_coalitions`` (Shapley-kernel weights per size, whole sizes enumerated
+come from ``kernels.coalitions.shapley_coalitions`` (Shapley-kernel weights per size, whole sizes enumerated
 with complements while the budget allows, the rest sampled in complementary pairs, seeded); the
 weighted least squares is solved with the efficiency constraint
 sum(phi) = f(x) - f(baseline) exactly, for every class from the same forward passes.
@@ -43,7 +43,8 @@ import numpy as np
 from .. import engine
 from .. import tables as tabular
 from ..errors import InputError
-from ..kernels.shapley import SAMPLING, default_nsamples, shapley_coalitions, shapley_solve
+from ..kernels.coalitions import SAMPLING, default_nsamples, shapley_coalitions
+from ..kernels.shapley import shapley_solve
 from .base import check_count, check_score, deprecated_alias
 from .superpixels import SuperpixelMethod
 
