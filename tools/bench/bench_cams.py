@@ -153,7 +153,7 @@ def run(quick: bool = False):
 
     # ------------------------------------------------------------ RISE
     masks = 200 if quick else 2000
-    t, e = _timed(lambda: onnxai.RISE(num_masks=masks, progress=False).explain(model, IMAGE, target=target))
+    t, e = _timed(lambda: onnxai.RISE(num_samples=masks, progress=False).explain(model, IMAGE, target=target))
     _row(f"RISE {masks} masks", t, t / e.timings["forward"], "/ fwd", "<= 1.05", t / e.timings["forward"] <= 1.05,
          f"engine {e.timings['engine']:.2f} s")
 

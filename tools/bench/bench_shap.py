@@ -76,7 +76,7 @@ def tabular(quick: bool):
     X, proto = _forest()
     model = onnxai.load(proto, providers="cpu")
     rows = X[:n_rows]
-    ks = onnxai.KernelSHAP(nsamples=1000, background=X, background_size=10, seed=0)
+    ks = onnxai.KernelSHAP(num_samples=1000, background=X, background_size=10, seed=0)
     ks.explain(model, rows[:1])  # compile the kernels, summarise the background once
     t = time.perf_counter()
     e = ks.explain(model, rows)
@@ -101,7 +101,7 @@ def accuracy(quick: bool):
     rows12 = X12[:n_rows]
     bg12 = onnxai.tables.summarise(X12, 10, "kmeans", 0)
     # 2^12 - 2 coalitions enumerated: the exact Shapley values of this value function
-    exact = onnxai.KernelSHAP(nsamples=2 ** 12, background=bg12).explain(m12, rows12).values
+    exact = onnxai.KernelSHAP(num_samples=2 ** 12, background=bg12).explain(m12, rows12).values
     labels = {"shap": "shap.KernelExplainer", "onnxai-shap": 'onnxai sampling="shap"',
               "onnxai-stratified": 'onnxai "stratified"'}
     rmse = {k: [] for k in labels}
@@ -110,7 +110,7 @@ def accuracy(quick: bool):
     for seed in range(n_seeds):
         got = {"shap": _shap(m12, bg12, rows12, 1000, seed=seed)[0]}
         for sampling in ("shap", "stratified"):
-            ks = onnxai.KernelSHAP(nsamples=1000, background=bg12, seed=seed, sampling=sampling)
+            ks = onnxai.KernelSHAP(num_samples=1000, background=bg12, seed=seed, sampling=sampling)
             got[f"onnxai-{sampling}"] = ks.explain(m12, rows12).values
         for k, v in got.items():
             rmse[k].append(np.sqrt(np.mean((v - exact) ** 2)))
@@ -140,10 +140,10 @@ pic = {root!r} + "/samples/chelsea.png"
 x, crop = model.prepare(pic)
 k = next(k for k in range(50, 120, 2) if features.segment(crop, method="slic", num_features=k, seed=0).max() + 1 >= 50)
 if which == "onnxai":  # warm up: imports, Numba cache loading (a one-off per process, ~1 s)
-    onnxai.KernelSHAP(nsamples=8, num_features=k, progress=False).explain(model, pic)
+    onnxai.KernelSHAP(num_samples=8, num_features=k, progress=False).explain(model, pic)
 t0 = time.perf_counter()
 if which == "onnxai":
-    ks = onnxai.KernelSHAP(nsamples=nsamples, num_features=k, fill="mean", seed=0, progress=False)
+    ks = onnxai.KernelSHAP(num_samples=nsamples, num_features=k, fill="mean", seed=0, progress=False)
     e = ks.explain(model, pic)
     total = time.perf_counter() - t0
     fwd = e.timings["forward"]
