@@ -8,23 +8,25 @@
 
 from ._log import set_quiet
 from .api import explain
-from .methods import make_method
 from .errors import InputError, LayerError, ModelError, OnnxaiError, OutputError, ProviderError
 from .explanation import Explanation
-from .methods import (CAM, LIME, RISE, FeatureAblation, GradCAM, KernelSHAP, Occlusion, PermutationSHAP, ScoreCAM,
-                      masked_topk)
+from .methods import METHODS, make_method, masked_topk
+
 from .model import InputSpec, Model, Prediction, load
 from .preprocess import Preprocess, load_image
-from .methods.lime_tabular import LimeTabular
 from .tables import TabularExplanation
 from . import metrics, report, sanity  # noqa: E402  faithfulness metrics, HTML report, randomisation check
 from .metrics import evaluate
 from .report import Report
 from .sanity import cascading_randomisation
 
+# every registered method class at the top level (onnxai.LIME, onnxai.PermutationSHAP, ...): a new
+# method needs only its file and its line in methods.METHODS
+globals().update({cls.__name__: cls for cls in METHODS.values()})
+
 __version__ = "0.1.0"
 
-__all__ = [
+__all__ = [cls.__name__ for cls in METHODS.values()] + [
     "metrics",
     "report",
     "sanity",
@@ -35,17 +37,7 @@ __all__ = [
     "explain",
     "make_method",
     "Explanation",
-    "LIME",
-    "FeatureAblation",
-    "PermutationSHAP",
-    "KernelSHAP",
-    "LimeTabular",
     "TabularExplanation",
-    "Occlusion",
-    "CAM",
-    "GradCAM",
-    "ScoreCAM",
-    "RISE",
     "masked_topk",
     "load_image",
     "Model",

@@ -30,6 +30,9 @@ from .runtime import OnnxruntimeFailure, Tail, make_session, resolve_providers, 
 TABLE_ROWS_PER_RUN = 16384  # rows per forward pass for table models: cheap per row, big batches amortise the call
 
 
+IMAGENET_CROP_FRACTION = 0.875  # without metadata: resize so that the crop is 87.5% of the short side (224/256)
+
+
 class Model:
     """An ONNX classifier in an onnxruntime session. Build it with ``onnxai.load(path)``."""
 
@@ -200,7 +203,7 @@ class Model:
         h, w = self.input.hw
         if h and w:
             crop = h if h == w else (h, w)
-            resize = int(round(min(h, w) / 0.875))
+            resize = int(round(min(h, w) / IMAGENET_CROP_FRACTION))
             return Preprocess(resize=resize, crop=crop, layout=self.input.layout)
         return Preprocess(layout=self.input.layout)
 

@@ -59,6 +59,12 @@ def _window_masks(windows, out):
                     out[i, h, w] = 1.0
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _taps(idx, wts, u):
+    """The two source indices and weights of output row/column u of a bilinear upsampling."""
+    return idx[u, 0], idx[u, 1], wts[u, 0], wts[u, 1]
+
+
 @njit(cache=True, nogil=True)
 def _grid_masks(grid, shifts, iy, wy, ix, wx, out):
     # grid: (n, s, s) float32 of 0/1 cells; shifts: (n, 2) int64 (rows, cols) offsets of the crop;
@@ -69,17 +75,9 @@ def _grid_masks(grid, shifts, iy, wy, ix, wx, out):
         dy = shifts[i, 0]
         dx = shifts[i, 1]
         for h in range(H):
-            u = h + dy
-            y0 = iy[u, 0]
-            y1 = iy[u, 1]
-            a0 = wy[u, 0]
-            a1 = wy[u, 1]
+            y0, y1, a0, a1 = _taps(iy, wy, h + dy)
             for w in range(W):
-                v = w + dx
-                x0 = ix[v, 0]
-                x1 = ix[v, 1]
-                b0 = wx[v, 0]
-                b1 = wx[v, 1]
+                x0, x1, b0, b1 = _taps(ix, wx, w + dx)
                 top = b0 * grid[i, y0, x0] + b1 * grid[i, y0, x1]
                 bottom = b0 * grid[i, y1, x0] + b1 * grid[i, y1, x1]
                 out[i, h, w] = a0 * top + a1 * bottom

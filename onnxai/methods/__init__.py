@@ -41,4 +41,4 @@ def make_method(method: str, **params):
         raise InputError(f"{method}: {e}") from None
 
 
-__all__ = ["make_method", "FeatureAblation", "PermutationSHAP", "LimeTabular", "CAM", "GradCAM", "ScoreCAM", "RISE", "KernelSHAP", "LIME", "Occlusion", "METHODS", "masked_topk"]
+__all__ = ["METHODS", "make_method", "masked_topk"] + [cls.__name__ for cls in METHODS.values()]

@@ -33,6 +33,10 @@ from ..methods.base import resolve_targets
 
 DIRECTIONS = ("lower", "higher")
 
+# pixels: insertion reveals the map over the picture blurred this much. The methods' "blur" fill
+# (methods.base.BLUR_SIGMA = 10) has to hide a region; this blur only has to erase its detail.
+INSERTION_BLUR_SIGMA = 5.0
+
 
 # --------------------------------------------------------------------------- columns and metrics
 
@@ -143,7 +147,7 @@ class Sample:
     target: int
     step: int | None = None  # pixels per deletion / insertion step (None: one row)
     substrate: object = "zero"  # what deleted pixels show
-    blur_sigma: float = 5.0  # the blur insertion starts from
+    blur_sigma: float = INSERTION_BLUR_SIGMA  # the blur insertion starts from
     progress: bool | None = False
     measured: dict = field(default_factory=dict)
 

@@ -28,7 +28,7 @@ import numpy as np
 from .. import engine
 from ..errors import InputError
 from ..methods.base import make_fill
-from .base import Metric, Sample, _prepared, _target, auc, fit_map, pixel_ranks, register
+from .base import INSERTION_BLUR_SIGMA, Metric, Sample, _prepared, _target, auc, fit_map, pixel_ranks, register
 
 
 @dataclass
@@ -72,7 +72,7 @@ def step_counts(n_pixels: int, step: int) -> np.ndarray:
 
 
 def curve(model, image, map_, target=None, kind: str = "deletion", step: int | None = None,
-          substrate="zero", blur_sigma: float = 5.0, chunk_size: int | None = None,
+          substrate="zero", blur_sigma: float = INSERTION_BLUR_SIGMA, chunk_size: int | None = None,
           progress: bool | None = False) -> Curve:
     """A deletion or insertion curve of ``map_`` for ``target`` (default: the predicted class).
 
@@ -106,7 +106,7 @@ def deletion(model, image, map_, target=None, step=None, substrate="zero", **kw)
     return curve(model, image, map_, target, "deletion", step=step, substrate=substrate, **kw)
 
 
-def insertion(model, image, map_, target=None, step=None, blur_sigma: float = 5.0, **kw) -> Curve:
+def insertion(model, image, map_, target=None, step=None, blur_sigma: float = INSERTION_BLUR_SIGMA, **kw) -> Curve:
     """Insertion curve (higher AUC = more faithful). See ``curve``."""
     return curve(model, image, map_, target, "insertion", step=step, blur_sigma=blur_sigma, **kw)
 

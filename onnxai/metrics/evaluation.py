@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import InputError
 from ..explanation import Explanation
 from ..methods import make_method
-from .base import REGISTRY, Column, Prepared, Sample, _target, prepare, random_map
+from .base import INSERTION_BLUR_SIGMA, REGISTRY, Column, Prepared, Sample, _target, prepare, random_map
 from .curves import CurveMetric
 
 RANDOM = "random"  # the name of the random-map baseline row
@@ -78,7 +78,7 @@ class Score:
 
 
 def score_map(model, image, map_, target=None, method: str = "", seconds: float = 0.0, step=None,
-              substrate="zero", blur_sigma: float = 5.0, progress=False) -> Score:
+              substrate="zero", blur_sigma: float = INSERTION_BLUR_SIGMA, progress=False) -> Score:
     """Every registered metric of one map (deletion and insertion AUCs, AD/IC and their top-50% variants...)."""
     p = prepare(model, image)
     target = _target(model, p.probs, target)
@@ -200,7 +200,7 @@ def _named_methods(methods) -> list[tuple[str, object]]:
 
 
 def evaluate(model, images, methods, target="top1", step: int | None = None, substrate="zero",
-             blur_sigma: float = 5.0, seed: int = 0, random_baseline: bool = True, on_score=None,
+             blur_sigma: float = INSERTION_BLUR_SIGMA, seed: int = 0, random_baseline: bool = True, on_score=None,
              progress: bool | None = False) -> Evaluation:
     """Explain every picture with every method and score each map; a random map is scored too.
 
