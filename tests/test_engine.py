@@ -9,15 +9,9 @@ import pytest
 
 import onnxai
 from onnxai import engine, kernels
-import tiny
+import onnx_models
 
 PRE = onnxai.Preprocess(resize=None, crop=16, mean=(0.5,) * 3, std=(0.25,) * 3)
-
-
-def _model(layout="NCHW", batch_size=None):
-    m, _ = tiny.region_net(layout=layout)
-    pre = onnxai.Preprocess(resize=None, crop=16, mean=(0.5,) * 3, std=(0.25,) * 3, layout=layout)
-    return onnxai.load(m, preprocess=pre, batch_size=batch_size, providers="cpu")
 
 
 def _reference_scores(model, x, baseline, masks, segments):
@@ -34,8 +28,8 @@ def _reference_scores(model, x, baseline, masks, segments):
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("overlap", [True, False])
 def test_feature_masks_match_materialised_reference(layout, overlap):
-    model = _model(layout, batch_size=7)  # 7 does not divide 50: a short last chunk
-    x, crop = model.prepare(tiny.region_picture())
+    model = onnx_models.region_model(layout=layout, batch_size=7)[0]  # 7 does not divide 50: a short last chunk
+    x, crop = model.prepare(onnx_models.region_picture())
     baseline = np.zeros_like(x)
     segments = (np.arange(16)[:, None] // 4 * 4 + np.arange(16)[None, :] // 4).astype(np.int32)
     masks = kernels.random_binary_masks(50, 16, seed=3)
@@ -48,8 +42,8 @@ def test_feature_masks_match_materialised_reference(layout, overlap):
 
 
 def test_overlap_and_serial_give_identical_bits():
-    model = _model(batch_size=8)
-    x, _ = model.prepare(tiny.region_picture())
+    model = onnx_models.region_model(batch_size=8)[0]
+    x, _ = model.prepare(onnx_models.region_picture())
     soft = np.random.default_rng(0).random((40, 16, 16)).astype(np.float32)
     a = engine.run(model, x, np.zeros_like(x), engine.SoftMasks(40, masks=soft), overlap=True, progress=False)
     b = engine.run(model, x, np.zeros_like(x), engine.SoftMasks(40, make=lambda s, e: soft[s:e]), overlap=False,
@@ -58,7 +52,7 @@ def test_overlap_and_serial_give_identical_bits():
 
 
 def test_chunk_respects_memory_budget():
-    model = _model(batch_size=64)
+    model = onnx_models.region_model(batch_size=64)[0]
     per_input = 3 * 16 * 16 * 4
     assert engine.chunk_size_for(model, 1000, memory_budget=2 * per_input * 5) == 5
     assert engine.chunk_size_for(model, 1000) == 64
@@ -66,8 +60,8 @@ def test_chunk_respects_memory_budget():
 
 
 def test_logits_kind_scores_every_class():
-    model = _model()
-    x, _ = model.prepare(tiny.region_picture())
+    model = onnx_models.region_model()[0]
+    x, _ = model.prepare(onnx_models.region_picture())
     windows = kernels.sliding_windows(16, 16, (4, 4), (4, 4))
     res = engine.run(model, x, np.zeros_like(x), engine.WindowMasks(windows), kind="logits", progress=False)
     assert res.scores.shape == (windows.shape[0], 2)
@@ -75,8 +69,8 @@ def test_logits_kind_scores_every_class():
 
 
 def test_engine_refuses_a_batch():
-    model = _model()
-    x, _ = model.prepare(tiny.region_picture())
+    model = onnx_models.region_model()[0]
+    x, _ = model.prepare(onnx_models.region_picture())
     with pytest.raises(onnxai.InputError, match="one input at a time"):
         engine.run(model, np.concatenate([x, x]), np.zeros_like(x), engine.WindowMasks(np.zeros((1, 4), np.int32)))
 
@@ -84,9 +78,9 @@ def test_engine_refuses_a_batch():
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads VmHWM from /proc/self/status")
 def test_memory_stays_bounded_for_10000_samples(tmp_path):
     """10,000 perturbed 3x256x256 inputs would need 7.9 GB if materialised; the engine needs O(chunk)."""
-    m, _ = tiny.region_net(size=256, region=(64, 192, 64, 192))
+    m, _ = onnx_models.region_net(size=256, region=(64, 192, 64, 192))
     path = tmp_path / "big.onnx"
-    tiny.save(m, path)
+    onnx_models.save(m, path)
     code = textwrap.dedent(f"""
         import numpy as np, onnxai
         from onnxai import engine, kernels
