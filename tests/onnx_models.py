@@ -568,6 +568,19 @@ def np_softmax(z):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def softmax_table_net(W: np.ndarray):
+    """x (n, M) -> softmax(x W) (ModelProto): which features matter, and how, is written in W (M, C)."""
+    M, C = W.shape
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["z"]),
+                           helper.make_node("Softmax", ["z"], ["p"], axis=1)], "softmax_table",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, M])],
+                          [helper.make_tensor_value_info("p", TensorProto.FLOAT, [None, C])],
+                          initializer=[numpy_helper.from_array(np.asarray(W, np.float32), "W")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
+    m.ir_version = 9
+    return m
+
+
 def columns_net():
     """Three inputs, a float, an int64 and a float (n, 2) block, concatenated and scored linearly:
     (ModelProto, w) with softmax(concat(a, b, c) @ w)."""

@@ -56,7 +56,8 @@ def test_score_cam_equals_the_reference_loop(preset):
 def test_score_cam_skips_constant_channels_exactly():
     # channel 1 is dead (all 0 after the Relu), channel 3 is constant 0.7: neither is pushed through the model
     model, p, x, crop = setup(channels=6, softmax=True, dead={1: -1.0, 3: 0.7})
-    act = cam_forward(x, p)[0][0]
+    # the model's own activations (not the numpy reference, which holds whatever onnxai does) are constant there
+    act = model.activations(x, "act")[0]["act"][0]
     assert act[1].max() == act[1].min() == 0 and act[3].max() == act[3].min() == np.float32(0.7)
     t = int(np.argmax(cam_forward(x, p)[2][0]))
     for preset in ("authors", "paper", "pytorch-grad-cam"):
@@ -66,6 +67,8 @@ def test_score_cam_skips_constant_channels_exactly():
         assert skip.extras["constant_channels"] == 2
         np.testing.assert_allclose(skip.importance, full.importance, rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(skip.map, full.map, rtol=1e-6, atol=1e-7 * max(full.map.max(), 1e-12))
+        if preset == "authors":  # the authors' loop gives a constant channel no weight at all
+            assert skip.importance[1] == skip.importance[3] == 0 and np.count_nonzero(skip.importance) == 4
     # under pytorch-grad-cam's softmax the constant channels do count, with the zero input's score
     ref, w = score_cam_reference(model, p, x, t, weighting="softmax", score="logits", align=True)
     e = onnxai.ScoreCAM(preset="pytorch-grad-cam").explain(model, picture(), target=t)
