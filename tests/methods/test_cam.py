@@ -1,4 +1,5 @@
-"""CAM, Grad-CAM, Score-CAM and RISE on hand-built ONNX models, against numpy computations.
+"""CAM and Grad-CAM on hand-built ONNX models (onnx_models.cam_net), against numpy computations; the
+registration of the layer methods and the command line. Score-CAM, RISE and layer choice have their own files.
 
 The models: Conv(3->K, 3x3, stride 2) -> Relu ("act") -> [tail] -> GlobalAveragePool -> Flatten ->
 Gemm -> [Softmax], where the tail between "act" and the pooling is nothing, a Sigmoid (non-linear but
