@@ -12,14 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-torchvision = pytest.importorskip("torchvision")
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-from PIL import Image  # noqa: E402
+import onnx
+import onnxruntime as ort
+from PIL import Image
 
-from onnxai.errors import InputError, LayerError, OnnxaiError  # noqa: E402
-from onnxai.export import (  # noqa: E402
+from onnxai.errors import InputError, LayerError, OnnxaiError
+from onnxai.export import (
     LABELS_KEY,
     PREPROCESS_KEY,
     SOURCE_KEY,
@@ -31,6 +29,12 @@ SHIPPED = ROOT / "models" / "efficientnet_lite0.onnx"
 SAMPLES = ROOT / "samples"
 CAT_CLASSES = {"tabby", "tiger cat", "Egyptian cat", "Persian cat"}
 COFFEE_CLASSES = {"espresso", "cup", "coffee mug"}
+
+
+def _torch():
+    """(torch, torchvision), or skip: only the tests that export or compare with torch need them; the
+    argument checks, the shipped model and the import test run without torch."""
+    return pytest.importorskip("torch"), pytest.importorskip("torchvision")
 
 
 @pytest.fixture(autouse=True)
@@ -50,12 +54,14 @@ def _metadata(path) -> dict:
 
 @pytest.fixture(scope="module")
 def resnet18_random(tmp_path_factory):
+    _torch()
     out = tmp_path_factory.mktemp("resnet18") / "resnet18.onnx"
     report = export_model("resnet18", out, random_weights=True, log=lambda msg: None)
     return out, report
 
 
 def test_random_resnet18_matches_torch_with_a_dynamic_batch(resnet18_random):
+    torch, torchvision = _torch()
     path, report = resnet18_random
     torch.manual_seed(0)  # export_model documents its random weights as seed 0
     reference = torchvision.models.resnet18(num_classes=1000).eval()
@@ -81,6 +87,7 @@ def test_random_resnet18_matches_torch_with_a_dynamic_batch(resnet18_random):
 
 
 def test_metadata_contract(resnet18_random):
+    torch, torchvision = _torch()
     path, report = resnet18_random
     meta = _metadata(path)
     preprocess = json.loads(meta[PREPROCESS_KEY])
@@ -107,6 +114,7 @@ def test_metadata_contract(resnet18_random):
 
 
 def test_no_weights_anywhere_is_a_helpful_error(tmp_path):
+    _torch()
     out = tmp_path / "r.onnx"
     with pytest.raises(OnnxaiError) as err:
         export_model("resnet18", out, log=lambda msg: None)
@@ -117,6 +125,7 @@ def test_no_weights_anywhere_is_a_helpful_error(tmp_path):
 
 
 def test_cached_weights_are_used_and_expose_adds_an_output(resnet18_random, tmp_path):
+    torch, torchvision = _torch()
     # A "pretrained" file in the (private) hub cache, with weights unlike the seed-0 random ones.
     torch.manual_seed(123)
     reference = torchvision.models.resnet18().eval()
@@ -148,6 +157,7 @@ def test_cached_weights_are_used_and_expose_adds_an_output(resnet18_random, tmp_
 
 
 def test_expose_of_an_unknown_tensor_names_close_ones(tmp_path):
+    _torch()
     # The error comes after the export, names real tensors that are close, and leaves nothing behind.
     out = tmp_path / "squeeze.onnx"
     with pytest.raises(LayerError, match="no tensor named 'relu_1x'") as err:
@@ -158,6 +168,7 @@ def test_expose_of_an_unknown_tensor_names_close_ones(tmp_path):
 
 
 def test_falls_back_to_torchscript_when_dynamo_cannot_run(tmp_path, monkeypatch):
+    _torch()
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # makes "import onnxscript" fail
     messages = []
     out = tmp_path / "squeeze.onnx"
@@ -179,6 +190,7 @@ def test_existing_output_is_not_overwritten(tmp_path):
 
 
 def test_unknown_arch_lists_close_names(tmp_path):
+    _torch()
     with pytest.raises(InputError) as err:
         export_model("resnet19", tmp_path / "x.onnx", random_weights=True, log=lambda msg: None)
     assert "resnet18" in str(err.value)
@@ -238,6 +250,7 @@ def test_shipped_model_recognises_the_samples():
 
 
 def test_reexport_of_efficientnet_lite0_matches_the_shipped_file(tmp_path):
+    _torch()
     out = tmp_path / "lite0.onnx"
     report = export_model("efficientnet_lite0", out, log=lambda msg: None)
     assert report.max_abs_diff < 1e-4 and report.opset == onnx.load(str(SHIPPED), load_external_data=False).opset_import[0].version

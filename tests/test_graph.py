@@ -8,7 +8,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-import tiny
+import onnx_models
 from onnxai import graph, graph_ends
 from onnxai.errors import LayerError, ModelError
 
@@ -44,7 +44,7 @@ def test_read_model_errors(tmp_path):
 
 
 def test_list_layers_shapes_and_spatial():
-    m, _ = tiny.conv_net(size=8, channels=4, classes=5, batch=1)
+    m, _ = onnx_models.conv_net(size=8, channels=4, classes=5, batch=1)
     layers = {l.name: l for l in graph.list_layers(m)}
     assert list(layers) == ["conv", "act", "pool", "flat", "logits"]
     assert layers["act"].op_type == "Relu" and layers["act"].node == "relu"
@@ -55,13 +55,13 @@ def test_list_layers_shapes_and_spatial():
     assert layers["logits"].shape == (1, 5) and not layers["logits"].spatial
     assert layers["act"].shape_text() == "1x4x8x8"
 
-    dyn = {l.name: l for l in graph.list_layers(tiny.conv_net(batch=None)[0])}
+    dyn = {l.name: l for l in graph.list_layers(onnx_models.conv_net(batch=None)[0])}
     assert dyn["act"].shape[1:] == (4, 8, 8) and dyn["act"].spatial
     assert dyn["act"].shape_text() == "?x4x8x8"
 
 
 def test_list_layers_without_inferred_shapes():
-    m, _ = tiny.contrib_gelu_net()
+    m, _ = onnx_models.contrib_gelu_net()
     layers = {l.name: l for l in graph.list_layers(m)}
     assert layers["conv"].shape[1:] == (4, 8, 8) and layers["conv"].spatial
     # everything after the com.microsoft node is unknown to ONNX shape inference
@@ -70,7 +70,7 @@ def test_list_layers_without_inferred_shapes():
 
 
 def test_expose_adds_outputs_after_the_existing_ones_and_runs():
-    m, p = tiny.conv_net()
+    m, p = onnx_models.conv_net()
     patched = graph.expose(m, ["act", "pool"])
     assert [o.name for o in patched.graph.output] == ["logits", "act", "pool"]
     assert [o.name for o in m.graph.output] == ["logits"]  # the input model is not modified
@@ -80,7 +80,7 @@ def test_expose_adds_outputs_after_the_existing_ones_and_runs():
     assert [d.dim_value for d in dims[1:]] == [4, 8, 8] and not dims[0].HasField("dim_value")
     x = _x(3)
     logits, act, pool = _run(patched, x)
-    ref_act, ref_logits = tiny.conv_forward(x, p)
+    ref_act, ref_logits = onnx_models.conv_forward(x, p)
     np.testing.assert_allclose(act, ref_act, atol=1e-4, rtol=1e-5)
     np.testing.assert_allclose(pool[:, :, 0, 0], ref_act.mean(axis=(2, 3)), atol=1e-5)
     np.testing.assert_allclose(logits, ref_logits, atol=1e-4, rtol=1e-5)
@@ -90,7 +90,7 @@ def test_expose_adds_outputs_after_the_existing_ones_and_runs():
 
 
 def test_expose_unknown_name_lists_close_names():
-    m, _ = tiny.conv_net()
+    m, _ = onnx_models.conv_net()
     with pytest.raises(LayerError) as e:
         graph.expose(m, ["actt"])
     msg = str(e.value)
@@ -102,7 +102,7 @@ def test_expose_unknown_name_lists_close_names():
 
 
 def test_expose_when_shape_inference_gives_nothing():
-    m, p = tiny.contrib_gelu_net()
+    m, p = onnx_models.contrib_gelu_net()
     infos = graph.tensor_infos(graph.infer(m))
     assert infos.get("act", (None, 0))[0] is None  # the no-shape path is the one exercised
     patched = graph.expose(m, "act")
@@ -111,13 +111,13 @@ def test_expose_when_shape_inference_gives_nothing():
     assert not vi.type.tensor_type.HasField("shape")
     x = _x(2)
     logits, act = _run(patched, x)
-    ref_act, ref_logits = tiny.conv_forward_gelu(x, p)
+    ref_act, ref_logits = onnx_models.conv_forward_gelu(x, p)
     np.testing.assert_allclose(act, ref_act, atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(logits, ref_logits, atol=1e-4, rtol=1e-4)
 
 
 def test_infer_never_raises():
-    m, _ = tiny.conv_net()
+    m, _ = onnx_models.conv_net()
     broken = onnx.ModelProto.FromString(m.SerializeToString())
     broken.graph.node[0].op_type = "NoSuchOp"  # inference cannot know this op
     out = graph.infer(broken)
@@ -128,7 +128,7 @@ def test_infer_never_raises():
 
 
 def test_make_batch_dynamic_rewrites_inputs_outputs_and_reshape_constants():
-    m, p = tiny.reshape_head_net((1, 4))  # a Reshape to (1, 4): fixable, becomes (-1, 4)
+    m, p = onnx_models.reshape_head_net((1, 4))  # a Reshape to (1, 4): fixable, becomes (-1, 4)
     new, reason = graph_ends.make_batch_dynamic(m)
     assert reason is None
     for vi in (new.graph.input[0], new.graph.output[0]):
@@ -138,13 +138,13 @@ def test_make_batch_dynamic_rewrites_inputs_outputs_and_reshape_constants():
     assert onnx.numpy_helper.to_array(shape).tolist() == [-1, 4]
     x = _x(6)
     (logits,) = _run(new, x)
-    np.testing.assert_allclose(logits, tiny.conv_forward(x, p)[1], atol=1e-4, rtol=1e-5)
+    np.testing.assert_allclose(logits, onnx_models.conv_forward(x, p)[1], atol=1e-4, rtol=1e-5)
     # untouched original
     assert m.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
 
 
 def test_make_batch_dynamic_refuses_reshape_with_batch_and_minus_one():
-    m, _ = tiny.reshape_head_net((1, -1))
+    m, _ = onnx_models.reshape_head_net((1, -1))
     new, reason = graph_ends.make_batch_dynamic(m)
     assert new is m
     assert reason == "Reshape node 'flatten' hard-codes the batch size 1 next to a -1 dimension"
@@ -156,11 +156,11 @@ def test_make_batch_dynamic_refuses_reshape_with_batch_and_minus_one():
 @pytest.mark.parametrize("build", ["gemm", "gemm_transb0", "matmul", "gemm_softmax", "matmul_softmax_nhwc"])
 def test_find_linear_head(build):
     if build == "gemm_transb0":
-        m, p = tiny.gemm_transb0_net()
+        m, p = onnx_models.gemm_transb0_net()
     elif build == "matmul_softmax_nhwc":
-        m, p = tiny.conv_net(head="matmul", softmax=True, layout="NHWC")
+        m, p = onnx_models.conv_net(head="matmul", softmax=True, layout="NHWC")
     else:
-        m, p = tiny.conv_net(head=build.split("_")[0], softmax=build.endswith("softmax"))
+        m, p = onnx_models.conv_net(head=build.split("_")[0], softmax=build.endswith("softmax"))
     head = graph.find_linear_head(m)
     assert head.weight.shape == (5, 4) and head.weight.dtype == np.float32
     np.testing.assert_array_equal(head.weight, p["F"])
@@ -169,14 +169,14 @@ def test_find_linear_head(build):
     assert head.logits == "logits"
     # the head reproduces the logits from the features
     x = _x(2, layout=p["layout"])
-    act, logits = tiny.conv_forward(x, p)
+    act, logits = onnx_models.conv_forward(x, p)
     np.testing.assert_allclose(act.mean(axis=(2, 3)) @ head.weight.T + head.bias, logits, atol=1e-5)
     assert head.nodes[0] == "GlobalAveragePool gap"
     assert head.nodes[-1] in ("Gemm fc", "Add fc_add")
 
 
 def test_find_linear_head_gemm_alpha_beta():
-    m, p = tiny.conv_net()
+    m, p = onnx_models.conv_net()
     for n in m.graph.node:
         if n.op_type == "Gemm":
             n.attribute.extend([onnx.helper.make_attribute("alpha", 2.0), onnx.helper.make_attribute("beta", 0.5)])
@@ -184,13 +184,13 @@ def test_find_linear_head_gemm_alpha_beta():
     np.testing.assert_allclose(head.weight, 2 * p["F"], rtol=1e-6)
     np.testing.assert_allclose(head.bias, 0.5 * p["c"], rtol=1e-6)
     x = _x(2)
-    act, _ = tiny.conv_forward(x, p)
+    act, _ = onnx_models.conv_forward(x, p)
     (logits,) = _run(m, x)
     np.testing.assert_allclose(act.mean(axis=(2, 3)) @ head.weight.T + head.bias, logits, atol=1e-4)
 
 
 def test_find_linear_head_channels_last_reduce_mean():
-    m, p = tiny.nhwc_reduce_net()
+    m, p = onnx_models.nhwc_reduce_net()
     head = graph.find_linear_head(m)
     assert head.features == "act" and head.channel_axis == 3 and head.pooled == "pool"
     np.testing.assert_array_equal(head.weight, p["F"])
@@ -198,7 +198,7 @@ def test_find_linear_head_channels_last_reduce_mean():
 
 
 def test_find_linear_head_refuses_a_model_without_pooling():
-    m, _ = tiny.no_pool_net()
+    m, _ = onnx_models.no_pool_net()
     with pytest.raises(LayerError) as e:
         graph.find_linear_head(m)
     assert str(e.value) == (
@@ -206,7 +206,7 @@ def test_find_linear_head_refuses_a_model_without_pooling():
         "output found Relu 'relu' feeds the linear layer, not a global average pooling. "
         "Use Grad-CAM or Score-CAM, which work on any layer"
     )
-    tab, _ = tiny.tabular_net()
+    tab, _ = onnx_models.tabular_net()
     with pytest.raises(LayerError, match="the linear layer reads a graph input directly"):
         graph.find_linear_head(tab)
 
@@ -216,9 +216,9 @@ def test_find_linear_head_refuses_a_model_without_pooling():
 
 @pytest.mark.parametrize("softmax", [False, True])
 def test_extract_tail_reproduces_logits(softmax):
-    m, p = tiny.conv_net(softmax=softmax, layout="NHWC")
+    m, p = onnx_models.conv_net(softmax=softmax, layout="NHWC")
     x = _x(4, layout="NHWC")
-    ref_act, ref_logits = tiny.conv_forward(x, p)
+    ref_act, ref_logits = onnx_models.conv_forward(x, p)
     act = _run(graph.expose(m, "act"), x)[1]
     tail = graph.extract_tail(m, "act", ["logits"])
     assert [i.name for i in tail.graph.input] == ["act"]
@@ -230,11 +230,11 @@ def test_extract_tail_reproduces_logits(softmax):
     # default outputs: the graph's
     full = graph.extract_tail(m, "act")
     (out,) = _run(full, act)
-    np.testing.assert_allclose(out, tiny.np_softmax(ref_logits) if softmax else ref_logits, atol=1e-5)
+    np.testing.assert_allclose(out, onnx_models.np_softmax(ref_logits) if softmax else ref_logits, atol=1e-5)
 
 
 def test_extract_tail_on_skip_connection():
-    m, p = tiny.skip_net()
+    m, p = onnx_models.skip_net()
     with pytest.raises(LayerError) as e:
         graph.extract_tail(m, "z")
     assert str(e.value).startswith("the output does not depend on 'z' alone: it also reads ['input']")

@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-import tiny
+import onnx_models
 from onnxai import _log
 from onnxai import graph_ends, runtime
 from onnxai.errors import InputError, LayerError, ModelError, OutputError, ProviderError
@@ -47,10 +47,10 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
 def test_scores_and_logits_match_numpy(case):
-    m, p = tiny.conv_net(**case)
+    m, p = onnx_models.conv_net(**case)
     model = Model(m, providers="cpu")
     x = _x(7, p)
-    _, logits = tiny.conv_forward(x, p)
+    _, logits = onnx_models.conv_forward(x, p)
 
     assert model.input.dynamic_batch is True
     assert model.input.shape[0] is None
@@ -61,18 +61,18 @@ def test_scores_and_logits_match_numpy(case):
 
     probs = model.scores(x)
     assert probs.dtype == np.float32 and probs.shape == (7, 5)
-    np.testing.assert_allclose(probs, tiny.np_softmax(logits), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(probs, onnx_models.np_softmax(logits), atol=1e-5, rtol=0)
     # logits: the Softmax node's input for the softmax model, the raw output otherwise
     np.testing.assert_allclose(model.scores(x, kind="logits"), logits, atol=1e-4, rtol=1e-5)
     raw = model.scores(x, kind="raw")
-    np.testing.assert_allclose(raw, tiny.np_softmax(logits) if case["softmax"] else logits, atol=1e-4, rtol=1e-5)
+    np.testing.assert_allclose(raw, onnx_models.np_softmax(logits) if case["softmax"] else logits, atol=1e-4, rtol=1e-5)
     # a batch of 7 equals 7 single runs (also for the fixed-batch-1 file made dynamic)
     single = np.concatenate([model.scores(x[i:i + 1]) for i in range(7)])
     np.testing.assert_allclose(probs, single, atol=1e-6, rtol=0)
 
 
 def test_fixed_batch_one_is_rewritten_to_dynamic(monkeypatch):
-    m, p = tiny.conv_net(batch=1)
+    m, p = onnx_models.conv_net(batch=1)
     assert m.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
     model = Model(m, providers="cpu", batch_size=16)
     assert model.input.dynamic_batch and model.fixed_batch is None and model.batch_size == 16
@@ -85,7 +85,7 @@ def test_fixed_batch_one_is_rewritten_to_dynamic(monkeypatch):
 
 
 def test_chunking_equals_one_big_run(monkeypatch):
-    m, p = tiny.conv_net(softmax=True)
+    m, p = onnx_models.conv_net(softmax=True)
     x = _x(5, p)
     big = Model(m, providers="cpu", batch_size=64)
     small = Model(m, providers="cpu", batch_size=2)
@@ -93,13 +93,13 @@ def test_chunking_equals_one_big_run(monkeypatch):
     np.testing.assert_allclose(small.scores(x), big.scores(x), atol=1e-7, rtol=0)
     assert sizes == [2, 2, 1]
     np.testing.assert_allclose(small.scores(x, kind="logits"), big.scores(x, kind="logits"), atol=1e-6, rtol=0)
-    np.testing.assert_allclose(small.scores(x, kind="logits"), tiny.conv_forward(x, p)[1], atol=1e-4, rtol=1e-5)
+    np.testing.assert_allclose(small.scores(x, kind="logits"), onnx_models.conv_forward(x, p)[1], atol=1e-4, rtol=1e-5)
 
 
 def test_unrewritable_fixed_batch_falls_back_to_one_at_a_time(monkeypatch, capfd):
     monkeypatch.setattr(_log, "_said", set())
     monkeypatch.setattr(_log, "_quiet", False)
-    m, p = tiny.reshape_head_net((1, -1))
+    m, p = onnx_models.reshape_head_net((1, -1))
     same, reason = graph_ends.make_batch_dynamic(m)
     assert same is m and "hard-codes the batch size 1" in reason and "'flatten'" in reason
 
@@ -110,48 +110,48 @@ def test_unrewritable_fixed_batch_falls_back_to_one_at_a_time(monkeypatch, capfd
     assert model.fixed_batch == 1 and model.batch_size == 1
     sizes = _count_runs(monkeypatch, model.session)
     x = _x(5, p)
-    logits = tiny.conv_forward(x, p)[1]
-    np.testing.assert_allclose(model.scores(x), tiny.np_softmax(logits), atol=1e-5, rtol=0)
+    logits = onnx_models.conv_forward(x, p)[1]
+    np.testing.assert_allclose(model.scores(x), onnx_models.np_softmax(logits), atol=1e-5, rtol=0)
     assert sizes == [1] * 5
     acts, probs = model.activations(x, "act")
-    np.testing.assert_allclose(acts["act"], tiny.conv_forward(x, p)[0], atol=1e-4, rtol=1e-5)
+    np.testing.assert_allclose(acts["act"], onnx_models.conv_forward(x, p)[0], atol=1e-4, rtol=1e-5)
 
 
 def test_rewrite_that_changes_results_is_rejected(monkeypatch, capfd):
     monkeypatch.setattr(_log, "_said", set())
     monkeypatch.setattr(_log, "_quiet", False)
-    m, p = tiny.batch_mixing_net()
+    m, p = onnx_models.batch_mixing_net()
     _, reason = graph_ends.make_batch_dynamic(m)
     assert reason is None  # structurally fine: only the numerical check can catch it
     model = Model(m, providers="cpu")
     assert "a batch of 2 gave different results than two single runs" in capfd.readouterr().err
     assert model.fixed_batch == 1 and not model.input.dynamic_batch
     x = _x(5, p)
-    logits = tiny.conv_forward(x, p)[1]  # per sample, 2*l - mean(l) == l
+    logits = onnx_models.conv_forward(x, p)[1]  # per sample, 2*l - mean(l) == l
     np.testing.assert_allclose(model.scores(x, kind="logits"), logits, atol=1e-4, rtol=1e-5)
 
 
 def test_fixed_batch_above_one_pads_the_last_chunk():
-    m, p = tiny.conv_net(batch=3, softmax=True)
+    m, p = onnx_models.conv_net(batch=3, softmax=True)
     model = Model(m, providers="cpu")
     assert model.fixed_batch == 3 and model.batch_size == 3 and not model.input.dynamic_batch
     x = _x(5, p)
-    act, logits = tiny.conv_forward(x, p)
-    np.testing.assert_allclose(model.scores(x), tiny.np_softmax(logits), atol=1e-5, rtol=0)
+    act, logits = onnx_models.conv_forward(x, p)
+    np.testing.assert_allclose(model.scores(x), onnx_models.np_softmax(logits), atol=1e-5, rtol=0)
     np.testing.assert_allclose(model.scores(x, kind="logits"), logits, atol=1e-4, rtol=1e-5)
     acts, probs = model.activations(x, "act")
     np.testing.assert_allclose(acts["act"], act, atol=1e-4, rtol=1e-5)
-    np.testing.assert_allclose(probs, tiny.np_softmax(logits), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(probs, onnx_models.np_softmax(logits), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("batch", [None, 3])
 def test_run_batch_pads_and_splits_for_a_fixed_batch(batch):
-    m, p = tiny.conv_net(batch=batch, softmax=True)
+    m, p = onnx_models.conv_net(batch=batch, softmax=True)
     model = Model(m, providers="cpu")
     for n in (1, 2, 5):
         x = _x(n, p)
-        logits = tiny.conv_forward(x, p)[1]
-        np.testing.assert_allclose(model.run_batch(x), tiny.np_softmax(logits), atol=1e-5, rtol=0)
+        logits = onnx_models.conv_forward(x, p)[1]
+        np.testing.assert_allclose(model.run_batch(x), onnx_models.np_softmax(logits), atol=1e-5, rtol=0)
         np.testing.assert_allclose(model.run_batch(x, kind="logits"), logits, atol=1e-4, rtol=1e-5)
 
 
@@ -159,8 +159,8 @@ def test_run_batch_pads_and_splits_for_a_fixed_batch(batch):
 
 
 def test_output_rule_skips_int_and_spatial_outputs():
-    m, p = tiny.conv_net()
-    m2 = tiny.with_extra_outputs(m, [
+    m, p = onnx_models.conv_net()
+    m2 = onnx_models.with_extra_outputs(m, [
         ("top1", TensorProto.INT64, [None], helper.make_node("ArgMax", ["logits"], ["top1"], axis=1, keepdims=0)),
         ("act", TensorProto.FLOAT, [None, 4, 8, 8]),
     ])
@@ -168,14 +168,14 @@ def test_output_rule_skips_int_and_spatial_outputs():
     model = Model(m2, providers="cpu")
     assert model.output == "logits"
     x = _x(3, p)
-    np.testing.assert_allclose(model.scores(x, kind="raw"), tiny.conv_forward(x, p)[1], atol=1e-4, rtol=1e-5)
+    np.testing.assert_allclose(model.scores(x, kind="raw"), onnx_models.conv_forward(x, p)[1], atol=1e-4, rtol=1e-5)
 
 
 def test_output_rule_takes_the_first_rank2_float_and_output_by_name():
-    m, p = tiny.conv_net()
-    m2 = tiny.with_extra_outputs(m, [("flat", TensorProto.FLOAT, [None, 4])])
+    m, p = onnx_models.conv_net()
+    m2 = onnx_models.with_extra_outputs(m, [("flat", TensorProto.FLOAT, [None, 4])])
     x = _x(3, p)
-    act, logits = tiny.conv_forward(x, p)
+    act, logits = onnx_models.conv_forward(x, p)
     first = Model(m2, providers="cpu")
     assert first.output == "flat" and first.num_classes == 4  # the rule: the earlier rank-2 float output
     np.testing.assert_allclose(first.scores(x, kind="raw"), act.mean(axis=(2, 3)), atol=1e-5, rtol=1e-5)
@@ -188,15 +188,15 @@ def test_output_rule_takes_the_first_rank2_float_and_output_by_name():
 
 
 def test_output_rule_accepts_a_1x1_map_and_refuses_when_nothing_fits():
-    m, p = tiny.conv_net()
-    pooled_only = tiny.with_extra_outputs(m, [("pool", TensorProto.FLOAT, [None, 4, 1, 1])])
+    m, p = onnx_models.conv_net()
+    pooled_only = onnx_models.with_extra_outputs(m, [("pool", TensorProto.FLOAT, [None, 4, 1, 1])])
     del pooled_only.graph.output[1:]
     model = Model(pooled_only, providers="cpu")
     x = _x(2, p)
     assert model.output == "pool" and model.num_classes == 4
-    np.testing.assert_allclose(model.scores(x, kind="raw"), tiny.conv_forward(x, p)[0].mean(axis=(2, 3)), atol=1e-5)
+    np.testing.assert_allclose(model.scores(x, kind="raw"), onnx_models.conv_forward(x, p)[0].mean(axis=(2, 3)), atol=1e-5)
 
-    spatial_only = tiny.with_extra_outputs(m, [("act", TensorProto.FLOAT, [None, 4, 8, 8])])
+    spatial_only = onnx_models.with_extra_outputs(m, [("act", TensorProto.FLOAT, [None, 4, 8, 8])])
     del spatial_only.graph.output[1:]
     with pytest.raises(ModelError, match=r"cannot tell which output holds class scores \(outputs: act tensor\(float\)"):
         Model(spatial_only, providers="cpu")
@@ -208,15 +208,15 @@ def test_output_rule_accepts_a_1x1_map_and_refuses_when_nothing_fits():
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("softmax", [False, True])
 def test_activations_and_tail_match_numpy(layout, softmax):
-    m, p = tiny.conv_net(layout=layout, softmax=softmax, batch=1)
+    m, p = onnx_models.conv_net(layout=layout, softmax=softmax, batch=1)
     model = Model(m, providers="cpu", batch_size=2)
     x = _x(5, p)
-    act, logits = tiny.conv_forward(x, p)
+    act, logits = onnx_models.conv_forward(x, p)
     acts, probs = model.activations(x, ["act", "pool"])
     assert set(acts) == {"act", "pool"}
     np.testing.assert_allclose(acts["act"], act, atol=1e-4, rtol=1e-5)
     np.testing.assert_allclose(acts["pool"][:, :, 0, 0], act.mean(axis=(2, 3)), atol=1e-5, rtol=1e-5)
-    np.testing.assert_allclose(probs, tiny.np_softmax(logits), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(probs, onnx_models.np_softmax(logits), atol=1e-5, rtol=0)
     tail = model.tail("act")
     assert tail.output == "logits"  # the softmax input for the softmax model
     np.testing.assert_allclose(tail(acts["act"]), logits, atol=1e-4, rtol=1e-5)
@@ -227,17 +227,17 @@ def test_activations_and_tail_match_numpy(layout, softmax):
 
 
 def test_activations_when_shape_inference_knows_nothing():
-    m, p = tiny.contrib_gelu_net()
+    m, p = onnx_models.contrib_gelu_net()
     model = Model(m, providers="cpu")
     x = _x(3, p)
-    act, logits = tiny.conv_forward_gelu(x, p)
+    act, logits = onnx_models.conv_forward_gelu(x, p)
     acts, probs = model.activations(x, "act")
     np.testing.assert_allclose(acts["act"], act, atol=1e-4, rtol=1e-4)
-    np.testing.assert_allclose(probs, tiny.np_softmax(logits), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(probs, onnx_models.np_softmax(logits), atol=1e-5, rtol=0)
 
 
 def test_check_batch_rejects_wrong_shapes_and_converts_dtype():
-    m, p = tiny.conv_net()
+    m, p = onnx_models.conv_net()
     model = Model(m, providers="cpu")
     with pytest.raises(InputError) as e:
         model.scores(np.zeros((2, 3, 9, 8), np.float32))
@@ -250,14 +250,14 @@ def test_check_batch_rejects_wrong_shapes_and_converts_dtype():
 
 
 def test_nan_scores_raise_output_error():
-    m, p = tiny.nan_net()
+    m, p = onnx_models.nan_net()
     model = Model(m, providers="cpu")
     with pytest.raises(OutputError, match=r"the model produced NaN or infinite scores for 3 of 3 inputs"):
         model.scores(_x(3, p))
 
 
 def test_tabular_model_is_not_an_image():
-    m, p = tiny.tabular_net()
+    m, p = onnx_models.tabular_net()
     model = Model(m, providers="cpu")
     assert model.input.layout is None and not model.input.is_image
     x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
@@ -269,14 +269,14 @@ def test_tabular_model_is_not_an_image():
 
 
 def test_predict_on_arrays_labels_and_class_index():
-    m, p = tiny.conv_net(size=8)
+    m, p = onnx_models.conv_net(size=8)
     labels = ["ant", "bee", "cat", "dog", "eel"]
     spec = Preprocess(resize=None, crop=8, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
     model = Model(m, providers="cpu", labels=labels, preprocess=spec)
     assert model.preprocess is spec and model.preprocess_source == "given"
     img = np.random.default_rng(3).integers(0, 256, (8, 8, 3), dtype=np.uint8)
     x = ((img / 255.0 - 0.5) / 0.25).transpose(2, 0, 1)[None].astype(np.float32)
-    want = tiny.np_softmax(tiny.conv_forward(x, p)[1])[0]
+    want = onnx_models.np_softmax(onnx_models.conv_forward(x, p)[1])[0]
     preds = model.predict(img, top=3)[0]
     order = np.argsort(-want)[:3]
     assert [q.index for q in preds] == list(order)
@@ -295,14 +295,14 @@ def test_predict_on_arrays_labels_and_class_index():
 
 
 def test_providers_cpu():
-    m, _ = tiny.conv_net()
+    m, _ = onnx_models.conv_net()
     model = Model(m, providers="cpu")
     assert model.provider == "CPUExecutionProvider"
     assert model.session.get_providers() == ["CPUExecutionProvider"]
 
 
 def _cuda_really_works() -> bool:
-    ok, _ = runtime._cuda_usable(tiny.conv_net()[0].SerializeToString(), runtime.session_options())
+    ok, _ = runtime._cuda_usable(onnx_models.conv_net()[0].SerializeToString(), runtime.session_options())
     return ok
 
 
@@ -312,7 +312,7 @@ def test_providers_auto_notes_once_without_onnxruntime_noise(monkeypatch, capfd)
     monkeypatch.setattr(runtime, "_cuda_verdict", None)  # probe CUDA again, inside this test
     monkeypatch.setattr(_log, "_said", set())
     monkeypatch.setattr(_log, "_quiet", False)
-    m, _ = tiny.conv_net()
+    m, _ = onnx_models.conv_net()
     capfd.readouterr()
     first = Model(m, providers="auto")
     out1 = capfd.readouterr()
@@ -331,7 +331,7 @@ def test_providers_auto_notes_once_without_onnxruntime_noise(monkeypatch, capfd)
 def test_providers_cuda_without_cuda_says_what_to_do(capfd):
     if _cuda_really_works():
         pytest.skip("CUDA works on this machine")
-    m, _ = tiny.conv_net()
+    m, _ = onnx_models.conv_net()
     with pytest.raises(ProviderError) as e:
         Model(m, providers="cuda")
     msg = str(e.value)
@@ -341,7 +341,7 @@ def test_providers_cuda_without_cuda_says_what_to_do(capfd):
 
 
 def test_explicit_provider_list_and_unknown_provider():
-    m, _ = tiny.conv_net()
+    m, _ = onnx_models.conv_net()
     assert Model(m, providers=["CPUExecutionProvider"]).provider == "CPUExecutionProvider"
     with pytest.raises(ProviderError, match="provider 'NopeExecutionProvider' is not in this onnxruntime build"):
         Model(m, providers="NopeExecutionProvider")

@@ -16,7 +16,7 @@ from onnxai import metrics, render
 from onnxai.cli import main
 from onnxai.methods import METHODS
 from onnxai.report import Report
-import tiny
+import onnx_models
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
@@ -79,10 +79,10 @@ def _check_html(text: str) -> _Checker:
 
 
 def _files(tmp_path):
-    m, _ = tiny.region_net(size=32, region=(8, 20, 8, 20))
+    m, _ = onnx_models.region_net(size=32, region=(8, 20, 8, 20))
     onnx.save(m, tmp_path / "region.onnx")
     path = tmp_path / "pic.png"
-    Image.fromarray(tiny.region_picture(32, (8, 20, 8, 20))).save(path)
+    Image.fromarray(onnx_models.region_picture(32, (8, 20, 8, 20))).save(path)
     opts = ["--providers", "cpu", "--resize", "32", "--size", "32", "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25"]
     return str(tmp_path / "region.onnx"), str(path), opts
 
@@ -109,7 +109,7 @@ def test_explain_report_is_valid_self_contained_and_names_each_method(tmp_path):
 
 def test_method_all_runs_every_registered_method(tmp_path):
     _, pic, opts = _files(tmp_path)
-    m, _ = tiny.conv_net(size=32, channels=8, classes=3, seed=0)  # has a linear head on pooling: CAM runs too
+    m, _ = onnx_models.conv_net(size=32, channels=8, classes=3, seed=0)  # has a linear head on pooling: CAM runs too
     onnx.save(m, tmp_path / "conv.onnx")
     out = tmp_path / "all"
     r = CliRunner().invoke(main, ["explain", str(tmp_path / "conv.onnx"), pic, "--method", "all", "--samples", "32",
@@ -130,10 +130,10 @@ def test_method_all_skips_what_cannot_run_on_the_model(tmp_path):
 
 
 def test_report_api_with_evaluation_and_existing_file(tmp_path):
-    m, mask = tiny.region_net()
+    m, mask = onnx_models.region_net()
     pre = onnxai.Preprocess(resize=None, crop=16, mean=(0.5,) * 3, std=(0.25,) * 3)
     model = onnxai.load(m, preprocess=pre, providers="cpu")
-    pics = [tiny.region_picture(seed=s) for s in range(2)]
+    pics = [onnx_models.region_picture(seed=s) for s in range(2)]
     ev = metrics.evaluate(model, pics, {"occlusion": onnxai.Occlusion(window=4, stride=2)}, step=32)
     from onnxai.cli import evaluation_curves
 

@@ -11,7 +11,7 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-import tiny
+import onnx_models
 from onnxai import runtime as model_mod  # providers and CUDA probing live in runtime.py
 from onnxai.cli import main
 
@@ -26,7 +26,7 @@ COFFEE_CLASSES = {"espresso", "cup", "coffee mug"}
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
-    m, _ = tiny.conv_net(size=8)
+    m, _ = onnx_models.conv_net(size=8)
     raw = m.SerializeToString()
     picture = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
     from PIL import Image
@@ -36,8 +36,8 @@ def files(tmp_path_factory):
     (d / "half.onnx").write_bytes(raw[: len(raw) // 2])
     (d / "random.onnx").write_bytes(np.random.default_rng(1).bytes(4096))
     (d / "text.png").write_text("not a picture, just words\n")
-    tiny.save(tiny.tabular_net()[0], d / "table.onnx")
-    tiny.save(tiny.nan_net()[0], d / "nan.onnx")
+    onnx_models.save(onnx_models.tabular_net()[0], d / "table.onnx")
+    onnx_models.save(onnx_models.nan_net()[0], d / "nan.onnx")
     return d
 
 
@@ -94,7 +94,7 @@ def test_unknown_layer_for_patch(files, tmp_path):
 
 
 def test_providers_cuda_without_cuda(files):
-    ok, _ = model_mod._cuda_usable(tiny.conv_net()[0].SerializeToString(), model_mod.session_options())
+    ok, _ = model_mod._cuda_usable(onnx_models.conv_net()[0].SerializeToString(), model_mod.session_options())
     if ok:
         pytest.skip("CUDA really works on this machine")
     result = invoke("predict", "--providers", "cuda", files / "tiny.onnx", files / "pic.png")
@@ -145,9 +145,9 @@ def test_patch_writes_extra_outputs_and_refuses_to_overwrite(files, tmp_path):
     import onnxruntime as ort
 
     x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
-    _, p = tiny.conv_net(size=8)
+    _, p = onnx_models.conv_net(size=8)
     logits, act, pool = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"input": x})
-    ref_act, ref_logits = tiny.conv_forward(x, p)
+    ref_act, ref_logits = onnx_models.conv_forward(x, p)
     np.testing.assert_allclose(act, ref_act, atol=1e-4, rtol=1e-5)
     np.testing.assert_allclose(logits, ref_logits, atol=1e-4, rtol=1e-5)
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import tiny
+import onnx_models
 from onnxai.cli import main
 from onnxai.cli.method_options import OPTIONS, build_methods, pop_settings, route, takes
 from onnxai.errors import InputError
@@ -23,9 +23,9 @@ REGION = (4, 10, 4, 10)
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("options")
-    m, _ = tiny.region_net(size=SIZE, region=REGION)
-    tiny.save(m, d / "region.onnx")
-    Image.fromarray(tiny.region_picture(SIZE, REGION)).save(d / "pic.png")
+    m, _ = onnx_models.region_net(size=SIZE, region=REGION)
+    onnx_models.save(m, d / "region.onnx")
+    Image.fromarray(onnx_models.region_picture(SIZE, REGION)).save(d / "pic.png")
     opts = ["--providers", "cpu", "--resize", str(SIZE), "--size", str(SIZE), "--mean", "0.5", "--std", "0.25",
             "--no-progress"]
     return d, [str(d / "region.onnx"), str(d / "pic.png")], opts

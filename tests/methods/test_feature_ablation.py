@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import onnxai
-import tiny
+import onnx_models as tiny
 
 SEGMENTS = np.repeat(np.repeat(np.arange(9).reshape(3, 3), 4, 0), 4, 1)  # nine 4x4 superpixels on 12x12
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import onnxai
-import tiny
+import onnx_models as tiny
 
 SEGMENTS = np.repeat(np.repeat(np.arange(4).reshape(2, 2), 6, 0), 6, 1)  # four 6x6 superpixels on 12x12
 

@@ -1,4 +1,4 @@
-"""The case most metric tests score: region_net, whose class 1 logit is ``scale`` x the mean (over
+"""The case most metric tests score: onnx_models.region_model (the ``region_model`` fixture), whose class 1 logit is ``scale`` x the mean (over
 channels and pixels) of the normalised input inside a known region, class 0's logit is 0, so
 p1 = sigmoid(logit1) can be written down in numpy; and the files the command-line tests run on.
 """
@@ -6,17 +6,10 @@ p1 = sigmoid(logit1) can be written down in numpy; and the files the command-lin
 import numpy as np
 from PIL import Image
 
-import onnxai
-import tiny
+import onnx_models
 
-SIZE, REGION, SCALE = 16, (4, 10, 4, 10), 4.0
+SIZE, REGION, SCALE = 16, (4, 10, 4, 10), 4.0  # onnx_models.region_model's defaults
 MEAN, STD = 0.5, 0.25
-
-
-def _region_model(layout="NCHW"):
-    m, mask = tiny.region_net(size=SIZE, region=REGION, layout=layout, scale=SCALE)
-    pre = onnxai.Preprocess(resize=None, crop=SIZE, mean=(MEAN,) * 3, std=(STD,) * 3, layout=layout)
-    return onnxai.load(m, preprocess=pre, providers="cpu"), mask
 
 
 def _p1(picture_float: np.ndarray, mask: np.ndarray) -> float:
@@ -34,12 +27,12 @@ def _good_map(mask, seed=1):
 def _cli_files(tmp_path):
     import onnx
 
-    m, _ = tiny.region_net(size=32, region=(8, 20, 8, 20))
+    m, _ = onnx_models.region_net(size=32, region=(8, 20, 8, 20))
     onnx.save(m, tmp_path / "region.onnx")
     pics = []
     for s in range(2):
         path = tmp_path / f"pic{s}.png"
-        Image.fromarray(tiny.region_picture(32, (8, 20, 8, 20), seed=s)).save(path)
+        Image.fromarray(onnx_models.region_picture(32, (8, 20, 8, 20), seed=s)).save(path)
         pics.append(str(path))
     opts = ["--providers", "cpu", "--resize", "32", "--size", "32", "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25"]
     return str(tmp_path / "region.onnx"), pics, opts

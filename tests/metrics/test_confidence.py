@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from onnxai import metrics
-import tiny
-from region_case import REGION, SIZE, _good_map, _p1, _region_model
+import onnx_models
+from region_case import REGION, SIZE, _good_map, _p1
 
 
-def test_average_drop_and_increase_equal_the_formula():
-    model, mask = _region_model()
-    pics = [tiny.region_picture(SIZE, REGION, seed=s) for s in range(3)]
+def test_average_drop_and_increase_equal_the_formula(region_model):
+    model, mask = region_model
+    pics = [onnx_models.region_picture(SIZE, REGION, seed=s) for s in range(3)]
     rng = np.random.default_rng(7)
     maps = [_good_map(mask), 1.0 - mask + 0.2 * rng.random(mask.shape), rng.standard_normal(mask.shape)]
     targets = [1, 1, 0]  # class 0 gains when the bright region is darkened: an increase in confidence

@@ -5,8 +5,8 @@ import pytest
 from PIL import Image, ImageFilter
 
 from onnxai import metrics
-import tiny
-from region_case import REGION, SIZE, _good_map, _p1, _region_model
+import onnx_models
+from region_case import REGION, SIZE, _good_map, _p1
 
 
 def test_auc_is_the_trapezoid_rule():
@@ -24,8 +24,8 @@ def test_step_counts_and_ranks():
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_deletion_and_insertion_equal_hand_computed_curves(layout):
-    model, mask = _region_model(layout)
-    pic = tiny.region_picture(SIZE, REGION)
+    model, mask = onnx_models.region_model(layout=layout)
+    pic = onnx_models.region_picture(SIZE, REGION)
     map_ = np.random.default_rng(3).random((SIZE, SIZE)).astype(np.float32)
     step, sigma = 20, 2.0
     order = np.argsort(-map_.ravel(), kind="stable")
@@ -51,9 +51,9 @@ def test_deletion_and_insertion_equal_hand_computed_curves(layout):
     assert i.auc == pytest.approx(trapz(want_ins), abs=1e-5)
 
 
-def test_informative_region_first_beats_reverse_and_random():
-    model, mask = _region_model()
-    pic = tiny.region_picture(SIZE, REGION)
+def test_informative_region_first_beats_reverse_and_random(region_model):
+    model, mask = region_model
+    pic = onnx_models.region_picture(SIZE, REGION)
     good = _good_map(mask)
     maps = {"good": good, "reverse": -good, "random": metrics.random_map(mask.shape, seed=0)}
     dele = {k: metrics.deletion(model, pic, m, target=1, step=8).auc for k, m in maps.items()}
@@ -62,9 +62,9 @@ def test_informative_region_first_beats_reverse_and_random():
     assert ins["good"] > ins["random"] and ins["good"] > ins["reverse"]
 
 
-def test_coarse_maps_are_resized_and_default_step_is_one_row():
-    model, mask = _region_model()
-    pic = tiny.region_picture(SIZE, REGION)
+def test_coarse_maps_are_resized_and_default_step_is_one_row(region_model):
+    model, mask = region_model
+    pic = onnx_models.region_picture(SIZE, REGION)
     coarse = np.zeros((4, 4), np.float32)
     coarse[1:3, 1:3] = 1.0
     d = metrics.deletion(model, pic, coarse, target=1)
@@ -72,9 +72,9 @@ def test_coarse_maps_are_resized_and_default_step_is_one_row():
     assert d.auc < metrics.deletion(model, pic, -coarse, target=1).auc
 
 
-def test_default_deletion_substrate_is_model_space_zero():
-    model, _ = _region_model("NCHW")
-    pic = tiny.region_picture(SIZE, REGION)
+def test_default_deletion_substrate_is_model_space_zero(region_model):
+    model, _ = region_model
+    pic = onnx_models.region_picture(SIZE, REGION)
     map_ = np.random.default_rng(0).random((SIZE, SIZE)).astype(np.float32)
     d = metrics.deletion(model, pic, map_, target=1, step=SIZE * SIZE // 4)
     x, _ = model.prepare(pic)

@@ -9,13 +9,13 @@ from PIL import Image
 import onnxai
 from onnxai import metrics
 from onnxai.cli import main
-import tiny
-from region_case import REGION, SIZE, _cli_files, _region_model
+import onnx_models
+from region_case import REGION, SIZE, _cli_files
 
 
-def test_evaluate_gathers_every_method_and_the_random_row(tmp_path):
-    model, mask = _region_model()
-    pics = [tiny.region_picture(SIZE, REGION, seed=s) for s in range(2)]
+def test_evaluate_gathers_every_method_and_the_random_row(tmp_path, region_model):
+    model, mask = region_model
+    pics = [onnx_models.region_picture(SIZE, REGION, seed=s) for s in range(2)]
     ev = metrics.evaluate(model, pics, {"occlusion": onnxai.Occlusion(window=4, stride=2, fill="black")}, step=16)
     summary = ev.summary()
     assert list(summary) == ["occlusion", metrics.RANDOM]

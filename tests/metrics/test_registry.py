@@ -10,8 +10,8 @@ import pytest
 import onnxai
 from onnxai import metrics
 from onnxai.report import Report, metrics_table
-import tiny
-from region_case import REGION, SIZE, _region_model
+import onnx_models
+from region_case import REGION, SIZE
 
 
 def test_registry_holds_the_six_metrics_with_their_directions():
@@ -59,9 +59,9 @@ def map_peak():
     del metrics.REGISTRY["peak"]
 
 
-def test_a_metric_registered_as_one_class_reaches_every_table(map_peak):
-    model, _ = _region_model()
-    pics = [tiny.region_picture(SIZE, REGION, seed=s) for s in range(2)]
+def test_a_metric_registered_as_one_class_reaches_every_table(map_peak, region_model):
+    model, _ = region_model
+    pics = [onnx_models.region_picture(SIZE, REGION, seed=s) for s in range(2)]
     ev = metrics.evaluate(model, pics, {"occlusion": onnxai.Occlusion(window=4, stride=2)}, step=64)
     maps = {(e.method, e.source): float(np.max(e.map)) for e in ev.explanations}
     for s in ev.scores:

@@ -11,8 +11,8 @@ import onnxai
 from onnxai import sanity
 from onnxai.cli import main
 from onnxai.methods import METHODS
-import tiny
-from region_case import MEAN, STD, _cli_files
+import onnx_models
+from region_case import _cli_files
 
 
 def test_spearman_matches_scipy():
@@ -42,18 +42,12 @@ class EdgeMap:
                                   score=float(probs[t]), method=self.name, image=crop)
 
 
-def _conv_model(seed=0):
-    m, _ = tiny.conv_net(size=16, channels=8, classes=3, seed=seed)
-    pre = onnxai.Preprocess(resize=None, crop=16, mean=(MEAN,) * 3, std=(STD,) * 3)
-    return onnxai.load(m, preprocess=pre, providers="cpu")
-
-
 def _noise_picture(seed=0):
     return np.random.default_rng(seed).integers(0, 256, (16, 16, 3)).astype(np.uint8)
 
 
 def test_randomise_cascades_from_the_output_with_the_same_std():
-    m, p = tiny.conv_net(size=8, channels=16, classes=12, seed=0)
+    m, p = onnx_models.conv_net(size=8, channels=16, classes=12, seed=0)
     layers = sanity.weight_layers(m)
     assert [l.node for l in layers] == ["conv", "fc"]
     one, two = sanity.randomise(m, 1, seed=3), sanity.randomise(m, 2, seed=3)
@@ -74,8 +68,8 @@ def onnx_array(model, name):
     return next(numpy_helper.to_array(t) for t in model.graph.initializer if t.name == name)
 
 
-def test_model_independent_map_fails_the_sanity_check():
-    model = _conv_model()
+def test_model_independent_map_fails_the_sanity_check(conv_model):
+    model = conv_model
     r = sanity.cascading_randomisation(model, _noise_picture(), EdgeMap(), target="top1")
     assert [s.randomised for s in r.steps] == [0, 1, 2]
     assert all(s.spearman == pytest.approx(1.0) for s in r.steps)
@@ -83,10 +77,10 @@ def test_model_independent_map_fails_the_sanity_check():
 
 
 @pytest.mark.parametrize("name", ["occlusion", "cam", "grad-cam"])
-def test_model_dependent_maps_decorrelate(name):
+def test_model_dependent_maps_decorrelate(name, conv_model):
     if name not in METHODS:
         pytest.skip(f"{name} is not registered")
-    model = _conv_model(seed=0)
+    model = conv_model
     method = onnxai.Occlusion(window=3, stride=1, fill="black") if name == "occlusion" else onnxai.make_method(name)
     r = sanity.cascading_randomisation(model, _noise_picture(0), method, target="top1", seed=0)
     assert r.steps[0].spearman == 1.0

@@ -9,15 +9,9 @@ import onnxai
 from onnxai import kernels
 from onnxai.cli import main
 from onnxai.methods.superpixels import grid_cells
-import tiny
+import onnx_models
 
 REGION = (4, 12, 4, 12)  # aligned with the 4-pixel grid cells
-
-
-def _model():
-    m, mask = tiny.region_net(region=REGION)
-    pre = onnxai.Preprocess(resize=None, crop=16, mean=(0.5,) * 3, std=(0.25,) * 3)
-    return onnxai.load(m, preprocess=pre, providers="cpu"), mask
 
 
 def _blocks(size=16, cell=4):
@@ -37,8 +31,8 @@ class _FixedDraws:
 
 def test_ridge_agrees_with_lime_package_on_the_same_masks():
     lime_image = pytest.importorskip("lime.lime_image")
-    model, _ = _model()
-    pic = tiny.region_picture()
+    model, _ = onnx_models.region_model(region=REGION)
+    pic = onnx_models.region_picture()
     segments = _blocks()
     ours = onnxai.LIME(num_samples=300, segmentation=segments, surrogate="ridge", fill="black", seed=7)
     e = ours.explain(model, pic, target=1)
@@ -63,9 +57,9 @@ def test_ridge_agrees_with_lime_package_on_the_same_masks():
 
 @pytest.mark.parametrize("surrogate", ["ridge", "linear", "tree"])
 def test_map_mass_inside_the_informative_region(surrogate):
-    model, mask = _model()
+    model, mask = onnx_models.region_model(region=REGION)
     e = onnxai.LIME(num_samples=400, segmentation="grid", num_features=16, surrogate=surrogate, fill="black",
-                    upsample="nearest", seed=0).explain(model, tiny.region_picture(region=REGION))
+                    upsample="nearest", seed=0).explain(model, onnx_models.region_picture(region=REGION))
     assert e.target == 1
     pos = np.clip(e.map, 0, None)
     assert pos[mask > 0].sum() / pos.sum() > 0.8
@@ -73,8 +67,8 @@ def test_map_mass_inside_the_informative_region(surrogate):
 
 
 def test_same_seed_same_bits_and_other_seed_differs():
-    model, _ = _model()
-    pic = tiny.region_picture()
+    model, _ = onnx_models.region_model(region=REGION)
+    pic = onnx_models.region_picture()
     run = lambda seed: onnxai.LIME(num_samples=200, segmentation="grid", num_features=16, surrogate="ridge",
                                    seed=seed).explain(model, pic)
     a, b, c = run(3), run(3), run(4)
@@ -83,8 +77,8 @@ def test_same_seed_same_bits_and_other_seed_differs():
 
 
 def test_several_targets_from_one_run_equal_single_runs():
-    model, _ = _model()
-    pic = tiny.region_picture()
+    model, _ = onnx_models.region_model(region=REGION)
+    pic = onnx_models.region_picture()
     lime = onnxai.LIME(num_samples=150, segmentation="grid", num_features=16, surrogate="ridge", seed=1)
     both = lime.explain(model, pic, target="top2")
     assert [e.target for e in both] == [1, 0]
@@ -96,8 +90,8 @@ def test_several_targets_from_one_run_equal_single_runs():
 
 
 def test_grid_upsampling_options():
-    model, _ = _model()
-    pic = tiny.region_picture()
+    model, _ = onnx_models.region_model(region=REGION)
+    pic = onnx_models.region_picture()
     kw = dict(num_samples=100, segmentation="grid", num_features=16, surrogate="ridge", seed=0)
     coarse = onnxai.LIME(upsample="none", **kw).explain(model, pic)
     smooth = onnxai.LIME(upsample="auto", **kw).explain(model, pic)
@@ -120,9 +114,9 @@ def test_grid_cells_reads_any_label_order():
 
 
 def test_masked_topk_keeps_exactly_the_best_features():
-    model, _ = _model()
+    model, _ = onnx_models.region_model(region=REGION)
     e = onnxai.LIME(num_samples=200, segmentation=_blocks(), surrogate="ridge", seed=0).explain(
-        model, tiny.region_picture())
+        model, onnx_models.region_picture())
     top = e.top_features(3)
     shown = onnxai.masked_topk(e, 3)
     visible = np.isin(e.segments, top)
@@ -131,9 +125,9 @@ def test_masked_topk_keeps_exactly_the_best_features():
 
 
 def test_explanation_round_trip_and_no_overwrite(tmp_path):
-    model, _ = _model()
+    model, _ = onnx_models.region_model(region=REGION)
     e = onnxai.LIME(num_samples=50, segmentation="grid", num_features=16, surrogate="ridge").explain(
-        model, tiny.region_picture())
+        model, onnx_models.region_picture())
     npz, js = e.save(tmp_path / "e")
     back = onnxai.Explanation.load(tmp_path / "e.json")
     assert np.array_equal(back.map, e.map) and np.array_equal(back.segments, e.segments)
@@ -150,25 +144,24 @@ def test_bad_options_are_clear():
         onnxai.LIME(surrogate="forest")
     with pytest.raises(onnxai.InputError, match="num_samples"):
         onnxai.LIME(num_samples=1)
-    model, _ = _model()
+    model, _ = onnx_models.region_model(region=REGION)
     with pytest.raises(onnxai.InputError, match="unknown fill"):
-        onnxai.LIME(fill="sparkles", num_samples=10).explain(model, tiny.region_picture())
+        onnxai.LIME(fill="sparkles", num_samples=10).explain(model, onnx_models.region_picture())
     with pytest.raises(onnxai.InputError, match="has no labels"):
-        onnxai.LIME(num_samples=10).explain(model, tiny.region_picture(), target="zebra")
+        onnxai.LIME(num_samples=10).explain(model, onnx_models.region_picture(), target="zebra")
     labelled = onnxai.load(model.proto, preprocess=model.preprocess, labels=["background", "bright square"])
     with pytest.raises(onnxai.InputError, match="unknown class 'bright squares'; did you mean 'bright square'"):
-        onnxai.LIME(num_samples=10).explain(labelled, tiny.region_picture(), target="bright squares")
-    e = onnxai.LIME(num_samples=10).explain(labelled, tiny.region_picture(), target="Bright Square")
+        onnxai.LIME(num_samples=10).explain(labelled, onnx_models.region_picture(), target="bright squares")
+    e = onnxai.LIME(num_samples=10).explain(labelled, onnx_models.region_picture(), target="Bright Square")
     assert e.target == 1 and e.label == "bright square"
 
 
 def test_cli_explain_writes_outputs_and_refuses_to_overwrite(tmp_path):
-    m, _ = tiny.region_net(region=REGION)
-    path = tiny.save(m, tmp_path / "region.onnx")
+    m, _ = onnx_models.region_net(region=REGION)
+    path = onnx_models.save(m, tmp_path / "region.onnx")
     pic_path = tmp_path / "pic.png"
-    from PIL import Image
 
-    Image.fromarray(tiny.region_picture(region=REGION)).save(pic_path)
+    Image.fromarray(onnx_models.region_picture(region=REGION)).save(pic_path)
     args = ["explain", str(path), str(pic_path), "--method", "lime,occlusion", "--size", "16", "--resize", "16",
             "--mean", "0.5", "--std", "0.25", "--samples", "60", "--segmentation", "grid", "--features", "16",
             "--window", "4", "--stride", "2", "--out", str(tmp_path / "out"), "--show-top", "2", "--no-progress"]
@@ -187,19 +180,3 @@ def test_cli_explain_writes_outputs_and_refuses_to_overwrite(tmp_path):
     r = CliRunner().invoke(main, args[:3] + ["--method", "magic"])
     assert r.exit_code == 2 and "unknown method" in r.output
 
-
-def test_cropped_pictures_are_not_cropped_again():
-    """Explaining Explanation.image again with cropped=True gives the same input, not a zoomed one."""
-    m, _ = tiny.region_net(region=REGION)
-    model = onnxai.load(m, preprocess=onnxai.Preprocess(resize=20, crop=16, mean=(0.5,) * 3, std=(0.25,) * 3),
-                        providers="cpu")
-    big = np.asarray(Image.fromarray(tiny.region_picture(region=REGION)).resize((24, 24)))
-    occ = onnxai.Occlusion(window=4, stride=4, fill=0)
-    first = occ.explain(model, big, target=1)
-    again = occ.explain(model, first.image, target=1, cropped=True)
-    assert np.array_equal(again.image, first.image)
-    np.testing.assert_allclose(again.map, first.map, atol=1e-6)
-    zoomed = occ.explain(model, first.image, target=1)  # without the flag it is resized and cropped again
-    assert not np.array_equal(zoomed.image, first.image)
-    with pytest.raises(onnxai.InputError, match="cropped=True needs a picture of the model's input size 16x16"):
-        occ.explain(model, big, cropped=True)

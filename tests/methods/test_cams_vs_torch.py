@@ -20,7 +20,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa:
 
 import onnxai  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository root
 LITE0 = ROOT / "models" / "efficientnet_lite0.onnx"
 PICTURE = ROOT / "samples" / "chelsea.png"
 

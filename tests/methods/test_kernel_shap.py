@@ -1,59 +1,19 @@
-"""Kernel SHAP: exact Shapley values at a full budget, efficiency, linear models, shap agreement, coalitions."""
+"""Kernel SHAP on pictures and tables: exact Shapley values at a full budget, efficiency, linear models,
+agreement with the shap package (tables made by skl2onnx), coalitions."""
 
 import math
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 import onnxai
+import onnx_models
+from onnx_models import linear_model, mlp_model, sklearn_onnx
 from onnxai.kernels.coalitions import shapley_coalitions
 from onnxai.kernels.shapley import shapley_solve
-import tiny
 
 
-# --------------------------------------------------------------------------- hand-built tabular graphs
-
-
-def mlp_model(M: int, C: int = 3, seed: int = 0, softmax: bool = True):
-    """x (n, M) -> Tanh(x W1 + b1) W2 + b2 -> [Softmax]: a nonlinear tabular classifier."""
-    rng = np.random.default_rng(seed)
-    W1 = rng.standard_normal((M, 6)).astype(np.float32)
-    b1 = rng.standard_normal(6).astype(np.float32)
-    W2 = rng.standard_normal((6, C)).astype(np.float32)
-    b2 = rng.standard_normal(C).astype(np.float32)
-    nodes = [
-        helper.make_node("MatMul", ["x", "W1"], ["h0"]),
-        helper.make_node("Add", ["h0", "b1"], ["h1"]),
-        helper.make_node("Tanh", ["h1"], ["h"]),
-        helper.make_node("MatMul", ["h", "W2"], ["o0"]),
-        helper.make_node("Add", ["o0", "b2"], ["logits"]),
-    ]
-    out = "logits"
-    if softmax:
-        nodes.append(helper.make_node("Softmax", ["logits"], ["probs"], axis=1))
-        out = "probs"
-    inits = [numpy_helper.from_array(a, n) for a, n in ((W1, "W1"), (b1, "b1"), (W2, "W2"), (b2, "b2"))]
-    return _graph(nodes, inits, M, C, out)
-
-
-def linear_model(w: np.ndarray, c: float):
-    """x (n, M) -> x w + c, one output column: MatMul + Add."""
-    M = w.shape[0]
-    nodes = [helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Add", ["xw", "c"], ["y"])]
-    inits = [numpy_helper.from_array(w.reshape(M, 1).astype(np.float32), "w"),
-             numpy_helper.from_array(np.array([c], np.float32), "c")]
-    return _graph(nodes, inits, M, 1, "y")
-
-
-def _graph(nodes, inits, M, C, out):
-    g = helper.make_graph(nodes, "tab", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, M])],
-                          [helper.make_tensor_value_info(out, TensorProto.FLOAT, [None, C])], initializer=inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 9
-    onnx.checker.check_model(m)
-    return onnxai.load(m, providers="cpu")
+# --------------------------------------------------------------------------- references
 
 
 def exact_shapley(value, M):
@@ -126,7 +86,7 @@ def test_linear_model_gives_w_times_x_minus_mean():
 
 
 def test_image_kernel_shap_full_budget_is_exact():
-    m, _ = tiny.conv_net(size=8, classes=4, softmax=True, seed=3)
+    m, _ = onnx_models.conv_net(size=8, classes=4, softmax=True, seed=3)
     pre = onnxai.Preprocess(resize=None, crop=8, mean=(0.5,) * 3, std=(0.25,) * 3)
     model = onnxai.load(m, preprocess=pre, providers="cpu")
     pic = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
@@ -279,3 +239,46 @@ def test_tables_need_a_background():
         onnxai.KernelSHAP().explain(model, np.zeros((1, 4)))
     with pytest.raises(onnxai.InputError, match="takes 4 features"):
         onnxai.KernelSHAP(background=np.zeros((3, 4))).explain(model, np.zeros((1, 5)))
+
+
+def test_kernel_shap_agrees_with_shap_package(cancer, forest):
+    shap = pytest.importorskip("shap")
+    from shap.utils._legacy import DenseData
+
+    X, y = cancer
+    model = onnxai.load(sklearn_onnx(forest, X, zipmap=True), providers="cpu")
+    ks = onnxai.KernelSHAP(nsamples=6000, background=X, background_size=10, seed=0)
+    rows = X[[0, 100]]
+    e = ks.explain(model, rows)
+    assert ks.background is X  # the user's rows are kept; the summary is cached beside them
+    bg = ks.background_for(model, rows)
+    ref_bg = shap.kmeans(X, 10)  # the same summary: same centres, same weights
+    np.testing.assert_allclose(bg.data, ref_bg.data)
+    np.testing.assert_allclose(bg.weights, ref_bg.weights / ref_bg.weights.sum())
+    sess = model.session
+
+    def f(Z):
+        return sess.run([model.output], {model.input.name: Z.astype(np.float32)})[0]
+
+    ex = shap.KernelExplainer(f, DenseData(bg.data, [str(i) for i in range(30)], None, bg.weights))
+    ref = np.asarray(ex.shap_values(rows, nsamples=6000, l1_reg=False, silent=True))  # (2, 30, 2)
+    assert np.abs(e.values - ref).max() <= 0.01
+    np.testing.assert_allclose(e.base_values, ex.expected_value, atol=1e-6)
+
+
+def test_kernel_shap_equals_shap_package_exactly_when_enumerated(cancer):
+    shap = pytest.importorskip("shap")
+    from shap.utils._legacy import DenseData
+
+    X, y = cancer
+    Xs = X[:, :10]
+    rf = pytest.importorskip("sklearn.ensemble").RandomForestClassifier(20, max_depth=5, random_state=1).fit(Xs, y)
+    model = onnxai.load(sklearn_onnx(rf, Xs, zipmap=True), providers="cpu")
+    ks = onnxai.KernelSHAP(nsamples=2 ** 10, background=Xs, background_size=5)
+    e = ks.explain(model, Xs[[3, 7]])
+    bg = ks.background_for(model, Xs[[3, 7]])
+    sess = model.session
+    ex = shap.KernelExplainer(lambda Z: sess.run([model.output], {"X": Z.astype(np.float32)})[0],
+                              DenseData(bg.data, [str(i) for i in range(10)], None, bg.weights))
+    ref = np.asarray(ex.shap_values(Xs[[3, 7]], nsamples=2 ** 10, l1_reg=False, silent=True))
+    assert np.abs(e.values - ref).max() <= 1e-6

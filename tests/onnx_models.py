@@ -1,13 +1,21 @@
-"""Tiny ONNX classifiers built with onnx.helper, with numpy references, for exact checks.
+"""Every hand-built ONNX model the tests use, built with onnx.helper, with numpy references for exact checks.
 
-The standard one is Conv(3->K, 3x3, pad 1) -> Relu -> GlobalAveragePool -> Flatten -> Gemm -> [Softmax].
+Pictures: conv_net (the standard one: Conv(3->K, 3x3, pad 1) -> Relu -> GlobalAveragePool -> Flatten ->
+Gemm -> [Softmax]) and its variants, region_net (class 1 looks at one known region), cam_net (stride-2
+conv with an optional non-linear tail, for the CAMs), token_net (a layer of tokens).
+Tables: tabular_net, mlp_model, linear_model, linear_table_net, columns_net, and sklearn_onnx (skl2onnx).
+Loaders (region_model, conv_model) return onnxai Models with the preprocessing the tests use;
+tests/conftest.py exposes the common ones as fixtures.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
+
+import onnxai
 
 OPSET = 17
 
@@ -86,12 +94,6 @@ def conv_forward(x: np.ndarray, p: dict):
     act = np.maximum(out, 0)
     logits = act.mean(axis=(2, 3)) @ p["F"].T + p["c"]
     return act, logits
-
-
-def np_softmax(z):
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def save(m, path):
@@ -364,3 +366,254 @@ def region_picture(size: int = 16, region=(4, 10, 4, 10), seed: int = 0) -> np.n
     t, b, l, r = region
     pic[t:b, l:r] = 230
     return pic
+
+
+# --------------------------------------------------------------------------- the CAM tests' models
+
+
+def cam_net(size=12, channels=4, classes=5, softmax=False, tail="none", seed=0, dead=()):
+    """(ModelProto, params). ``dead``: {channel: bias} channels whose conv weights are 0 (constant maps)."""
+    rng = np.random.default_rng(seed)
+    p = {
+        "W": rng.standard_normal((channels, 3, 3, 3)).astype(np.float32) * 0.5,
+        "B": rng.standard_normal(channels).astype(np.float32) * 0.1,
+        "W2": rng.standard_normal((channels, channels, 1, 1)).astype(np.float32) * 0.7,
+        "B2": rng.standard_normal(channels).astype(np.float32) * 0.1,
+        "F": rng.standard_normal((classes, channels)).astype(np.float32),
+        "c": rng.standard_normal(classes).astype(np.float32),
+        "tail": tail,
+    }
+    for k, b in dict(dead).items():
+        p["W"][k] = 0.0
+        p["B"][k] = b
+    inits = [numpy_helper.from_array(p[n], n) for n in ("W", "B", "F", "c")]
+    nodes = [
+        helper.make_node("Conv", ["input", "W", "B"], ["conv"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["conv"], ["act"]),
+    ]
+    feat = "act"
+    if tail == "sigmoid":
+        nodes.append(helper.make_node("Sigmoid", ["act"], ["feat"]))
+        feat = "feat"
+    elif tail == "conv":
+        inits += [numpy_helper.from_array(p["W2"], "W2"), numpy_helper.from_array(p["B2"], "B2")]
+        nodes += [helper.make_node("Conv", ["act", "W2", "B2"], ["conv2"]), helper.make_node("Relu", ["conv2"], ["feat"])]
+        feat = "feat"
+    nodes += [
+        helper.make_node("GlobalAveragePool", [feat], ["pool"]),
+        helper.make_node("Flatten", ["pool"], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", "F", "c"], ["logits"], transB=1),
+    ]
+    out = "logits"
+    if softmax:
+        nodes.append(helper.make_node("Softmax", ["logits"], ["probs"], axis=1))
+        out = "probs"
+    g = helper.make_graph(nodes, "cam_net", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 3, size, size])],
+                          [helper.make_tensor_value_info(out, TensorProto.FLOAT, [None, classes])], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 9
+    onnx.checker.check_model(m)
+    return m, p
+
+
+def conv_s2(x, W, B):
+    """3x3 conv, pad 1, stride 2, float64: (n, 3, H, W) -> (n, K, ceil(H/2), ceil(W/2))."""
+    n, _, h, w = x.shape
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    ho, wo = (h + 1) // 2, (w + 1) // 2
+    out = np.zeros((n, W.shape[0], ho, wo))
+    for dy in range(3):
+        for dx in range(3):
+            patch = xp[:, :, dy:dy + 2 * ho:2, dx:dx + 2 * wo:2]
+            out += np.einsum("nchw,kc->nkhw", patch, W[:, :, dy, dx].astype(np.float64))
+    return out + p_b(B)
+
+
+def p_b(B):
+    return B.astype(np.float64)[None, :, None, None]
+
+
+def cam_forward(x, p):
+    """numpy forward of cam_net: (act, feat, logits), float64."""
+    act = np.maximum(conv_s2(x, p["W"], p["B"]), 0)
+    if p["tail"] == "sigmoid":
+        feat = 1 / (1 + np.exp(-act))
+    elif p["tail"] == "conv":
+        pre = np.einsum("nkhw,mk->nmhw", act, p["W2"][:, :, 0, 0].astype(np.float64)) + p_b(p["B2"])
+        feat = np.maximum(pre, 0)
+    else:
+        feat = act
+    logits = feat.mean(axis=(2, 3)) @ p["F"].T.astype(np.float64) + p["c"]
+    return act, feat, logits
+
+
+def token_net(size=8, channels=3, classes=4, seed=0):
+    """Conv 2x2/2 patches -> Reshape/Transpose to tokens (N, 16, C) -> Relu ("tokens") -> ReduceMean over
+    tokens -> Gemm. The tokens are the conv output ("patches", N x C x 4 x 4) rearranged, no prefix."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((channels, 3, 2, 2)).astype(np.float32)
+    F = rng.standard_normal((classes, channels)).astype(np.float32)
+    c = rng.standard_normal(classes).astype(np.float32)
+    side = size // 2
+    nodes = [
+        helper.make_node("Conv", ["input", "W"], ["patches"], strides=[2, 2], kernel_shape=[2, 2]),
+        helper.make_node("Reshape", ["patches", "shape"], ["flat_patches"]),
+        helper.make_node("Transpose", ["flat_patches"], ["pre_tokens"], perm=[0, 2, 1]),
+        helper.make_node("Sigmoid", ["pre_tokens"], ["tokens"]),
+        helper.make_node("ReduceMean", ["tokens", "axes"], ["pooled"], keepdims=0),
+        helper.make_node("Gemm", ["pooled", "F", "c"], ["logits"], transB=1),
+    ]
+    inits = [numpy_helper.from_array(W, "W"), numpy_helper.from_array(F, "F"), numpy_helper.from_array(c, "c"),
+             numpy_helper.from_array(np.array([0, channels, side * side], np.int64), "shape"),
+             numpy_helper.from_array(np.array([1], np.int64), "axes")]
+    g = helper.make_graph(nodes, "tokens", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 3, size, size])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, classes])], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    m.ir_version = 9
+    onnx.checker.check_model(m)
+    return m
+
+
+CAM_SIZE = 12
+
+
+def cam_picture(size=CAM_SIZE, seed=1):
+    """A random uint8 (size, size, 3) picture."""
+    return np.random.default_rng(seed).integers(0, 256, (size, size, 3)).astype(np.uint8)
+
+
+def cam_load(m, size=CAM_SIZE):
+    return onnxai.Model(m, providers="cpu", preprocess={"resize": size, "crop": size})
+
+
+def cam_setup(**kw):
+    """cam_net(**kw) loaded at CAM_SIZE: (Model, params, x in model space, crop) for cam_picture()."""
+    m, p = cam_net(**kw)
+    model = cam_load(m)
+    x, crop = model.prepare(cam_picture())
+    return model, p, x, crop
+
+
+def cam_up(a, align=False):
+    """A low-resolution map resized to CAM_SIZE x CAM_SIZE, bilinear, float64."""
+    from onnxai import kernels
+
+    return kernels.resize(np.asarray(a, np.float64), CAM_SIZE, CAM_SIZE, method="bilinear", align_corners=align)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def mlp_model(M: int, C: int = 3, seed: int = 0, softmax: bool = True):
+    """x (n, M) -> Tanh(x W1 + b1) W2 + b2 -> [Softmax]: a nonlinear tabular classifier."""
+    rng = np.random.default_rng(seed)
+    W1 = rng.standard_normal((M, 6)).astype(np.float32)
+    b1 = rng.standard_normal(6).astype(np.float32)
+    W2 = rng.standard_normal((6, C)).astype(np.float32)
+    b2 = rng.standard_normal(C).astype(np.float32)
+    nodes = [
+        helper.make_node("MatMul", ["x", "W1"], ["h0"]),
+        helper.make_node("Add", ["h0", "b1"], ["h1"]),
+        helper.make_node("Tanh", ["h1"], ["h"]),
+        helper.make_node("MatMul", ["h", "W2"], ["o0"]),
+        helper.make_node("Add", ["o0", "b2"], ["logits"]),
+    ]
+    out = "logits"
+    if softmax:
+        nodes.append(helper.make_node("Softmax", ["logits"], ["probs"], axis=1))
+        out = "probs"
+    inits = [numpy_helper.from_array(a, n) for a, n in ((W1, "W1"), (b1, "b1"), (W2, "W2"), (b2, "b2"))]
+    return _table_model(nodes, inits, M, C, out)
+
+
+def linear_model(w: np.ndarray, c: float):
+    """x (n, M) -> x w + c, one output column: MatMul + Add."""
+    M = w.shape[0]
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Add", ["xw", "c"], ["y"])]
+    inits = [numpy_helper.from_array(w.reshape(M, 1).astype(np.float32), "w"),
+             numpy_helper.from_array(np.array([c], np.float32), "c")]
+    return _table_model(nodes, inits, M, 1, "y")
+
+
+def _table_model(nodes, inits, M, C, out):
+    g = helper.make_graph(nodes, "tab", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, M])],
+                          [helper.make_tensor_value_info(out, TensorProto.FLOAT, [None, C])], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 9
+    onnx.checker.check_model(m)
+    return onnxai.load(m, providers="cpu")
+
+
+def linear_table_net():
+    """x (n, 3) -> x W, two logits, no softmax (ModelProto)."""
+    W = np.array([[1.0, -1.0], [2.0, 0.0], [0.0, 0.5]], np.float32)
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "lin",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2])],
+                          initializer=[numpy_helper.from_array(W, "W")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 9
+    return m
+
+
+def sklearn_onnx(est, X, zipmap=True):
+    """A fitted scikit-learn estimator as an ONNX model (skips the test when skl2onnx is missing)."""
+    skl2onnx = pytest.importorskip("skl2onnx")
+    return skl2onnx.to_onnx(est, X[:1].astype(np.float32), options={id(est): {"zipmap": zipmap}}, target_opset=17)
+
+
+def np_softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_table_net(W: np.ndarray):
+    """x (n, M) -> softmax(x W) (ModelProto): which features matter, and how, is written in W (M, C)."""
+    M, C = W.shape
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["z"]),
+                           helper.make_node("Softmax", ["z"], ["p"], axis=1)], "softmax_table",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, M])],
+                          [helper.make_tensor_value_info("p", TensorProto.FLOAT, [None, C])],
+                          initializer=[numpy_helper.from_array(np.asarray(W, np.float32), "W")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
+    m.ir_version = 9
+    return m
+
+
+def columns_net():
+    """Three inputs, a float, an int64 and a float (n, 2) block, concatenated and scored linearly:
+    (ModelProto, w) with softmax(concat(a, b, c) @ w)."""
+    w = np.array([[1.0, -1.0], [0.5, 0.25], [2.0, 0.0], [-1.0, 3.0]], np.float32)
+    nodes = [helper.make_node("Cast", ["b"], ["bf"], to=TensorProto.FLOAT),
+             helper.make_node("Concat", ["a", "bf", "c"], ["x"], axis=1),
+             helper.make_node("MatMul", ["x", "w"], ["logits"]),
+             helper.make_node("Softmax", ["logits"], ["p"], axis=1)]
+    g = helper.make_graph(nodes, "cols",
+                          [helper.make_tensor_value_info("a", TensorProto.FLOAT, [None, 1]),
+                           helper.make_tensor_value_info("b", TensorProto.INT64, [None, 1]),
+                           helper.make_tensor_value_info("c", TensorProto.FLOAT, [None, 2])],
+                          [helper.make_tensor_value_info("p", TensorProto.FLOAT, [None, 2])],
+                          initializer=[numpy_helper.from_array(w, "w")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 9
+    return m, w
+
+
+# --------------------------------------------------------------------------- loaded models
+
+
+def region_model(size: int = 16, region=(4, 10, 4, 10), layout: str = "NCHW", scale: float = 4.0,
+                 mean: float = 0.5, std: float = 0.25, batch_size=None):
+    """(onnxai Model, region mask) of region_net, normalised with mean/std and no resize."""
+    m, mask = region_net(size=size, region=region, layout=layout, scale=scale)
+    pre = onnxai.Preprocess(resize=None, crop=size, mean=(mean,) * 3, std=(std,) * 3, layout=layout)
+    return onnxai.load(m, preprocess=pre, batch_size=batch_size, providers="cpu"), mask
+
+
+def conv_model(size: int = 16, channels: int = 8, classes: int = 3, seed: int = 0, mean: float = 0.5,
+               std: float = 0.25):
+    """onnxai Model of conv_net, normalised with mean/std and no resize."""
+    m, _ = conv_net(size=size, channels=channels, classes=classes, seed=seed)
+    pre = onnxai.Preprocess(resize=None, crop=size, mean=(mean,) * 3, std=(std,) * 3)
+    return onnxai.load(m, preprocess=pre, providers="cpu")

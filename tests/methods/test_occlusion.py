@@ -2,17 +2,12 @@
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import onnxai
 from onnxai import kernels
 from onnxai.methods.occlusion import window_average
-import tiny
-
-
-def _model(layout="NCHW"):
-    m, mask = tiny.region_net(layout=layout)
-    pre = onnxai.Preprocess(resize=None, crop=16, mean=(0.5,) * 3, std=(0.25,) * 3, layout=layout)
-    return onnxai.load(m, preprocess=pre, providers="cpu"), mask
+import onnx_models
 
 
 def _slow_occlusion(model, pic, window, stride, fill_value):
@@ -39,17 +34,17 @@ def _slow_occlusion(model, pic, window, stride, fill_value):
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_occlusion_equals_slow_loop(layout):
-    model, _ = _model(layout)
-    pic = tiny.region_picture()
+    model, _ = onnx_models.region_model(layout=layout)
+    pic = onnx_models.region_picture()
     e = onnxai.Occlusion(window=5, stride=3, fill=0).explain(model, pic, target=1)
     ref = _slow_occlusion(model, pic, 5, 3, 0)
     np.testing.assert_allclose(e.map, ref, atol=1e-6)
     assert e.map.shape == (16, 16)
 
 
-def test_occlusion_mass_inside_region():
-    model, mask = _model()
-    e = onnxai.Occlusion(window=4, stride=2, fill="black").explain(model, tiny.region_picture(), target="top1")
+def test_occlusion_mass_inside_region(region_model):
+    model, mask = region_model
+    e = onnxai.Occlusion(window=4, stride=2, fill="black").explain(model, onnx_models.region_picture(), target="top1")
     assert e.target == 1
     pos = np.clip(e.map, 0, None)
     assert pos[mask > 0].sum() / pos.sum() > 0.8
@@ -68,12 +63,30 @@ def test_window_average_matches_loop():
     np.testing.assert_allclose(window_average(windows, vals, 20, 13), ref, atol=1e-6)
 
 
-def test_occlusion_logits_kind_and_bad_window():
-    model, _ = _model()
-    pic = tiny.region_picture()
+def test_occlusion_logits_kind_and_bad_window(region_model):
+    model, _ = region_model
+    pic = onnx_models.region_picture()
     e = onnxai.Occlusion(window=4, stride=4, fill=0, kind="logits").explain(model, pic, target=1)
     assert e.map.max() > 0
     with pytest.raises(onnxai.InputError, match="larger than the model input"):
         onnxai.Occlusion(window=40).explain(model, pic)
     with pytest.raises(onnxai.InputError, match="clip_mode"):
         onnxai.Occlusion(clip_mode="outside")
+
+
+def test_cropped_pictures_are_not_cropped_again():
+    """Explaining Explanation.image again with cropped=True gives the same input, not a zoomed one."""
+    region = (4, 12, 4, 12)  # aligned with the 4-pixel windows
+    m, _ = onnx_models.region_net(region=region)
+    model = onnxai.load(m, preprocess=onnxai.Preprocess(resize=20, crop=16, mean=(0.5,) * 3, std=(0.25,) * 3),
+                        providers="cpu")
+    big = np.asarray(Image.fromarray(onnx_models.region_picture(region=region)).resize((24, 24)))
+    occ = onnxai.Occlusion(window=4, stride=4, fill=0)
+    first = occ.explain(model, big, target=1)
+    again = occ.explain(model, first.image, target=1, cropped=True)
+    assert np.array_equal(again.image, first.image)
+    np.testing.assert_allclose(again.map, first.map, atol=1e-6)
+    zoomed = occ.explain(model, first.image, target=1)  # without the flag it is resized and cropped again
+    assert not np.array_equal(zoomed.image, first.image)
+    with pytest.raises(onnxai.InputError, match="cropped=True needs a picture of the model's input size 16x16"):
+        occ.explain(model, big, cropped=True)
