@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 import onnxai
-import onnx_models as tiny
+import onnx_models
 
 SEGMENTS = np.repeat(np.repeat(np.arange(9).reshape(3, 3), 4, 0), 4, 1)  # nine 4x4 superpixels on 12x12
 
 
 @pytest.fixture(scope="module")
 def case():
-    proto, _ = tiny.conv_net(size=12, channels=4, classes=3, softmax=True)
+    proto, _ = onnx_models.conv_net(size=12, channels=4, classes=3, softmax=True)
     model = onnxai.load(proto, providers="cpu")
     picture = (np.random.default_rng(1).random((12, 12, 3)) * 255).astype(np.uint8)
     return model, picture

@@ -82,7 +82,7 @@ def tabular(quick: bool):
     e = ks.explain(model, rows)
     o_total = time.perf_counter() - t
     o_model = e.timings["forward"]
-    v, s_total, s_model, s_rows = _shap(model, ks.background, rows, 1000)
+    v, s_total, s_model, s_rows = _shap(model, ks.background_for(model, rows), rows, 1000)
     print(f"tabular: random forest (100 trees), breast cancer 30 features, {n_rows} rows, nsamples 1000, "
           f"k-means background 10 rows")
     print(f"{'':22s}{'total s':>9s}{'model s':>9s}{'overhead':>10s}")
