@@ -78,18 +78,23 @@ def conv_net(
     return m, {"W": W, "B": B, "F": F, "c": c, "layout": layout, "softmax": softmax}
 
 
-def conv_forward(x: np.ndarray, p: dict):
-    """numpy reference: returns (activations NCHW after Relu, logits)."""
-    if p["layout"] == "NHWC":
-        x = x.transpose(0, 3, 1, 2)
+def conv3x3(x: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """numpy reference of a 3x3 convolution with padding 1, no bias: (n, 3, h, w) -> (n, K, h, w) float64."""
     n, _, h, w = x.shape
-    W, B = p["W"], p["B"]
     xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
     out = np.zeros((n, W.shape[0], h, w))
     for dy in range(3):
         for dx in range(3):
-            patch = xp[:, :, dy:dy + h, dx:dx + w]  # n,3,h,w
-            out += np.einsum("nchw,kc->nkhw", patch, W[:, :, dy, dx])
+            out += np.einsum("nchw,kc->nkhw", xp[:, :, dy:dy + h, dx:dx + w], W[:, :, dy, dx])
+    return out
+
+
+def conv_forward(x: np.ndarray, p: dict):
+    """numpy reference: returns (activations NCHW after Relu, logits)."""
+    if p["layout"] == "NHWC":
+        x = x.transpose(0, 3, 1, 2)
+    W, B = p["W"], p["B"]
+    out = conv3x3(x, W)
     out += B[None, :, None, None]
     act = np.maximum(out, 0)
     logits = act.mean(axis=(2, 3)) @ p["F"].T + p["c"]
@@ -308,13 +313,8 @@ def conv_forward_gelu(x: np.ndarray, p: dict):
     """numpy reference of contrib_gelu_net: (act, logits)."""
     from math import erf, sqrt
 
-    n, _, h, w = x.shape
     W, B = p["W"], p["B"]
-    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
-    conv = np.zeros((n, W.shape[0], h, w))
-    for dy in range(3):
-        for dx in range(3):
-            conv += np.einsum("nchw,kc->nkhw", xp[:, :, dy:dy + h, dx:dx + w], W[:, :, dy, dx])
+    conv = conv3x3(x, W)
     conv += B[None, :, None, None]
     phi = 0.5 * (1.0 + np.vectorize(erf)(conv / sqrt(2.0)))
     act = conv * phi
@@ -617,3 +617,10 @@ def conv_model(size: int = 16, channels: int = 8, classes: int = 3, seed: int = 
     m, _ = conv_net(size=size, channels=channels, classes=classes, seed=seed)
     pre = onnxai.Preprocess(resize=None, crop=size, mean=(mean,) * 3, std=(std,) * 3)
     return onnxai.load(m, preprocess=pre, providers="cpu")
+
+
+def softmax_conv_case(size: int = 12, seed: int = 0):
+    """(Model of a softmax conv_net read with cropped=True pictures in mind, a random size x size picture)."""
+    proto, _ = conv_net(size=size, channels=4, classes=3, softmax=True)
+    picture = (np.random.default_rng(seed).random((size, size, 3)) * 255).astype(np.uint8)
+    return onnxai.load(proto, providers="cpu"), picture

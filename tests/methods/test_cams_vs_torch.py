@@ -25,10 +25,8 @@ LITE0 = ROOT / "models" / "efficientnet_lite0.onnx"
 PICTURE = ROOT / "samples" / "chelsea.png"
 
 
-def pearson(a, b):
-    a = np.ravel(a).astype(np.float64) - np.mean(a)
-    b = np.ravel(b).astype(np.float64) - np.mean(b)
-    return float(a @ b / np.sqrt((a @ a) * (b @ b)))
+def pearson(a, b) -> float:
+    return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
 
 
 def minmax(a):

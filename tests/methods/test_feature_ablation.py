@@ -13,9 +13,7 @@ SEGMENTS = np.repeat(np.repeat(np.arange(9).reshape(3, 3), 4, 0), 4, 1)  # nine 
 
 @pytest.fixture(scope="module")
 def case():
-    proto, _ = onnx_models.conv_net(size=12, channels=4, classes=3, softmax=True)
-    model = onnxai.load(proto, providers="cpu")
-    picture = (np.random.default_rng(1).random((12, 12, 3)) * 255).astype(np.uint8)
+    model, picture = onnx_models.softmax_conv_case(seed=1)
     return model, picture
 
 

@@ -17,9 +17,7 @@ SEGMENTS = np.repeat(np.repeat(np.arange(4).reshape(2, 2), 6, 0), 6, 1)  # four 
 
 @pytest.fixture(scope="module")
 def case():
-    proto, _ = onnx_models.conv_net(size=12, channels=4, classes=3, softmax=True)
-    model = onnxai.load(proto, providers="cpu")
-    picture = (np.random.default_rng(0).random((12, 12, 3)) * 255).astype(np.uint8)
+    model, picture = onnx_models.softmax_conv_case(seed=0)
     x, _ = model.prepare(picture, cropped=True)
 
     def value(z, target=1):  # the class score with the superpixels where z is 0 showing the model-space zero
