@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from . import graph, graph_ends
+from . import graph, graph_ends, grids
 from ._log import note
 from .classes import Prediction, check_finite, class_index, convert, read_labels, top_k
 from .errors import InputError, LayerError, ModelError
@@ -218,6 +218,7 @@ class Model:
                 shape = (shape[0], self.input.channels or 3, h, w)
             else:
                 shape = (shape[0], h, w, self.input.channels or 3)
+        self.probe_shape = shape  # the concrete input shape the layers are read at (grids.py)
         x = np.random.default_rng(0).standard_normal(shape).astype(self.input.dtype)
         try:
             raw = self._run_raw(x)
@@ -391,7 +392,9 @@ class Model:
 
     # ------------------------------------------------------------------ inner layers
     def layers(self) -> list[graph.Layer]:
-        return graph.list_layers(self.proto)
+        """Every tensor the graph computes, each with its grids.Reading (is it a map over the picture?)."""
+        return grids.list_layers(self.proto, self.input.name, self.probe_shape, self.input.layout,
+                                 [self._softmax_input or self.output])
 
     def _patched_session(self, names: tuple) -> ort.InferenceSession:
         key = tuple(names)

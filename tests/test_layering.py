@@ -9,7 +9,7 @@ that re-exports its submodules would otherwise be a "cycle").
 Layers, bottom first. A module may import from its own layer and the layers below it, never above:
 
     0 base        errors, _log                       one exception family; notes on stderr
-    1 pure        kernels, graph, graph_ends,        Numba kernels; ONNX surgery (graph.py: layers,
+    1 pure        kernels, graph, graph_ends, grids, Numba kernels; ONNX surgery (graph.py: layers,
                   preprocess, features, render       heads, tails; graph_ends.py: batch axis, ZipMap,
                                                      class labels); preprocessing; superpixels;
                                                      pictures. Arrays and protos in, arrays out.
@@ -41,7 +41,7 @@ MAX_LINES = 450
 
 LAYERS = [
     ("base", ["errors", "_log"]),
-    ("pure", ["kernels", "graph", "graph_ends", "preprocess", "features", "render"]),
+    ("pure", ["kernels", "graph", "graph_ends", "grids", "preprocess", "features", "render"]),
     ("runtime", ["runtime"]),
     ("model", ["model", "signature", "classes", "export", "export_builders"]),
     ("engine", ["engine"]),
