@@ -323,7 +323,10 @@ class LayerMethod(Method):
             map_, raw = self.layer_map(np.tensordot(weights[i], A, axes=1), H, W)
             e = self._explanation(model, t, probs, map_, raw_map=np.asarray(raw, np.float32),
                                   importance=np.asarray(weights[i], np.float32))
-            e.extras.update(layer=layer.choice.name, layer_choice=layer.choice.how,
+            how = layer.choice.how
+            if how == "given":
+                how = f"given, read as {layer.view.kind.upper()} on a {A.shape[1]}x{A.shape[2]} grid"
+            e.extras.update(layer=layer.choice.name, layer_choice=how,
                             layer_shape=list(layer.acts.shape), layer_layout=layer.view.kind,
                             layer_grid=[int(g) for g in A.shape[1:]])
             if layer.view.kind == "tokens":
