@@ -4,6 +4,9 @@
     grid          near-square cells of equal size (MATLAB imageLIME's "Segmentation", "grid")
     from_labels   a label map the user already has, checked and relabelled
     segment       one entry point for all of the above
+    segment_enough  ``segment``, retried when it gives fewer than half the features asked (SLIC on a
+                  small or noisy picture can return one segment): SLIC with a larger compactness,
+                  then a grid; returns the segments and what was done, in words
     num_segments  k, the number of features of a segment map
 
 Every segment map returned here is (H, W) int32 with labels 0..k-1, each label used at least once,
@@ -189,6 +192,29 @@ def segment(image, method="slic", num_features=50, seed=0, labels=None, **kwargs
     if method not in SUPERPIXEL_METHODS:
         raise InputError(f"unknown segmentation method {method!r}; use one of {', '.join(METHODS)}")
     return superpixels(image, num_features=num_features, method=method, seed=seed, **kwargs)
+
+
+ENOUGH = 0.5  # segment_enough retries below this fraction of the features asked
+SLIC_RETRY_COMPACTNESS = (100.0, 1000.0)  # larger: closer to a grid, fewer colour-driven merges
+
+
+def segment_enough(image, method="slic", num_features=50, seed=0) -> tuple[np.ndarray, str | None]:
+    """-> (segments, None) when ``segment`` gives at least ENOUGH * num_features features, else the
+    first retry that does (SLIC: compactness 100, then 1000; any method: a near-square grid) with a
+    sentence saying what happened. The caller checks that at least 2 features came out."""
+    segments = segment(image, method=method, num_features=num_features, seed=seed)
+    k = num_segments(segments)
+    want = max(2, math.ceil(ENOUGH * _check_num_features(num_features)))
+    if method == "grid" or k >= want:
+        return segments, None
+    said = f"{method} gave {k} feature{'s' if k != 1 else ''} of the {num_features} asked"
+    if method == "slic":
+        for c in SLIC_RETRY_COMPACTNESS:
+            again = segment(image, method="slic", num_features=num_features, seed=seed, compactness=c)
+            if num_segments(again) >= want:
+                return again, f"{said}; slic with compactness={c:g} gave {num_segments(again)}"
+    cells = grid(np.shape(image)[0], np.shape(image)[1], num_features)
+    return cells, f"{said}; a grid of {num_segments(cells)} cells is used instead"
 
 
 def num_segments(segments) -> int:

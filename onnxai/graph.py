@@ -1,8 +1,8 @@
 """Pure ONNX graph surgery: no runtime, ModelProto in, ModelProto or facts out.
 
 - ``read_model``: load a file with errors that say what is wrong with it.
-- ``list_layers``: every tensor a node produces, with its inferred shape; rank-4 ones are marked as
-  spatial activations usable for CAMs.
+- ``list_layers``: every tensor a node produces, with its inferred shape (grids.py reads which of
+  them are maps over the picture, for CAMs).
 - ``expose``: add intermediate tensors as extra graph outputs (works when shape inference fails).
 - ``find_linear_head``: global pooling -> optional flatten/reshape -> Gemm or MatMul(+Add), with its
   weights and the activation tensor that feeds the pooling.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +98,8 @@ class Layer:
     op_type: str
     node: str
     shape: tuple | None  # None where shape inference could not tell
-    spatial: bool  # rank-4 and not 1x1: an activation map usable for CAM methods
+    spatial: bool  # here: rank-4 and not 1x1 (a guess); grids.list_layers: a map over the picture's grid
+    reading: object = field(default=None, compare=False)  # grids.Reading, from grids.list_layers
 
     def shape_text(self) -> str:
         if self.shape is None:

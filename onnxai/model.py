@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from . import graph, graph_ends
+from . import graph, graph_ends, grids
 from ._log import note
 from .classes import Prediction, check_finite, class_index, convert, read_labels, top_k
 from .errors import InputError, LayerError, ModelError
@@ -28,9 +28,6 @@ from .preprocess import LABELS_KEY, METADATA_KEY, Preprocess, load_image
 from .runtime import OnnxruntimeFailure, Tail, make_session, resolve_providers, session_options, short_error
 
 TABLE_ROWS_PER_RUN = 16384  # rows per forward pass for table models: cheap per row, big batches amortise the call
-
-
-IMAGENET_CROP_FRACTION = 0.875  # without metadata: resize so that the crop is 87.5% of the short side (224/256)
 
 
 class Model:
@@ -174,8 +171,10 @@ class Model:
                 spec = Preprocess.from_json(meta[METADATA_KEY])
                 self.preprocess_source = "model metadata"
             else:
-                spec = self._default_preprocess()
-                self.preprocess_source = "default (ImageNet mean/std; the model carries no spec)"
+                spec = Preprocess.default_for(self.input.hw, self.input.layout or "NCHW", self.input.dtype)
+                raw = np.issubdtype(self.input.dtype, np.integer)
+                self.preprocess_source = (f"default ({'raw pixels: an integer input' if raw else 'ImageNet mean/std'}"
+                                          "; the model carries no spec)")
             if isinstance(preprocess, dict):
                 spec = spec.with_overrides(**preprocess)
                 if any(v is not None for v in preprocess.values()):
@@ -184,6 +183,8 @@ class Model:
             self.preprocess_source = "given"
         if self.input.is_image and spec.layout != self.input.layout and METADATA_KEY not in meta:
             spec = spec.with_overrides(layout=self.input.layout)
+        if self.input.is_image:
+            spec.check_dtype(self.input.dtype)
         self.preprocess = spec
         if labels is None and LABELS_KEY in meta:
             try:
@@ -197,16 +198,6 @@ class Model:
             labels = graph_ends.graph_class_labels(self.proto, self.output)
         self.labels = list(labels) if labels is not None else None
 
-    def _default_preprocess(self) -> Preprocess:
-        if not self.input.is_image:
-            return Preprocess()
-        h, w = self.input.hw
-        if h and w:
-            crop = h if h == w else (h, w)
-            resize = int(round(min(h, w) / IMAGENET_CROP_FRACTION))
-            return Preprocess(resize=resize, crop=crop, layout=self.input.layout)
-        return Preprocess(layout=self.input.layout)
-
     def _probe(self):
         """One forward pass on a fixed random input: number of classes, softmax already applied?"""
         shape = tuple(d if d is not None else 1 for d in self.input.shape)
@@ -218,6 +209,7 @@ class Model:
                 shape = (shape[0], self.input.channels or 3, h, w)
             else:
                 shape = (shape[0], h, w, self.input.channels or 3)
+        self.probe_shape = shape  # the concrete input shape the layers are read at (grids.py)
         x = np.random.default_rng(0).standard_normal(shape).astype(self.input.dtype)
         try:
             raw = self._run_raw(x)
@@ -350,7 +342,7 @@ class Model:
             crop = np.ascontiguousarray(img)
         else:
             crop = self.preprocess.crop_image(img, self.input.hw)
-        x = self.preprocess.normalise(crop).astype(self.input.dtype)
+        x = self.preprocess.to_input(crop, self.input.dtype)
         if self.preprocess.layout != self.input.layout:
             raise InputError(
                 f"the preprocessing layout {self.preprocess.layout} differs from the model's input layout "
@@ -391,7 +383,9 @@ class Model:
 
     # ------------------------------------------------------------------ inner layers
     def layers(self) -> list[graph.Layer]:
-        return graph.list_layers(self.proto)
+        """Every tensor the graph computes, each with its grids.Reading (is it a map over the picture?)."""
+        return grids.list_layers(self.proto, self.input.name, self.probe_shape, self.input.layout,
+                                 [self._softmax_input or self.output])
 
     def _patched_session(self, names: tuple) -> ort.InferenceSession:
         key = tuple(names)

@@ -27,6 +27,8 @@ METADATA_KEY = "onnxai.preprocess"
 LABELS_KEY = "onnxai.labels"
 SOURCE_KEY = "onnxai.source"
 
+IMAGENET_CROP_FRACTION = 0.875  # without metadata: resize so that the crop is 87.5% of the short side (224/256)
+
 # Images above this many pixels are refused unless the caller raises the limit (decompression bombs).
 DEFAULT_MAX_PIXELS = 100_000_000
 
@@ -167,6 +169,41 @@ class Preprocess:
         if self.layout == "NCHW":
             v = v.transpose(2, 0, 1)
         return np.ascontiguousarray(v[None], dtype=np.float32)
+
+    def to_input(self, crop: np.ndarray, dtype) -> np.ndarray:
+        """``normalise``, cast to the model's input dtype (integers rounded, not truncated)."""
+        v = self.normalise(crop)
+        if np.issubdtype(np.dtype(dtype), np.integer):
+            info = np.iinfo(dtype)
+            return np.clip(np.rint(v), info.min, info.max).astype(dtype)
+        return v.astype(dtype, copy=False)
+
+    def check_dtype(self, dtype) -> None:
+        """An integer input holds whole numbers: every pixel value 0..255 must map to one in its range."""
+        dtype = np.dtype(dtype)
+        if not np.issubdtype(dtype, np.integer):
+            return
+        p = np.arange(256, dtype=np.float64)[:, None] * self.scale
+        v = (p - np.asarray(self.mean)) / np.asarray(self.std)
+        info = np.iinfo(dtype)
+        if np.abs(v - np.rint(v)).max() > 1e-3 or v.min() < info.min or v.max() > info.max:
+            raise InputError(
+                f"the model's input is {dtype.name} but the preprocessing (scale {self.scale:g}, mean "
+                f"{list(self.mean)}, std {list(self.std)}) maps pixels to values from {v.min():.3g} to "
+                f"{v.max():.3g}{'' if np.abs(v - np.rint(v)).max() <= 1e-3 else ', not whole numbers'}, which "
+                f"{dtype.name} cannot hold; an integer input takes raw pixels: --scale 1 --mean 0 --std 1 "
+                "(the default for integer inputs without metadata)")
+
+    @classmethod
+    def default_for(cls, hw, layout, dtype) -> "Preprocess":
+        """Without metadata: a crop of the input size after resizing to crop / 0.875 (ImageNet's
+        224/256), ImageNet's mean/std for a float input, raw 0..255 pixels for an integer one."""
+        raw = dict(scale=1.0, mean=(0.0,) * 3, std=(1.0,) * 3) if np.issubdtype(np.dtype(dtype), np.integer) else {}
+        h, w = hw
+        if h and w:
+            return cls(resize=int(round(min(h, w) / IMAGENET_CROP_FRACTION)), crop=h if h == w else (h, w),
+                       layout=layout, **raw)
+        return cls(layout=layout, **raw)
 
     def denormalise(self, x: np.ndarray) -> np.ndarray:
         """Model input (1 or no batch axis) -> (h, w, 3) uint8 RGB picture; inverse of ``normalise``."""

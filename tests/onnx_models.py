@@ -624,3 +624,187 @@ def softmax_conv_case(size: int = 12, seed: int = 0):
     proto, _ = conv_net(size=size, channels=4, classes=3, softmax=True)
     picture = (np.random.default_rng(seed).random((size, size, 3)) * 255).astype(np.uint8)
     return onnxai.load(proto, providers="cpu"), picture
+
+
+# --------------------------------------------------------------------------- exporter-shaped graphs
+# The shapes other exporters produce around the layers a CAM reads (issue 15): a head LayerNorm on a
+# 1x1 grid (timm ConvNeXt), attention-internal (B, T, heads, d) tensors (HF ViT), NCHW inner layers behind
+# an NHWC input (tf2onnx), a layer only its shape can place (ambiguous), and a uint8 input.
+
+
+def _t(rng, *shape, scale=0.5):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def _inits(**arrays):
+    return [numpy_helper.from_array(np.asarray(v), k) for k, v in arrays.items()]
+
+
+def _image_in(size, layout="NCHW", elem=TensorProto.FLOAT):
+    shape = [None, 3, size, size] if layout == "NCHW" else [None, size, size, 3]
+    return [helper.make_tensor_value_info("input", elem, shape)]
+
+
+def _logits_out(classes):
+    return [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, classes])]
+
+
+def convnext_like_net(size=16, dim=8, classes=3, seed=0):
+    """timm ConvNeXt's shape: stem Conv 4x4/4 -> a block computed NHWC (Transpose, LayerNormalization,
+    MatMul, Relu, MatMul, Transpose back) + the stem ("stage", N x dim x 4 x 4) -> GlobalAveragePool ->
+    LayerNorm2d as Transpose / LayerNormalization ("head_norm", N x 1 x 1 x dim) / Transpose -> Flatten ->
+    Gemm. No linear head on the pooling (a LayerNorm sits between); the maps have a 4x4 grid."""
+    rng = np.random.default_rng(seed)
+    inits = _inits(stem_w=_t(rng, dim, 3, 4, 4), ln_g=np.ones(dim, np.float32), ln_b=np.zeros(dim, np.float32),
+                   fc1=_t(rng, dim, 2 * dim), fc2=_t(rng, 2 * dim, dim), F=_t(rng, classes, dim, scale=1.0),
+                   c=np.zeros(classes, np.float32))
+    N = helper.make_node
+    nodes = [
+        N("Conv", ["input", "stem_w"], ["stem"], kernel_shape=[4, 4], strides=[4, 4]),
+        N("Transpose", ["stem"], ["blk_nhwc"], perm=[0, 2, 3, 1]),
+        N("LayerNormalization", ["blk_nhwc", "ln_g", "ln_b"], ["blk_ln"], axis=-1),
+        N("MatMul", ["blk_ln", "fc1"], ["blk_fc1"]),
+        N("Relu", ["blk_fc1"], ["blk_act"]),
+        N("MatMul", ["blk_act", "fc2"], ["blk_fc2"]),
+        N("Transpose", ["blk_fc2"], ["blk_out"], perm=[0, 3, 1, 2]),
+        N("Add", ["stem", "blk_out"], ["stage"]),
+        N("GlobalAveragePool", ["stage"], ["pool"]),
+        N("Transpose", ["pool"], ["pool_nhwc"], perm=[0, 2, 3, 1]),
+        N("LayerNormalization", ["pool_nhwc", "ln_g", "ln_b"], ["head_norm"], axis=-1),
+        N("Transpose", ["head_norm"], ["head_nchw"], perm=[0, 3, 1, 2]),
+        N("Flatten", ["head_nchw"], ["flat"], axis=1),
+        N("Gemm", ["flat", "F", "c"], ["logits"], transB=1),
+    ]
+    m = _finish(nodes, _image_in(size), _logits_out(classes), inits, "convnext_like")
+    onnx.checker.check_model(m)
+    return m
+
+
+def vit_like_net(size=16, patch=4, dim=8, heads=2, classes=3, seed=0):
+    """HF ViT's shape: patch Conv -> Reshape (N, dim, T) -> Transpose to tokens -> Pad one token in front
+    + position embedding (a class token, no Shape op) = "tokens0" (N, 17, dim) -> LayerNormalization ->
+    attention with (N, T, heads, d) reshapes ("q_heads", "ctx_heads"), (N, heads, T, T) scores -> Add
+    ("resid") -> LayerNormalization ("final_norm") -> Gather of token 0 -> Gemm."""
+    rng = np.random.default_rng(seed)
+    g = size // patch
+    T, d = g * g + 1, dim // heads
+    inits = _inits(pw=_t(rng, dim, 3, patch, patch), pos=_t(rng, 1, T, dim), ln_g=np.ones(dim, np.float32),
+                   ln_b=np.zeros(dim, np.float32), wq=_t(rng, dim, dim), wk=_t(rng, dim, dim), wv=_t(rng, dim, dim),
+                   wo=_t(rng, dim, dim), F=_t(rng, classes, dim, scale=1.0), c=np.zeros(classes, np.float32),
+                   flat_shape=np.array([0, dim, g * g], np.int64), pads=np.array([0, 1, 0, 0, 0, 0], np.int64),
+                   heads_shape=np.array([0, T, heads, d], np.int64), merge_shape=np.array([0, T, dim], np.int64),
+                   zero=np.array(0, np.int64), inv_sqrt_d=np.array(1 / np.sqrt(d), np.float32))
+    N = helper.make_node
+    nodes = [
+        N("Conv", ["input", "pw"], ["patches"], kernel_shape=[patch, patch], strides=[patch, patch]),
+        N("Reshape", ["patches", "flat_shape"], ["flat"]),
+        N("Transpose", ["flat"], ["patch_tokens"], perm=[0, 2, 1]),
+        N("Pad", ["patch_tokens", "pads"], ["padded"]),
+        N("Add", ["padded", "pos"], ["tokens0"]),
+        N("LayerNormalization", ["tokens0", "ln_g", "ln_b"], ["ln1"], axis=-1),
+    ]
+    for n in "qkv":
+        nodes += [N("MatMul", ["ln1", f"w{n}"], [n]), N("Reshape", [n, "heads_shape"], [f"{n}_heads"])]
+    nodes += [
+        N("Transpose", ["q_heads"], ["q_t"], perm=[0, 2, 1, 3]),
+        N("Transpose", ["k_heads"], ["k_t"], perm=[0, 2, 3, 1]),
+        N("Transpose", ["v_heads"], ["v_t"], perm=[0, 2, 1, 3]),
+        N("MatMul", ["q_t", "k_t"], ["qk"]),
+        N("Mul", ["qk", "inv_sqrt_d"], ["scores"]),
+        N("Softmax", ["scores"], ["attn"], axis=-1),
+        N("MatMul", ["attn", "v_t"], ["ctx"]),
+        N("Transpose", ["ctx"], ["ctx_heads"], perm=[0, 2, 1, 3]),
+        N("Reshape", ["ctx_heads", "merge_shape"], ["ctx_merged"]),
+        N("MatMul", ["ctx_merged", "wo"], ["attn_out"]),
+        N("Add", ["tokens0", "attn_out"], ["resid"]),
+        N("LayerNormalization", ["resid", "ln_g", "ln_b"], ["final_norm"], axis=-1),
+        N("Gather", ["final_norm", "zero"], ["cls"], axis=1),
+        N("Gemm", ["cls", "F", "c"], ["logits"], transB=1),
+    ]
+    m = _finish(nodes, _image_in(size), _logits_out(classes), inits, "vit_like")
+    onnx.checker.check_model(m)
+    return m
+
+
+def tf2onnx_like_net(size=16, channels=32, classes=3, seed=0, head=True):
+    """tf2onnx's shape: NHWC input -> Transpose to NCHW -> Conv 3x3/2 -> Relu ("act", N x 32 x 8 x 8, NCHW)
+    -> Transpose to NHWC ("act_nhwc") -> ReduceMean over H, W -> MatMul + Add (head=True), or -> Flatten
+    -> MatMul + Add (head=False: no pooling, so no linear head)."""
+    rng = np.random.default_rng(seed)
+    side = (size + 1) // 2
+    feat = channels if head else channels * side * side
+    inits = _inits(W=_t(rng, channels, 3, 3, 3), F=_t(rng, feat, classes, scale=1.0 if head else 0.05),
+                   c=np.zeros(classes, np.float32))
+    N = helper.make_node
+    nodes = [
+        N("Transpose", ["input"], ["x_nchw"], perm=[0, 3, 1, 2]),
+        N("Conv", ["x_nchw", "W"], ["conv"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        N("Relu", ["conv"], ["act"]),
+        N("Transpose", ["act"], ["act_nhwc"], perm=[0, 2, 3, 1]),
+    ]
+    if head:
+        nodes.append(N("ReduceMean", ["act_nhwc"], ["pooled"], axes=[1, 2], keepdims=0))
+    else:
+        nodes.append(N("Flatten", ["act_nhwc"], ["pooled"], axis=1))
+    nodes += [N("MatMul", ["pooled", "F"], ["mm"]), N("Add", ["mm", "c"], ["logits"])]
+    m = _finish(nodes, _image_in(size, "NHWC"), _logits_out(classes), inits, "tf2onnx_like")
+    onnx.checker.check_model(m)
+    return m
+
+
+def ambiguous_net(size=16, channels=8, classes=3, seed=0):
+    """Conv 3x3/2 (N x 8 x 8 x 8) -> Reshape to (N, 8, 64) -> Reshape back ("mixed": its shape reads as
+    NCHW or NHWC alike and the graph does not tell) -> Relu ("act") -> GlobalAveragePool -> Flatten -> Gemm."""
+    rng = np.random.default_rng(seed)
+    side = size // 2
+    inits = _inits(W=_t(rng, channels, 3, 3, 3), F=_t(rng, classes, channels, scale=1.0), c=np.zeros(classes, np.float32),
+                   s1=np.array([0, channels, side * side], np.int64), s2=np.array([0, channels, side, side], np.int64))
+    N = helper.make_node
+    nodes = [
+        N("Conv", ["input", "W"], ["conv"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        N("Reshape", ["conv", "s1"], ["flat"]),
+        N("Reshape", ["flat", "s2"], ["mixed"]),
+        N("Relu", ["mixed"], ["act"]),
+        N("GlobalAveragePool", ["act"], ["pool"]),
+        N("Flatten", ["pool"], ["vec"], axis=1),
+        N("Gemm", ["vec", "F", "c"], ["logits"], transB=1),
+    ]
+    m = _finish(nodes, _image_in(size), _logits_out(classes), inits, "ambiguous")
+    onnx.checker.check_model(m)
+    return m
+
+
+def uint8_net(size=8, channels=4, classes=3, seed=0):
+    """A uint8 NCHW input with the preprocessing inside: Cast -> Mul 1/255 -> conv_net's Conv/Relu/GAP/Gemm.
+    Returns (ModelProto, forward(x uint8 (n, 3, size, size)) -> logits float64)."""
+    rng = np.random.default_rng(seed)
+    W, F = _t(rng, channels, 3, 3, 3, scale=2.0), _t(rng, classes, channels, scale=4.0)
+    inits = _inits(W=W, F=F, c=np.zeros(classes, np.float32), s=np.array(1 / 255, np.float32))
+    N = helper.make_node
+    nodes = [
+        N("Cast", ["input"], ["xf"], to=TensorProto.FLOAT),
+        N("Mul", ["xf", "s"], ["x01"]),
+        N("Conv", ["x01", "W"], ["conv"], pads=[1, 1, 1, 1]),
+        N("Relu", ["conv"], ["act"]),
+        N("GlobalAveragePool", ["act"], ["pool"]),
+        N("Flatten", ["pool"], ["vec"], axis=1),
+        N("Gemm", ["vec", "F", "c"], ["logits"], transB=1),
+    ]
+    m = _finish(nodes, _image_in(size, elem=TensorProto.UINT8), _logits_out(classes), inits, "uint8_input")
+    onnx.checker.check_model(m)
+    return m
+
+
+EXPORTER_SHAPED = {  # name -> (builder, picture side, the grid of the maps a CAM reads)
+    "convnext": (convnext_like_net, 16, (4, 4)),
+    "vit": (vit_like_net, 16, (4, 4)),
+    "tf2onnx": (tf2onnx_like_net, 16, (8, 8)),
+    "tf2onnx_no_head": (lambda: tf2onnx_like_net(head=False), 16, (8, 8)),
+    "ambiguous": (ambiguous_net, 16, (8, 8)),
+}
+
+
+def exporter_model(name):
+    """An onnxai Model of EXPORTER_SHAPED[name] at its picture size (no resize)."""
+    build, size, _ = EXPORTER_SHAPED[name]
+    return onnxai.Model(build(), providers="cpu", preprocess={"resize": 0, "crop": size})

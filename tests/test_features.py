@@ -115,3 +115,25 @@ def test_segment_dispatcher(cat):
     with pytest.raises(InputError, match="num_features"):
         features.segment(cat, "grid", -3)
     assert features.num_segments(np.zeros((0, 0), np.int32)) == 0
+
+
+def noise_picture(size=64, seed=0):
+    """A uniform-texture picture: SLIC (compactness 10) returns ONE segment for 49 asked."""
+    return np.random.default_rng(seed).integers(0, 256, (size, size, 3)).astype(np.uint8)
+
+
+def test_segment_enough_retries_slic_on_a_noisy_picture():
+    pic = noise_picture()
+    assert features.num_segments(features.segment(pic, "slic", 49)) == 1  # the failure it guards against
+    segments, how = features.segment_enough(pic, "slic", 49)
+    assert features.num_segments(segments) >= 25
+    assert how.startswith("slic gave 1 feature of the 49 asked; slic with compactness=")
+    chelsea_like = np.zeros((64, 64, 3), np.uint8)
+    chelsea_like[:, 32:] = 200
+    assert features.segment_enough(chelsea_like, "slic", 4)[1] is None  # enough at once: nothing said
+
+
+def test_segment_enough_falls_back_to_a_grid():
+    pic = np.full((64, 64, 3), 128, np.uint8)  # Felzenszwalb finds one region in a flat picture
+    segments, how = features.segment_enough(pic, "felzenszwalb", 16)
+    assert features.num_segments(segments) == 16 and "a grid of 16 cells is used instead" in how

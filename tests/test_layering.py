@@ -10,8 +10,9 @@ Layers, bottom first. A module may import from its own layer and the layers belo
 
     0 base        errors, _log                       one exception family; notes on stderr
     1 pure        kernels, graph, graph_ends,        Numba kernels; ONNX surgery (graph.py: layers,
-                  preprocess, features, render       heads, tails; graph_ends.py: batch axis, ZipMap,
-                                                     class labels); preprocessing; superpixels;
+                  grids, preprocess, features,       heads, tails; graph_ends.py: batch axis, ZipMap,
+                  render                             class labels; grids.py: which tensors are maps
+                                                     over the picture); preprocessing; superpixels;
                                                      pictures. Arrays and protos in, arrays out.
     2 runtime     runtime                            providers, sessions, onnxruntime's noise
     3 model       model, signature, classes, export  Model; its input spec and output rule; the class
@@ -41,7 +42,7 @@ MAX_LINES = 450
 
 LAYERS = [
     ("base", ["errors", "_log"]),
-    ("pure", ["kernels", "graph", "graph_ends", "preprocess", "features", "render"]),
+    ("pure", ["kernels", "graph", "graph_ends", "grids", "preprocess", "features", "render"]),
     ("runtime", ["runtime"]),
     ("model", ["model", "signature", "classes", "export", "export_builders"]),
     ("engine", ["engine"]),

@@ -345,3 +345,32 @@ def test_explicit_provider_list_and_unknown_provider():
     assert Model(m, providers=["CPUExecutionProvider"]).provider == "CPUExecutionProvider"
     with pytest.raises(ProviderError, match="provider 'NopeExecutionProvider' is not in this onnxruntime build"):
         Model(m, providers="NopeExecutionProvider")
+
+
+# --------------------------------------------------------------------------- integer inputs
+
+
+def test_uint8_input_without_metadata_takes_raw_pixels():
+    """The default ImageNet normalisation cast to uint8 wrapped to {0, 1, 254, 255}: an integer input
+    without metadata takes the raw pixels, and predict reports what the model gives on them."""
+    m = onnx_models.uint8_net(size=8)
+    model = Model(m, providers="cpu")
+    assert model.preprocess.scale == 1.0 and model.preprocess.mean == (0.0,) * 3 and model.preprocess.std == (1.0,) * 3
+    assert "raw pixels" in model.preprocess_source
+    pic = onnx_models.cam_picture(8, seed=3)
+    x, crop = model.prepare(pic)
+    assert x.dtype == np.uint8
+    np.testing.assert_array_equal(x[0], crop.transpose(2, 0, 1))
+    raw = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    want = np.exp(raw - raw.max()) / np.exp(raw - raw.max()).sum()
+    got = model.predict(pic, top=3)
+    assert got[0][0].probability == pytest.approx(float(want.max()), rel=1e-5)
+
+
+def test_a_normalisation_an_integer_input_cannot_hold_is_an_error():
+    m = onnx_models.uint8_net(size=8)
+    with pytest.raises(InputError, match="uint8 cannot hold.*--scale 1 --mean 0 --std 1"):
+        Model(m, providers="cpu", preprocess={"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
+                                              "scale": 1 / 255})
+    # whole numbers in range are fine: e.g. pixels - 0 with scale 1 and std 1, or a BGR order
+    assert Model(m, providers="cpu", preprocess={"channels": "BGR"}).preprocess.channels == "BGR"

@@ -36,10 +36,14 @@ OPTIONS = [
     ("--stride", "stride", dict(help="Occlusion: stride in pixels, N or HxW (default window/2).")),
     ("--clip-mode", "clip_mode", dict(type=click.Choice(["inside", "clip"]), help="Occlusion: windows inside the picture (captum) or clipped at borders (MATLAB).")),
     ("--seed", "seed", dict(type=int, help="Seed of the explanation method's random draws (same seed, same map).")),
-    ("--layer", "layer", dict(help="CAM methods: the activation to read, a name from `onnxai inspect MODEL --layers` (auto: the features the linear head pools, else the last spatial activation).")),
+    ("--layer", "layer", dict(help="CAM methods: the activation to read, a name from `onnxai inspect MODEL --layers` (auto: the features the linear head pools, else the last map over the picture's grid).")),
+    ("--channel-axis", "channel_axis", dict(type=click.Choice(["1", "3"]), callback=lambda c, p, v: None if v is None else int(v), help="CAM methods: where the layer's channels lie, 1 (NCHW) or 3 (NHWC), when the graph does not tell.")),
+    ("--prefix-tokens", "prefix_tokens", dict(type=click.IntRange(0), help="CAM methods on transformer tokens: how many tokens come before the patch grid (class, distillation).")),
     ("--gradient", "gradient", dict(type=click.Choice(["auto", "exact", "elementwise", "central"]), help="Grad-CAM: how the gradient is found without autograd.")),
     ("--preset", "preset", dict(type=click.Choice(["authors", "paper", "pytorch-grad-cam"]), help="Score-CAM: channel weights of the authors' code, the paper, or pytorch-grad-cam.")),
     ("--cells", "cells", dict(type=click.IntRange(1), help="RISE: grid cells per side of a mask.")),
+    ("--background-size", "background_size", dict(type=click.IntRange(1), help="Kernel SHAP on tables: how many rows the background is summarised to.")),
+    ("--summarise", "summarise", dict(type=click.Choice(["kmeans", "sample", "all"]), help="Kernel SHAP on tables: how the background is summarised (k-means centres weighted by cluster size, a random sample, or every row).")),
     ("--sampling", "sampling", dict(type=click.Choice(["stratified", "shap"]), help="Kernel SHAP: coalition design; stratified (budget split over sizes by kernel weight, about half the error) or shap (the shap package's random draw of sizes).")),
 ]
 PARAM_OF = {opt: param for opt, param, _ in OPTIONS}

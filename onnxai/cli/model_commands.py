@@ -15,7 +15,7 @@ from .common import handle_errors, model_options, open_model
 @click.command(epilog="Example: onnxai inspect models/efficientnet_lite0.onnx --layers")
 @click.argument("model_path", metavar="MODEL", type=click.Path())
 @click.option("--layers/--no-layers", "show_layers", default=False, help="List every tensor the graph computes.")
-@click.option("--spatial", is_flag=True, help="With --layers: only rank-4 activations (usable for CAM methods).")
+@click.option("--spatial", is_flag=True, help="With --layers: only the maps over the picture's grid (usable for CAM methods).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @model_options
 @handle_errors
@@ -46,12 +46,16 @@ def inspect(model_path, show_layers, spatial, as_json, **kw):
     except OnnxaiError as e:
         info["linear_head"] = None
         info["linear_head_note"] = str(e)
+    info["cam_methods"] = _cam_methods(model, info["linear_head"] is not None)
     layers = model.layers() if show_layers else []
     if spatial:
         layers = [l for l in layers if l.spatial]
     if as_json:
         if show_layers:
-            info["layers"] = [{"name": l.name, "op": l.op_type, "shape": l.shape_text(), "spatial": l.spatial} for l in layers]
+            info["layers"] = [{"name": l.name, "op": l.op_type, "shape": l.shape_text(), "spatial": l.spatial,
+                               **({"layout": l.reading.layout, "grid": list(l.reading.grid), "cuts": l.reading.cuts}
+                                  if l.spatial else {}), **({"why": l.reading.why} if l.reading else {})}
+                              for l in layers]
         click.echo(json.dumps(info, indent=2, default=str))
         return
     click.echo(f"model      {info['path']}  ({info['producer'] or 'unknown producer'}, opset {info['opset']})")
@@ -70,15 +74,36 @@ def inspect(model_path, show_layers, spatial, as_json, **kw):
         h = info["linear_head"]
         click.echo(f"head       {' -> '.join(h['nodes'])}  (features {h['features']!r}: {h['channels']} channels)")
     else:
-        click.echo("head       no linear head on global pooling (CAM unavailable; Grad-CAM/Score-CAM work)")
+        click.echo("head       no linear head on global pooling")
+    click.echo(f"CAMs       {info['cam_methods']}")
     if show_layers:
-        click.echo(f"layers     {len(layers)}{' (spatial only)' if spatial else ''}:")
+        click.echo(f"layers     {len(layers)}{' (maps over the picture only)' if spatial else ''}:")
         width = max((len(l.name) for l in layers), default=10)
         for l in layers:
-            click.echo(f"  {l.name:<{width}}  {l.op_type:<20} {l.shape_text()}{'  *' if l.spatial else ''}")
-        click.echo("  (* = rank-4 activation, usable with --layer for CAM methods)")
+            mark = ""
+            if l.spatial:
+                r = l.reading
+                mark = f"  {'*' if r.cuts else '+'} {r.layout} {r.grid[0]}x{r.grid[1]}"
+            click.echo(f"  {l.name:<{width}}  {l.op_type:<20} {l.shape_text()}{mark}")
+        click.echo("  (* = a map over the picture's grid (layout, grid), usable with --layer for CAM methods;\n"
+                   "   + = such a map that a skip connection bypasses: Score-CAM only)")
     else:
         click.echo("           (add --layers to list every tensor)")
+
+
+def _cam_methods(model, has_head: bool) -> str:
+    """What the CAM methods can do on this model, in one line (never more than is true)."""
+    from ..errors import LayerError
+    from ..methods.layers import resolve_layer
+
+    if not model.input.is_image:
+        return "none: a table model (use kernel-shap or lime on rows)"
+    try:
+        choice = resolve_layer(model, "auto")
+    except LayerError:
+        return "none by default: no tensor is a map over the picture's grid (name one with --layer and --channel-axis)"
+    who = "CAM, Grad-CAM, Score-CAM" if has_head else "Grad-CAM, Score-CAM (CAM needs a linear head)"
+    return f"{who} at {choice.name!r} ({choice.how})"
 
 
 @click.command(epilog="Example: onnxai predict models/efficientnet_lite0.onnx samples/chelsea.png samples/coffee.png --top 3")

@@ -1,13 +1,17 @@
 """What the CAM methods (CAM, Grad-CAM, Score-CAM) share: which layer to read, and how to see it as maps.
 
     resolve_layer(model, layer)   "auto" -> the linear head's pooled features when the graph has such a
-                                  head, else the last rank-4 activation before the output; any tensor
-                                  name from ``onnxai inspect --layers``; unknown names -> LayerError
-                                  with close names
+                                  head (on a grid larger than 1x1), else the last tensor that is a map
+                                  over the picture's grid (grids.py: the channel axis known, both sides
+                                  > 1 in the input's aspect, or a token stream), preferring one that
+                                  cuts the graph; none -> LayerError. LayerChoice.how says which and
+                                  why. Any tensor name from ``onnxai inspect --layers``; unknown names
+                                  -> LayerError with close names
     LayerView                     an activation of the layer as (B, K, h, w) maps and back: rank-4
                                   NCHW or NHWC tensors, and transformer tokens (B, T, C) reshaped to
-                                  (B, C, h, w) after dropping ``prefix_tokens`` (default: 1 when T - 1
-                                  is a square, 0 when T is a square)
+                                  (B, C, h, w) after dropping ``prefix_tokens``; the layout is the
+                                  layer's grids.Reading unless ``channel_axis`` / ``prefix_tokens``
+                                  are given, and a layer the reading refuses is an error naming them
     elementwise_segment           whether the graph from one tensor to another is a per-element
                                   function (Relu, Clip, BatchNormalization, x * sigmoid(x), ...), which
                                   Grad-CAM differentiates with two runs instead of 2K
@@ -63,16 +67,27 @@ def resolve_layer(model, layer="auto") -> LayerChoice:
     facts = model_facts(model)
     head = facts["head"]
     if layer is None or layer == "auto":
-        if head is not None:
-            return LayerChoice(head.features, "auto: the features the linear head pools", head, None)
-        spatial = [l for l in facts["layers"] if l.spatial]
-        if not spatial:
+        grid = _head_grid(facts, head)
+        if head is not None and grid != (1, 1):
+            grid = f", channels on axis {head.channel_axis}, {grid[0]}x{grid[1]} grid" if grid else ""
+            return LayerChoice(head.features, f"auto: the features the linear head pools{grid}", head, None)
+        usable = [l for l in facts["layers"] if l.spatial]
+        if not usable:
+            rank = [l for l in facts["layers"] if l.shape is not None and len(l.shape) in (3, 4) and l.reading]
+            seen = "; ".join(f"{l.name} {l.shape_text()}: {l.reading.why}" for l in rank[-3:])
             raise LayerError(
-                "layer='auto' found no rank-4 activation in the model (and no linear head on a global "
-                "pooling); name a layer with --layer / layer=, see `onnxai inspect MODEL --layers`"
+                "layer='auto' found no tensor that is a map over the picture's grid (N x K x h x w or "
+                "N x h x w x K with h, w > 1 in the input's aspect, or tokens N x T x C)"
+                f"{' and no linear head on a global pooling' if head is None else ''}"
+                f"{'; the last candidates: ' + seen if seen else ''}. Name a layer with --layer / layer= "
+                "(and --channel-axis / --prefix-tokens), see `onnxai inspect MODEL --layers`"
             )
-        return LayerChoice(spatial[-1].name, "auto: the last spatial activation before the output "
-                                             "(the model has no linear head on a global pooling)",
+        cutting = [l for l in usable if l.reading.cuts]
+        last = (cutting or usable)[-1]
+        return LayerChoice(last.name, f"auto: the last map over the picture's grid before the output, "
+                                      f"{last.reading.describe()}"
+                                      f"{'' if cutting else ' (a skip connection bypasses every such map)'}"
+                                      f"{' (the model has no linear head on a global pooling)' if head is None else ''}",
                            None, facts["head_error"])
     if not isinstance(layer, str):
         raise LayerError(f"layer must be 'auto' or a tensor name, not {type(layer).__name__}")
@@ -80,6 +95,15 @@ def resolve_layer(model, layer="auto") -> LayerChoice:
     if layer not in known:
         raise graph.missing_layer_error(layer, model.proto)
     return LayerChoice(layer, "given", head, facts["head_error"])
+
+
+def _head_grid(facts, head) -> tuple | None:
+    """The (h, w) grid the linear head pools, in its own channel layout (None: unknown)."""
+    l = None if head is None else facts["by_name"].get(head.features)
+    if l is None or l.shape is None or len(l.shape) != 4:
+        return None
+    grid = l.shape[2:] if head.channel_axis == 1 else l.shape[1:3]
+    return tuple(grid) if all(isinstance(g, int) for g in grid) else None
 
 
 # --------------------------------------------------------------------------- maps view
@@ -98,13 +122,26 @@ class LayerView:
     grid: tuple = ()
 
     @classmethod
-    def of(cls, act: np.ndarray, name: str, channel_axis: int | None = None, prefix_tokens: int | None = None):
+    def of(cls, act: np.ndarray, name: str, channel_axis: int | None = None, prefix_tokens: int | None = None,
+           reading=None):
+        """The view of ``act``: ``channel_axis`` / ``prefix_tokens`` when given, else the layer's
+        grids.Reading (which refuses layers that are not maps over the picture, or ambiguous ones);
+        without a reading (an array alone): NCHW, and the token prefix guessed from the count."""
+        if reading is not None and channel_axis is None and (prefix_tokens is None or act.ndim != 3):
+            if not reading.usable:
+                names = "prefix_tokens (--prefix-tokens)" if act.ndim == 3 else "channel_axis=1 or 3 (--channel-axis)"
+                raise LayerError(f"layer {name!r} ({'x'.join(map(str, act.shape))}) is not read as maps: "
+                                 f"{reading.why}. If it is a map, pass {names}; see `onnxai inspect MODEL --layers`")
+            if act.ndim == 4 or reading.layout == "tokens" and act.ndim == 3:
+                return cls(reading.layout, reading.prefix, tuple(reading.grid))
         if act.ndim == 4:
             axis = 1 if channel_axis is None else int(channel_axis) % 4
             if axis not in (1, 3):
                 raise LayerError(f"channel_axis of a rank-4 layer is 1 (NCHW) or 3 (NHWC), not {channel_axis}")
             kind = "nchw" if axis == 1 else "nhwc"
             grid = act.shape[2:] if kind == "nchw" else act.shape[1:3]
+            if reading is not None and tuple(grid) == (1, 1):
+                raise LayerError(f"layer {name!r} read with channels on axis {axis} is a 1x1 grid: no map")
             return cls(kind, 0, tuple(int(g) for g in grid))
         if act.ndim == 3:
             t = int(act.shape[1])
@@ -265,13 +302,15 @@ class LayerMethod(Method):
         choice = self.choose_layer(model)
         if acts is None:
             acts = model.activations(x, [choice.name])[0][choice.name]
-        axis = self.channel_axis
-        if axis is None and acts.ndim == 4:
-            if choice.head is not None:  # the model's own convention, read off its head
-                axis = choice.head.channel_axis
-            elif model.input.layout == "NHWC":
-                axis = 3
-        view = LayerView.of(acts, choice.name, axis, self.prefix_tokens)
+        axis, reading = self.channel_axis, None
+        layer = model_facts(model)["by_name"].get(choice.name)
+        if axis is None and acts.ndim == 4 and choice.head is not None and choice.name == choice.head.features:
+            axis = choice.head.channel_axis  # the head pools it: its own convention
+        elif layer is not None and layer.reading is not None:
+            reading = layer.reading.for_shape(acts.shape)  # the graph's layout, checked on the real shape
+        elif axis is None and acts.ndim == 4 and model.input.layout == "NHWC" and choice.name == model.input.name:
+            axis = 3
+        view = LayerView.of(acts, choice.name, axis, self.prefix_tokens, reading)
         return LayerRead(choice, acts, view, view.maps(acts))
 
     def _explain(self, model, x, crop, probs, targets, acts=None):
@@ -284,8 +323,12 @@ class LayerMethod(Method):
             map_, raw = self.layer_map(np.tensordot(weights[i], A, axes=1), H, W)
             e = self._explanation(model, t, probs, map_, raw_map=np.asarray(raw, np.float32),
                                   importance=np.asarray(weights[i], np.float32))
-            e.extras.update(layer=layer.choice.name, layer_choice=layer.choice.how,
-                            layer_shape=list(layer.acts.shape), layer_layout=layer.view.kind)
+            how = layer.choice.how
+            if how == "given":
+                how = f"given, read as {layer.view.kind.upper()} on a {A.shape[1]}x{A.shape[2]} grid"
+            e.extras.update(layer=layer.choice.name, layer_choice=how,
+                            layer_shape=list(layer.acts.shape), layer_layout=layer.view.kind,
+                            layer_grid=[int(g) for g in A.shape[1:]])
             if layer.view.kind == "tokens":
                 e.extras["prefix_tokens"] = layer.view.prefix
             extra = dict(extras[i])

@@ -9,7 +9,9 @@ features from a segmentation, binary masks over them, a fill, and per-feature va
 A subclass supplies ``sample_masks(k) -> (masks (n, k) uint8, state)`` and ``aggregate``; the
 parameters ``num_features``, ``segmentation``, ``fill`` and ``seed`` mean the same in all of them:
 
-    num_features    how many superpixels or grid cells (approximate for superpixels)
+    num_features    how many superpixels or grid cells (approximate for superpixels; a segmentation
+                    that gives fewer than half is retried, see features.segment_enough, and the
+                    number obtained is in extras: num_features, num_features_asked, segmentation_note)
     segmentation    "slic" (default), "quickshift" (lime's), "felzenszwalb", "grid" (MATLAB's grid),
                     or an (H, W) label map of your own
     fill            what a hidden feature shows (see methods.base)
@@ -20,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import engine, features, kernels
+from .._log import note
 from ..errors import InputError
 from .base import PerturbationMethod, Setup, make_fill
 
@@ -31,21 +34,34 @@ class SuperpixelMethod(PerturbationMethod):
     seed = 0
     upsample = "nearest"
 
-    def segments_for(self, crop: np.ndarray) -> np.ndarray:
+    def segments_for(self, crop: np.ndarray) -> tuple[np.ndarray, str | None]:
+        """(segments, what was done when the segmentation gave too few features, else None); fewer
+        than 2 features is an error: a map over one feature is a constant, not an explanation."""
+        how = None
         if isinstance(self.segmentation, np.ndarray):
-            return features.from_labels(self.segmentation, crop.shape[:2])
-        return features.segment(crop, method=self.segmentation, num_features=self.num_features, seed=self.seed)
+            segments = features.from_labels(self.segmentation, crop.shape[:2])
+        else:
+            segments, how = features.segment_enough(crop, method=self.segmentation, num_features=self.num_features,
+                                                    seed=self.seed)
+        k = features.num_segments(segments)
+        if k < 2:
+            raise InputError(f"the segmentation of the {crop.shape[0]}x{crop.shape[1]} picture gave {k} feature; a "
+                             "map needs at least 2: give more num_features (--features), another segmentation "
+                             "(--segmentation grid) or a label map of your own")
+        if how:
+            note(how)
+        return segments, how
 
     def sample_masks(self, k: int) -> tuple[np.ndarray, dict]:
         """(masks (n, k) uint8, anything ``aggregate`` needs about them) for k features."""
         raise NotImplementedError
 
     def setup(self, model, x, crop, probs) -> Setup:
-        segments = self.segments_for(crop)
+        segments, how = self.segments_for(crop)
         k = int(segments.max()) + 1
         masks, state = self.sample_masks(k)
         baseline = make_fill(model, crop, x, self.fill, segments=segments)
-        state.update(segments=segments, masks=masks, k=k)
+        state.update(segments=segments, masks=masks, k=k, segmentation_note=how)
         return Setup(engine.FeatureMasks(masks, segments), baseline, state)
 
     def is_grid(self) -> bool:
@@ -69,6 +85,8 @@ class SuperpixelMethod(PerturbationMethod):
         part = self.paint(setup.state["segments"], values)
         part.update(segments=setup.state["segments"], importance=np.asarray(values, np.float32),
                     extras=dict(num_features=setup.state["k"], **extras))
+        if setup.state.get("segmentation_note"):
+            part["extras"].update(num_features_asked=self.num_features, segmentation_note=setup.state["segmentation_note"])
         return part
 
 

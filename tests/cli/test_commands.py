@@ -177,7 +177,10 @@ def test_inspect_layers_json(files):
     info = json.loads(result.stdout)
     assert [l["name"] for l in info["layers"]] == ["conv", "act", "pool", "flat", "logits"]
     by_name = {l["name"]: l for l in info["layers"]}
-    assert by_name["act"] == {"name": "act", "op": "Relu", "shape": "?x4x8x8", "spatial": True}
+    assert by_name["act"] == {"name": "act", "op": "Relu", "shape": "?x4x8x8", "spatial": True, "layout": "nchw",
+                              "grid": [8, 8], "cuts": True, "why": "Relu keeps the layout of its NCHW input"}
+    assert info["cam_methods"] == ("CAM, Grad-CAM, Score-CAM at 'act' (auto: the features the linear head pools, "
+                                   "channels on axis 1, 8x8 grid)")
     assert by_name["pool"]["spatial"] is False and by_name["logits"]["shape"] == "?x5"
     assert info["class_output"] == "logits" and info["num_classes"] == 5
     assert info["input"]["shape"] == [None, 3, 8, 8] and info["input"]["layout"] == "NCHW"
@@ -193,6 +196,36 @@ def test_inspect_text_mentions_no_head(files):
     assert result.exit_code == 0, result.output
     assert "input      x: ?x4 float32 (not an image, dynamic batch)" in result.stdout
     assert "head       no linear head on global pooling" in result.stdout
+    assert "CAMs       none: a table model (use kernel-shap or lime on rows)" in result.stdout
+    assert "Grad-CAM" not in result.stdout
+
+
+def test_inspect_says_which_layer_auto_reads_and_marks_maps(tmp_path):
+    """The ConvNeXt-shaped graph: no linear head; auto reads 'stage'; the 1x1 head tensors are not marked."""
+    path = onnx_models.save(onnx_models.convnext_like_net(), tmp_path / "convnext.onnx")
+    result = invoke("inspect", "--providers", "cpu", "--layers", "--crop", "16", "--resize", "0", path)
+    assert result.exit_code == 0, result.output
+    assert "CAMs       Grad-CAM, Score-CAM (CAM needs a linear head) at 'stage' (auto: the last map" in result.stdout
+    lines = {l.split()[0]: l for l in result.stdout.splitlines() if l.startswith("  ") and len(l.split()) > 2}
+    assert lines["stage"].endswith("* nchw 4x4") and lines["blk_ln"].endswith("+ nhwc 4x4")
+    assert lines["head_norm"].endswith("?x1x1x8")
+
+
+def test_explain_channel_axis_and_prefix_tokens_reach_the_cam_methods(tmp_path):
+    path = onnx_models.save(onnx_models.ambiguous_net(), tmp_path / "amb.onnx")
+    pic = tmp_path / "pic.png"
+    from PIL import Image
+
+    Image.fromarray(onnx_models.cam_picture(16)).save(pic)
+    common = ["explain", "--providers", "cpu", "--crop", "16", "--resize", "0", path, pic, "--out", tmp_path / "o",
+              "--method", "grad-cam", "--layer", "mixed"]
+    fails(invoke(*common), "pass channel_axis=1 or 3 (--channel-axis)")
+    result = invoke(*common, "--channel-axis", "1")
+    assert result.exit_code == 0, result.output
+    assert "layer mixed (given, read as NCHW on a 8x8 grid)" in result.stdout
+    facts = json.loads(next((tmp_path / "o").glob("pic_grad-cam_*.json")).read_text())
+    assert facts["params"]["channel_axis"] == 1 and facts["extras"]["layer_grid"] == [8, 8]
+    fails(invoke(*common[:-4], "--method", "lime", "--prefix-tokens", "1"), "--prefix-tokens (prefix_tokens) is not a parameter of lime")
 
 
 # ----------------------------------------------------------------------------- the shipped model

@@ -180,3 +180,17 @@ def test_cli_explain_writes_outputs_and_refuses_to_overwrite(tmp_path):
     r = CliRunner().invoke(main, args[:3] + ["--method", "magic"])
     assert r.exit_code == 2 and "unknown method" in r.output
 
+
+
+@pytest.mark.parametrize("cls", [onnxai.LIME, onnxai.KernelSHAP])
+def test_degenerate_superpixels_are_retried_and_reported(cls):
+    """SLIC gives one segment for 49 on a 64x64 noisy texture; LIME and Kernel SHAP used to return a
+    constant map (R² = 1, num_features 1) without a word. Now the segmentation is retried and said."""
+    model = onnx_models.conv_model(size=64)
+    pic = np.random.default_rng(0).integers(0, 256, (64, 64, 3)).astype(np.uint8)
+    e = cls(num_features=49, num_samples=200, seed=0).explain(model, pic)
+    assert e.extras["num_features"] >= 25 and e.extras["num_features_asked"] == 49
+    assert "slic gave 1 feature of the 49 asked" in e.extras["segmentation_note"]
+    assert np.unique(e.map).size > 1
+    with pytest.raises(onnxai.InputError, match="gave 1 feature; a map needs at least 2"):
+        cls(segmentation=np.zeros((64, 64), np.int32), num_samples=50).explain(model, pic)

@@ -65,3 +65,32 @@ def test_cli_says_a_picture_is_no_table(tmp_path):
     r = CliRunner().invoke(main, ["explain", str(path), "samples/chelsea.png", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2
     assert "samples/chelsea.png is a picture, but this model takes table rows" in r.output
+
+
+def test_cli_kernel_shap_background_size_and_summarise(tmp_path, cancer, forest):
+    """The CLI used to k-means every background CSV to 10 rows; --background-size and --summarise choose.
+    And inspect does not claim that Grad-CAM / Score-CAM work on a tree model."""
+    from click.testing import CliRunner
+    from onnxai.cli import main
+
+    X, _ = cancer
+    mpath = tmp_path / "rf.onnx"
+    mpath.write_bytes(sklearn_onnx(forest, X).SerializeToString())
+    r = CliRunner().invoke(main, ["inspect", str(mpath), "--providers", "cpu"])
+    assert r.exit_code == 0 and "CAMs       none: a table model" in r.output and "Grad-CAM" not in r.output
+    data, train = tmp_path / "data.csv", tmp_path / "train.csv"
+    data.write_text("\n".join(",".join(f"{v:.6g}" for v in row) for row in X[:2]))
+    train.write_text("\n".join(",".join(f"{v:.6g}" for v in row) for row in X[::5]))
+    base = ["explain", str(mpath), str(data), "--method", "kernel-shap", "--background", str(train),
+            "--samples", "200", "--providers", "cpu"]
+    for extra, rows in [([], 10), (["--background-size", "7", "--summarise", "sample"], 7),
+                        (["--summarise", "all"], len(X[::5]))]:
+        out = tmp_path / f"out{rows}"
+        r = CliRunner().invoke(main, base + ["--out", str(out)] + extra)
+        assert r.exit_code == 0, r.output
+        facts = json.loads((out / "data_kernel-shap.json").read_text())
+        assert facts["extras"]["background_rows"] == rows, extra
+        if extra:
+            assert facts["params"]["summarise"] == extra[-1]
+    r = CliRunner().invoke(main, base[:4] + ["lime"] + base[5:] + ["--out", str(tmp_path / "x"), "--background-size", "5"])
+    assert r.exit_code == 2 and "--background-size (background_size) is not a parameter of lime" in r.output
