@@ -41,6 +41,7 @@ OPTIONS = [
     ("--preset", "preset", dict(type=click.Choice(["authors", "paper", "pytorch-grad-cam"]), help="Score-CAM: channel weights of the authors' code, the paper, or pytorch-grad-cam.")),
     ("--cells", "cells", dict(type=click.IntRange(1), help="RISE: grid cells per side of a mask.")),
     ("--sampling", "sampling", dict(type=click.Choice(["stratified", "shap"]), help="Kernel SHAP: coalition design; stratified (budget split over sizes by kernel weight, about half the error) or shap (the shap package's random draw of sizes).")),
+    ("--mode", "mode", dict(type=click.Choice(["soft", "hard"]), help="NBDT: soft (a leaf's probability is the product of the decisions' softmaxes) or hard (greedy descent).")),
 ]
 PARAM_OF = {opt: param for opt, param, _ in OPTIONS}
 OPTION_OF = {param: opt for opt, param, _ in OPTIONS}
