@@ -118,23 +118,21 @@ class Hierarchy:
             depth[n] = depth[par[n]] + 1
         return depth[: self.num_classes]
 
-    def membership(self) -> np.ndarray:
-        """(2K - 1, K) float64: row n averages the classes under node n."""
+    def membership(self):
+        """(2K - 1, K) scipy.sparse CSR: row n averages the classes under node n."""
+        from scipy.sparse import csr_matrix
+
         K = self.num_classes
-        M = np.zeros((2 * K - 1, K))
-        for n in range(2 * K - 1):
-            idx = self.leaves(n)
-            M[n, idx] = 1.0 / len(idx)
-        return M
+        rows = [self.leaves(n) for n in range(2 * K - 1)]
+        indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
+        data = np.concatenate([np.full(len(r), 1.0 / len(r)) for r in rows])
+        return csr_matrix((data, np.concatenate(rows), indptr), shape=(2 * K - 1, K))
 
     def node_vectors(self, weight: np.ndarray, bias: np.ndarray, vectors: str = "logits"):
         """-> (R (2K - 1, D), b (2K - 1,)) float64 by the rule ``vectors`` (see the module docstring)."""
-        if vectors not in VECTORS:
-            raise InputError(f"vectors must be one of {VECTORS}, not {vectors!r}")
+        V, c = class_vectors(weight, bias, vectors)
         M = self.membership()
-        if vectors == "logits":
-            return M @ np.asarray(weight, np.float64), M @ np.asarray(bias, np.float64)
-        return M @ unit_rows(weight), np.zeros(M.shape[0])
+        return np.asarray(M @ V), M @ c
 
     def lowest_common_ancestor(self, classes) -> int:
         par = self.parents()
@@ -216,6 +214,15 @@ class Hierarchy:
         except json.JSONDecodeError as e:
             raise InputError(f"{path} is not valid JSON ({e})") from None
         return cls.from_dict(d, str(path))
+
+
+def class_vectors(weight: np.ndarray, bias: np.ndarray, vectors: str = "logits"):
+    """The rows that node vectors average: (the head's rows and biases) or (unit rows, zeros), float64."""
+    if vectors not in VECTORS:
+        raise InputError(f"vectors must be one of {VECTORS}, not {vectors!r}")
+    if vectors == "logits":
+        return np.asarray(weight, np.float64), np.asarray(bias, np.float64).reshape(-1)
+    return unit_rows(weight), np.zeros(len(weight))
 
 
 def induce(weight: np.ndarray, labels=None, linkage: str = "ward", normalise: bool = True) -> Hierarchy:
