@@ -111,8 +111,8 @@ def run(quick: bool = False):
     print(f"\ntime (medians of {n}): bare forward {bare / 1000:.1f} ms; the forward pass exposing the features "
           f"{exposed / 1000:.1f} ms ({exposed / bare:.2f}x); then the tree's decision {after:.0f} us "
           f"({alone:.0f} us when not right after onnxruntime) and the {len(tree.h.path_to(leaf))} decision maps "
-          f"{maps:.0f} us; explain() on the file {whole / 1000:.1f} ms = prepare {prep / 1000:.1f} ms + forward "
-          f"+ {(whole - prep - exposed) / 1000:.1f} ms (decision, maps, upsampling, assembly)")
+          f"{maps:.0f} us; explain() on the file {whole / 1000:.1f} ms against prepare + one bare forward "
+          f"{(prep + bare) / 1000:.1f} ms ({whole / (prep + bare):.2f}x)")
 
     _compare_with_package(head.weight, h)
 
