@@ -39,6 +39,8 @@ th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
 th { background: #f2f2f2; } td.l, th.l { text-align: left; }
 details { font-size: 12px; margin: 4px 0; } pre { margin: 4px 0; white-space: pre-wrap; }
 .best { font-weight: bold; }
+.tree details { margin: 1px 0 1px 14px; font-size: 13px; } .tree .leaf { margin-left: 28px; font-size: 13px; }
+.tree .on { color: #b42020; font-weight: bold; } .tree .n { color: #888; }
 """
 
 
@@ -161,6 +163,11 @@ class Report:
         if curves is not None:
             self.add_figure("mean deletion and insertion curves", curves)
 
+    def add_tree(self, hierarchy, explanations=(), title: str = "decision tree (NBDT)") -> None:
+        """A hierarchy as nested <details> (no script): every inner node a summary with its name and number
+        of classes; the nodes on the paths of ``explanations`` open, marked, with their probabilities."""
+        self._parts.append(f"<section><h2>{_e(title)}</h2>{tree_details(hierarchy, explanations)}</section>")
+
     def html(self) -> str:
         head = [f"<h1>{_e(self.title)}</h1>"]
         meta = []
@@ -225,3 +232,33 @@ def _plain(v):
     from .explanation import _jsonable
 
     return _jsonable(v)
+
+
+def tree_details(h, explanations=()) -> str:
+    """The nested <details> of a hierarchy (see ``Report.add_tree``); built without recursion, so deep
+    trees (single linkage) are fine."""
+    marks: dict[int, list[str]] = {}
+    for e in explanations:
+        who = f"{Path(e.source).name if e.source else 'picture'}"
+        for step in e.extras.get("path", []):
+            marks.setdefault(int(step["chosen"]), []).append(f"{who}: p = {float(step['probability']):.3f}")
+        marks.setdefault(int(h.root), []).append(f"{who}: {e.extras.get('mode', '')} -> {e.label}")
+    out = ['<div class="tree">']
+    stack = [("node", h.root)]
+    while stack:
+        kind, n = stack.pop()
+        if kind == "close":
+            out.append("</details>")
+            continue
+        mark = marks.get(n)
+        cls = ' class="on"' if mark else ""
+        note = f' <span class="n">[{_e("; ".join(mark))}]</span>' if mark else ""
+        if h.is_leaf(n):
+            out.append(f'<div class="leaf"><span{cls}>{_e(h.names[n])}</span> <span class="n">#{n}</span>{note}</div>')
+            continue
+        out.append(f"<details{' open' if mark else ''}><summary><span{cls}>{_e(h.names[n])}</span> "
+                   f'<span class="n">#{n}, {len(h.leaves(n))} classes</span>{note}</summary>')
+        a, b = h.kids(n)
+        stack += [("close", n), ("node", b), ("node", a)]
+    out.append("</div>")
+    return "".join(out)

@@ -808,3 +808,20 @@ def exporter_model(name):
     """An onnxai Model of EXPORTER_SHAPED[name] at its picture size (no resize)."""
     build, size, _ = EXPORTER_SHAPED[name]
     return onnxai.Model(build(), providers="cpu", preprocess={"resize": 0, "crop": size})
+
+
+def grouped_head_net(seed: int = 0, spread: float = 0.15):
+    """cam_net (12x12, 4 channels) with 6 classes whose class vectors form two obvious groups: classes 0-2
+    point along (1, 1, 0, 0), classes 3-5 along (0, 0, 1, 1), each with a little noise and its own length.
+    Returns (ModelProto, params) like cam_net, params["F"] the new (6, 4) weight."""
+    m, p = cam_net(channels=4, classes=6, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    F = np.zeros((6, 4))
+    F[:3, :2] = 1.0
+    F[3:, 2:] = 1.0
+    F = ((F + spread * rng.standard_normal(F.shape)) * rng.uniform(0.5, 2.0, (6, 1))).astype(np.float32)
+    for init in m.graph.initializer:
+        if init.name == "F":
+            init.CopyFrom(numpy_helper.from_array(F, "F"))
+    p["F"] = F
+    return m, p

@@ -5,6 +5,7 @@ command lives.
     explain         explain (pictures; tables through tables.py)
     evaluate        evaluate (faithfulness metrics over pictures)
     sanity          sanity (the model-randomisation check)
+    tree            tree (the induced NBDT hierarchy of a linear head)
     common          errors -> one line and an exit status, model options, names
     method_options  the options that set method parameters, routed by the methods' signatures
 """
@@ -18,6 +19,7 @@ from .evaluate import evaluate
 from .explain import explain
 from .model_commands import export, inspect, patch, predict
 from .sanity import sanity
+from .tree import tree
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -38,7 +40,7 @@ def main(debug, quiet):
         set_quiet(True)
 
 
-for _command in (inspect, predict, patch, export, explain, evaluate, sanity):
+for _command in (inspect, predict, patch, export, explain, evaluate, sanity, tree):
     main.add_command(_command)
 
 

@@ -100,6 +100,7 @@ def explain(model_path, images, methods, target, out_dir, force, params, show_to
         report = Report(f"onnxai explain: {Path(model_path).name}", model=model,
                         params={"methods": names, "target": target, "opacity": blend, "cmap": cmap,
                                 "images": list(images)})
+    everything = []
     for image in images:
         stem = Path(image).stem
         shown = []
@@ -123,7 +124,8 @@ def explain(model_path, images, methods, target, out_dir, force, params, show_to
             if clash and not force:
                 raise InputError(f"{clash[0]} exists (and {len(clash) - 1} more); pass --force to overwrite, or choose another --out")
             for e, base, files in planned:
-                render.save_png(render.explanation_panel(e, alpha=blend, cmap=cmap), files[0], force=True)
+                draw = getattr(method, "picture", None) or render.explanation_panel  # a method may draw its own
+                render.save_png(draw(e, alpha=blend, cmap=cmap), files[0], force=True)
                 e.save(base, force=True)
                 extra = ""
                 if show_top and e.segments is not None:
@@ -138,7 +140,11 @@ def explain(model_path, images, methods, target, out_dir, force, params, show_to
                            f"{e.timings.get('total', 0):.2f}s{'; ' + facts if facts else ''} -> {files[0]}{extra}")
             shown.extend(expls)
         _explain_extras(model, image, shown, out, len(method_objs) > 1, with_metrics, report, blend, cmap)
+        everything.extend(shown)
     if report is not None:
+        for name, method in method_objs:  # a method may add its own section (nbdt: the browsable tree)
+            if hasattr(method, "report_section") and any(e.method == method.name for e in everything):
+                method.report_section(report, model, [e for e in everything if e.method == method.name])
         report.save(report_path, force=True)
         click.echo(f"report -> {report_path}")
 

@@ -15,6 +15,7 @@ from .feature_ablation import FeatureAblation
 from .permutation_shap import PermutationSHAP
 from .rise import RISE
 from .score_cam import ScoreCAM
+from .nbdt import NBDT
 
 METHODS = {
     "lime": LIME,
@@ -27,6 +28,7 @@ METHODS = {
     "lime-tabular": LimeTabular,
     "feature-ablation": FeatureAblation,
     "permutation-shap": PermutationSHAP,
+    "nbdt": NBDT,
 }
 
 
