@@ -41,7 +41,7 @@ MAX_LINES = 450
 
 LAYERS = [
     ("base", ["errors", "_log"]),
-    ("pure", ["kernels", "graph", "graph_ends", "preprocess", "features", "render"]),
+    ("pure", ["kernels", "graph", "graph_ends", "heads", "preprocess", "features", "render"]),
     ("runtime", ["runtime"]),
     ("model", ["model", "signature", "classes", "export", "export_builders"]),
     ("engine", ["engine"]),
