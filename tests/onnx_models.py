@@ -684,3 +684,21 @@ def layernorm_head_net(size: int = 8, classes: int = 3, seed: int = 0):
              helper.make_node("Gemm", ["n", "fc"], ["logits"], transB=1)]
     return _finish(nodes, [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 3, size, size])],
                    [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, classes])], inits, "ln_head")
+
+
+def with_input_dtype(proto, elem_type: int, scale: float = 1.0):
+    """The same model fed through an input of another element type (uint8, float16, float64): the
+    graph casts it to float and multiplies by ``scale`` first, as deployed uint8 exports do."""
+    m = onnx.ModelProto()
+    m.CopyFrom(proto)
+    g = m.graph
+    old = g.input[0]
+    shape = [d.dim_value or d.dim_param or None for d in old.type.tensor_type.shape.dim]
+    name = old.name
+    g.node.insert(0, helper.make_node("Cast", ["raw"], [name + "_f"], to=TensorProto.FLOAT, name="cast_in"))
+    g.node.insert(1, helper.make_node("Mul", [name + "_f", "in_scale"], [name], name="scale_in"))
+    g.initializer.append(numpy_helper.from_array(np.array(scale, np.float32), "in_scale"))
+    del g.input[0]
+    g.input.insert(0, helper.make_tensor_value_info("raw", elem_type, shape))
+    onnx.checker.check_model(m)
+    return m
