@@ -177,6 +177,16 @@ def chunk_size_for(model, n: int, memory_budget: int = DEFAULT_MEMORY_BUDGET, ch
     return int(max(1, min(max(1, rows // rows_per_mask), cap, max(n, 1))))
 
 
+def cast_into(src: np.ndarray, dst: np.ndarray) -> None:
+    """float32 composites -> the model's input dtype: integers rounded to nearest and clipped to the
+    dtype's range (a soft mask between two pixel values lands on a pixel value), floats converted."""
+    if np.issubdtype(dst.dtype, np.integer):
+        info = np.iinfo(dst.dtype)
+        np.rint(src, out=src)
+        np.clip(src, info.min, info.max, out=src)
+    dst[...] = src
+
+
 def _progress_bar(n, progress, desc):
     from . import _log
 
@@ -227,23 +237,32 @@ def run(
     n = n_masks + ends
     t0 = time.perf_counter()
     chunk = chunk_size_for(model, n, memory_budget, chunk_size, rpm)
-    if image:
-        baseline = model.check_batch(np.broadcast_to(baseline, x.shape))
-        x_v = np.ascontiguousarray(channels_first(model, x))
-        b_v = np.ascontiguousarray(channels_first(model, baseline))
+    staged = image and model.input.dtype != np.float32  # uint8 / float16 / float64 pictures
+    if image:  # the kernels composite in float32, in the model's input space
+        try:
+            baseline = np.broadcast_to(baseline, x.shape)
+        except ValueError:
+            raise InputError(f"the baseline has shape {np.shape(baseline)} but the input is {x.shape}") from None
+        x_v = np.ascontiguousarray(channels_first(model, x), dtype=np.float32)
+        b_v = np.ascontiguousarray(channels_first(model, baseline), dtype=np.float32)
     else:  # a table row; the source holds its own background
         x_v, b_v = np.ascontiguousarray(x[0]), None
-    buffers = [np.empty((chunk * rpm,) + x.shape[1:], model.input.dtype) for _ in range(2 if overlap else 1)]
+    shape = (chunk * rpm,) + x.shape[1:]
+    buffers = [np.empty(shape, model.input.dtype) for _ in range(2 if overlap else 1)]
+    stages = [np.empty(shape, np.float32) for _ in buffers] if staged else buffers
 
     def fill(i: int) -> int:
         start, stop = i * chunk, min(n, (i + 1) * chunk)
-        buf = buffers[i % len(buffers)][: (stop - start) * rpm]
+        rows = (stop - start) * rpm
+        buf = stages[i % len(buffers)][:rows]
         view = buf if (not image or model.input.layout == "NCHW") else buf.transpose(0, 3, 1, 2)
         last = min(stop, n_masks)
         if last > start:
             source.composite(x_v, b_v, start, last, view[: (last - start) * rpm])
         for j in range(max(start, n_masks), stop):  # the end points close the run
             source.composite_end(j - n_masks, x_v, b_v, view[(j - start) * rpm: (j - start + 1) * rpm])
+        if staged:
+            cast_into(buf, buffers[i % len(buffers)][:rows])
         return stop - start
 
     n_chunks = (n + chunk - 1) // chunk

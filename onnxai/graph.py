@@ -4,11 +4,10 @@
 - ``list_layers``: every tensor a node produces, with its inferred shape (grids.py reads which of
   them are maps over the picture, for CAMs).
 - ``expose``: add intermediate tensors as extra graph outputs (works when shape inference fails).
-- ``find_linear_head``: global pooling -> optional flatten/reshape -> Gemm or MatMul(+Add), with its
-  weights and the activation tensor that feeds the pooling.
 - ``extract_tail``: the sub-model from one named tensor to the outputs.
 
-A classifier's two ends (a dynamic batch axis, skl2onnx's ZipMap, class labels) are graph_ends.py's.
+A classifier's two ends (a dynamic batch axis, skl2onnx's ZipMap, class labels) are graph_ends.py's;
+its head (the linear layer on a global pooling a CAM reads) is heads.py's.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from .errors import LayerError, ModelError
 
 # Ops that pass a tensor through unchanged in value (for walking the head of a network).
 _PASS_THROUGH = {"Identity", "Dropout", "Cast"}
-_FLATTEN = {"Flatten", "Reshape", "Squeeze"}
 
 
 def read_model(path) -> onnx.ModelProto:
@@ -179,28 +177,7 @@ def input_names(proto: onnx.ModelProto) -> list[str]:
     return [i.name for i in proto.graph.input if i.name not in inits]
 
 
-# --------------------------------------------------------------------------- linear head
-
-
-@dataclass
-class LinearHead:
-    """The classifier's last layer: scores = weight @ pool(features) + bias.
-
-    features: name of the activation tensor that is pooled (rank 4, e.g. N x K x h x w).
-    pooled: name of the pooled tensor.
-    channel_axis: axis of ``features`` that carries the K channels (1 for NCHW, 3 for NHWC).
-    weight: (classes, K) float32; bias: (classes,) float32.
-    logits: name of the tensor the head produces (before any softmax).
-    nodes: names/op types of the nodes that make the head, for messages.
-    """
-
-    features: str
-    pooled: str
-    channel_axis: int
-    weight: np.ndarray
-    bias: np.ndarray
-    logits: str
-    nodes: list[str]
+# --------------------------------------------------------------------------- constants and attributes
 
 
 def _producers(proto) -> dict[str, onnx.NodeProto]:
@@ -231,108 +208,6 @@ def _attr(node, name, default=None):
         if a.name == name:
             return helper.get_attribute_value(a)
     return default
-
-
-def _pool_axes(node, proto, producers) -> list[int] | None:
-    """Axes a ReduceMean reduces, from its attribute (opset < 18) or its second input."""
-    axes = _attr(node, "axes")
-    if axes is None and len(node.input) > 1 and node.input[1]:
-        v = _const_value(node.input[1], proto, producers)
-        axes = None if v is None else [int(a) for a in np.ravel(v)]
-    return None if axes is None else list(axes)
-
-
-def find_linear_head(proto: onnx.ModelProto, output: str | None = None) -> LinearHead:
-    """Walk back from the class-score output to the global pooling that feeds a linear layer.
-
-    Raises LayerError naming what was found instead when the model has no such head.
-    """
-    producers = _producers(proto)
-    output = output or proto.graph.output[0].name
-    name = output
-    seen = []
-    node = producers.get(name)
-    # skip a final softmax and pass-through ops
-    while node is not None and (node.op_type in _PASS_THROUGH or node.op_type in ("Softmax", "LogSoftmax")):
-        seen.append(node.op_type)
-        name = node.input[0]
-        node = producers.get(name)
-    logits = name
-    if node is None:
-        raise LayerError(f"the output {output!r} is a graph input; there is no classification head")
-    weight = bias = None
-    head_nodes = []
-    if node.op_type == "Gemm":
-        a, b = node.input[0], node.input[1]
-        W = _const_value(b, proto, producers)
-        if W is None:
-            raise _no_head(seen + ["Gemm with a non-constant weight"])
-        if _attr(node, "transA", 0):
-            raise _no_head(seen + ["Gemm with transA=1"])
-        W = W.T if not _attr(node, "transB", 0) else W  # make it (classes, K)
-        alpha, beta = float(_attr(node, "alpha", 1.0)), float(_attr(node, "beta", 1.0))
-        weight = alpha * W
-        C = _const_value(node.input[2], proto, producers) if len(node.input) > 2 and node.input[2] else None
-        bias = beta * np.broadcast_to(C, (weight.shape[0],)) if C is not None else np.zeros(weight.shape[0])
-        head_nodes.append(f"Gemm {node.name}")
-        name = a
-    else:
-        add_bias = None
-        if node.op_type == "Add":
-            x, y = node.input[0], node.input[1]
-            cx, cy = _const_value(x, proto, producers), _const_value(y, proto, producers)
-            if cy is not None:
-                add_bias, name = cy, x
-            elif cx is not None:
-                add_bias, name = cx, y
-            else:
-                raise _no_head(seen + ["Add of two computed tensors"])
-            head_nodes.append(f"Add {node.name}")
-            node = producers.get(name)
-        if node is None or node.op_type != "MatMul":
-            found = node.op_type if node is not None else "a graph input"
-            raise _no_head(seen + [f"{found} where a Gemm or MatMul was expected"])
-        W = _const_value(node.input[1], proto, producers)
-        if W is None or W.ndim != 2:
-            raise _no_head(seen + ["MatMul with a non-constant weight"])
-        weight = W.T  # MatMul x(N,K) @ W(K,classes)
-        bias = np.zeros(weight.shape[0]) if add_bias is None else np.broadcast_to(np.ravel(add_bias), (weight.shape[0],))
-        head_nodes.append(f"MatMul {node.name}")
-        name = node.input[0]
-    node = producers.get(name)
-    while node is not None and (node.op_type in _FLATTEN or node.op_type in _PASS_THROUGH):
-        head_nodes.append(f"{node.op_type} {node.name}")
-        name = node.input[0]
-        node = producers.get(name)
-    pooled = name
-    if node is None:
-        raise _no_head(seen + ["the linear layer reads a graph input directly"])
-    infos = tensor_infos(infer(proto))
-    if node.op_type == "GlobalAveragePool":
-        channel_axis = 1
-    elif node.op_type == "ReduceMean":
-        axes = _pool_axes(node, proto, producers)
-        shape = infos.get(node.input[0], (None, 0))[0]
-        rank = len(shape) if shape is not None else 4
-        norm = sorted(a % rank for a in axes) if axes is not None else None
-        if rank != 4 or norm not in ([2, 3], [1, 2]):
-            raise _no_head(seen + [f"ReduceMean over axes {axes} (not a global spatial pooling)"])
-        channel_axis = 1 if norm == [2, 3] else 3
-    else:
-        raise _no_head(seen + [f"{node.op_type} {node.name!r} feeds the linear layer, not a global average pooling"])
-    head_nodes.append(f"{node.op_type} {node.name}")
-    features = node.input[0]
-    weight = np.asarray(weight, np.float32)
-    bias = np.asarray(bias, np.float32).reshape(-1)
-    return LinearHead(features=features, pooled=pooled, channel_axis=channel_axis, weight=weight,
-                      bias=bias, logits=logits, nodes=list(reversed(head_nodes)))
-
-
-def _no_head(found: list[str]) -> LayerError:
-    return LayerError(
-        "the model has no linear head on global average pooling (needed by CAM): walking back from the "
-        f"output found {' <- '.join(found)}. Use Grad-CAM or Score-CAM, which work on any layer"
-    )
 
 
 # --------------------------------------------------------------------------- tail sub-model

@@ -825,3 +825,81 @@ def grouped_head_net(seed: int = 0, spread: float = 0.15):
             init.CopyFrom(numpy_helper.from_array(F, "F"))
     p["F"] = F
     return m, p
+
+
+# --------------------------------------------------------------------------- heads from other exporters
+
+
+def class_map_net(size: int = 8, classes: int = 4, pool: str = "gap", seed: int = 0):
+    """SqueezeNet's head: Conv 3x3 -> Relu -> Conv 1x1 to one map per class -> Relu -> pooling ->
+    Flatten, no linear layer. pool: "gap" (GlobalAveragePool), "avgpool" (AveragePool over the whole
+    map, torch's AvgPool2d(size)), "reducemean" (over axes 2, 3). Returns (proto, params)."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((6, 3, 3, 3)).astype(np.float32) * 0.5
+    W1 = rng.standard_normal((classes, 6, 1, 1)).astype(np.float32)
+    inits = [numpy_helper.from_array(W, "w"), numpy_helper.from_array(W1, "w1")]
+    nodes = [helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("Relu", ["c"], ["a"], name="relu"),
+             helper.make_node("Conv", ["a", "w1"], ["m"], name="classifier_conv"),
+             helper.make_node("Relu", ["m"], ["maps"], name="relu_maps")]
+    if pool == "gap":
+        nodes.append(helper.make_node("GlobalAveragePool", ["maps"], ["pooled"], name="gap"))
+    elif pool == "avgpool":
+        nodes.append(helper.make_node("AveragePool", ["maps"], ["pooled"], kernel_shape=[size, size], name="avgpool"))
+    else:
+        inits.append(numpy_helper.from_array(np.array([2, 3], np.int64), "axes"))
+        nodes.append(helper.make_node("ReduceMean", ["maps", "axes"], ["pooled"], keepdims=1, name="mean"))
+    nodes += [helper.make_node("Identity", ["pooled"], ["pooled_id"], name="identity"),
+              helper.make_node("Flatten", ["pooled_id"], ["logits"], axis=1, name="flatten")]
+    m = _finish(nodes, [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 3, size, size])],
+                [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, classes])], inits, "class_maps")
+    return m, {"W": W, "W1": W1}
+
+
+def partial_avgpool_net(size: int = 8, classes: int = 3, seed: int = 0):
+    """conv_net's pooling replaced by an AveragePool of half the map (a 2x2 grid stays): not a global pooling."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    F = rng.standard_normal((classes, 16)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("AveragePool", ["c"], ["p"], kernel_shape=[size // 2, size // 2],
+                              strides=[size // 2, size // 2]),
+             helper.make_node("Flatten", ["p"], ["f"], axis=1),
+             helper.make_node("Gemm", ["f", "fc"], ["logits"], transB=1)]
+    return _finish(nodes, [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 3, size, size])],
+                   [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, classes])],
+                   [numpy_helper.from_array(W, "w"), numpy_helper.from_array(F, "fc")], "partial_pool")
+
+
+def layernorm_head_net(size: int = 8, classes: int = 3, seed: int = 0):
+    """GAP -> Flatten -> LayerNormalization -> Gemm (ConvNeXt's head): CAM is not defined after a LayerNorm."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    F = rng.standard_normal((classes, 4)).astype(np.float32)
+    inits = [numpy_helper.from_array(W, "w"), numpy_helper.from_array(F, "fc"),
+             numpy_helper.from_array(np.ones(4, np.float32), "g"), numpy_helper.from_array(np.zeros(4, np.float32), "b")]
+    nodes = [helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("GlobalAveragePool", ["c"], ["p"]),
+             helper.make_node("Flatten", ["p"], ["f"], axis=1),
+             helper.make_node("LayerNormalization", ["f", "g", "b"], ["n"], axis=-1),
+             helper.make_node("Gemm", ["n", "fc"], ["logits"], transB=1)]
+    return _finish(nodes, [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 3, size, size])],
+                   [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, classes])], inits, "ln_head")
+
+
+def with_input_dtype(proto, elem_type: int, scale: float = 1.0):
+    """The same model fed through an input of another element type (uint8, float16, float64): the
+    graph casts it to float and multiplies by ``scale`` first, as deployed uint8 exports do."""
+    m = onnx.ModelProto()
+    m.CopyFrom(proto)
+    g = m.graph
+    old = g.input[0]
+    shape = [d.dim_value or d.dim_param or None for d in old.type.tensor_type.shape.dim]
+    name = old.name
+    g.node.insert(0, helper.make_node("Cast", ["raw"], [name + "_f"], to=TensorProto.FLOAT, name="cast_in"))
+    g.node.insert(1, helper.make_node("Mul", [name + "_f", "in_scale"], [name], name="scale_in"))
+    g.initializer.append(numpy_helper.from_array(np.array(scale, np.float32), "in_scale"))
+    del g.input[0]
+    g.input.insert(0, helper.make_tensor_value_info("raw", elem_type, shape))
+    onnx.checker.check_model(m)
+    return m

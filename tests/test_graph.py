@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 
 import onnx_models
-from onnxai import graph, graph_ends
+from onnxai import graph, graph_ends, heads
 from onnxai.errors import LayerError, ModelError
 
 
@@ -161,7 +161,7 @@ def test_find_linear_head(build):
         m, p = onnx_models.conv_net(head="matmul", softmax=True, layout="NHWC")
     else:
         m, p = onnx_models.conv_net(head=build.split("_")[0], softmax=build.endswith("softmax"))
-    head = graph.find_linear_head(m)
+    head = heads.find_linear_head(m)
     assert head.weight.shape == (5, 4) and head.weight.dtype == np.float32
     np.testing.assert_array_equal(head.weight, p["F"])
     np.testing.assert_array_equal(head.bias, p["c"])
@@ -180,7 +180,7 @@ def test_find_linear_head_gemm_alpha_beta():
     for n in m.graph.node:
         if n.op_type == "Gemm":
             n.attribute.extend([onnx.helper.make_attribute("alpha", 2.0), onnx.helper.make_attribute("beta", 0.5)])
-    head = graph.find_linear_head(m)
+    head = heads.find_linear_head(m)
     np.testing.assert_allclose(head.weight, 2 * p["F"], rtol=1e-6)
     np.testing.assert_allclose(head.bias, 0.5 * p["c"], rtol=1e-6)
     x = _x(2)
@@ -191,7 +191,7 @@ def test_find_linear_head_gemm_alpha_beta():
 
 def test_find_linear_head_channels_last_reduce_mean():
     m, p = onnx_models.nhwc_reduce_net()
-    head = graph.find_linear_head(m)
+    head = heads.find_linear_head(m)
     assert head.features == "act" and head.channel_axis == 3 and head.pooled == "pool"
     np.testing.assert_array_equal(head.weight, p["F"])
     np.testing.assert_array_equal(head.bias, p["c"])  # bias found as the Add's first input
@@ -200,7 +200,7 @@ def test_find_linear_head_channels_last_reduce_mean():
 def test_find_linear_head_refuses_a_model_without_pooling():
     m, _ = onnx_models.no_pool_net()
     with pytest.raises(LayerError) as e:
-        graph.find_linear_head(m)
+        heads.find_linear_head(m)
     assert str(e.value) == (
         "the model has no linear head on global average pooling (needed by CAM): walking back from the "
         "output found Relu 'relu' feeds the linear layer, not a global average pooling. "
@@ -208,7 +208,7 @@ def test_find_linear_head_refuses_a_model_without_pooling():
     )
     tab, _ = onnx_models.tabular_net()
     with pytest.raises(LayerError, match="the linear layer reads a graph input directly"):
-        graph.find_linear_head(tab)
+        heads.find_linear_head(tab)
 
 
 # ----------------------------------------------------------------------------- extract_tail

@@ -42,7 +42,7 @@ MAX_LINES = 450
 
 LAYERS = [
     ("base", ["errors", "_log"]),
-    ("pure", ["kernels", "graph", "graph_ends", "grids", "preprocess", "features", "render", "render_tree"]),
+    ("pure", ["kernels", "graph", "graph_ends", "grids", "heads", "preprocess", "features", "render", "render_tree"]),
     ("runtime", ["runtime"]),
     ("model", ["model", "signature", "classes", "export", "export_builders"]),
     ("engine", ["engine"]),

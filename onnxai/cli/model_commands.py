@@ -21,7 +21,7 @@ from .common import handle_errors, model_options, open_model
 @handle_errors
 def inspect(model_path, show_layers, spatial, as_json, **kw):
     """Show a model's inputs, outputs, preprocessing, labels and (optionally) layers."""
-    from .. import graph
+    from .. import heads
 
     model = open_model(model_path, **kw)
     info = {
@@ -40,7 +40,7 @@ def inspect(model_path, show_layers, spatial, as_json, **kw):
         "producer": f"{model.proto.producer_name} {model.proto.producer_version}".strip(),
     }
     try:
-        head = graph.find_linear_head(model.proto, model.output)
+        head = heads.find_linear_head(model.proto, model.output)
         info["linear_head"] = {"features": head.features, "classes": int(head.weight.shape[0]),
                                "channels": int(head.weight.shape[1]), "nodes": head.nodes}
     except OnnxaiError as e:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from .. import graph
+from .. import graph, heads
 from ..kernels.resize import resize_map as upsample  # the one map resizer
 from ..errors import LayerError
 from .base import Method
@@ -44,7 +44,7 @@ class LayerChoice:
 
     name: str
     how: str
-    head: graph.LinearHead | None = field(default=None, compare=False, repr=False)
+    head: heads.LinearHead | None = field(default=None, compare=False, repr=False)
     head_error: str | None = None
 
 
@@ -53,7 +53,7 @@ def model_facts(model) -> dict:
     facts = _layers_cache.get(model)
     if facts is None:
         try:
-            head, why = graph.find_linear_head(model.proto, model.output), None
+            head, why = heads.find_linear_head(model.proto, model.output), None
         except LayerError as e:
             head, why = None, str(e)
         layers = model.layers()
