@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
 
 _CSS = """
 body { font-family: system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 24px; color: #222; }
@@ -175,15 +174,11 @@ class Report:
                 f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(self.title)}</title>"
                 f"<style>{_CSS}</style></head><body>{''.join(head)}{''.join(self._parts)}</body></html>\n")
 
-    def save(self, path, force: bool = False) -> Path:
-        path = Path(path)
-        if path.exists() and not force:
-            raise InputError(f"{path} exists; pass --force to overwrite it")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.html(), encoding="utf-8")
-        tmp.replace(path)
-        return path
+    def save(self, path, force: bool = True) -> Path:
+        """Write the HTML file through safe_io; overwrites unless ``force=False``."""
+        from .safe_io import write_text
+
+        return write_text(Path(path), self.html(), force)
 
 
 def metrics_table(scores) -> str:

@@ -33,6 +33,20 @@ def note(message: str) -> None:
         click.echo(f"note: {message}", err=True)
 
 
+def os_error_line(e: OSError) -> str:
+    """'No space left on device (ENOSPC): out/x.png; free some space or choose another --out'."""
+    import errno
+
+    code = errno.errorcode.get(e.errno or 0, "")
+    what = f"{e.strerror or e}" + (f" ({code})" if code else "")
+    where = f": {e.filename}" if e.filename else ""
+    hints = {errno.ENOSPC: "free some space or choose another --out", errno.EROFS: "choose a writable --out",
+             errno.EACCES: "check the permissions or choose another path", errno.EPERM: "check the permissions",
+             errno.EDQUOT: "free some space or choose another --out"}
+    hint = hints.get(e.errno, "check the path")
+    return f"{what}{where}; {hint}"
+
+
 def handle_errors(fn):
     """Turn OnnxaiError (and a few OS errors) into one clear line and a non-zero exit."""
 
@@ -44,10 +58,10 @@ def handle_errors(fn):
             if State.debug:
                 raise
             fail(str(e))
-        except (PermissionError, IsADirectoryError, FileNotFoundError) as e:
+        except OSError as e:  # the user's environment (read-only, full disk, no permission): one line, status 2
             if State.debug:
                 raise
-            fail(f"{e.strerror or e}: {e.filename}")
+            fail(os_error_line(e))
         except MemoryError:
             if State.debug:
                 raise

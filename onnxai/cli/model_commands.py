@@ -113,33 +113,24 @@ def patch(model_path, layers, out_path, force):
     """Write a copy of MODEL that also outputs the named inner tensors."""
     from .. import graph
 
+    from ..safe_io import check_destination
+
     out = Path(out_path)
-    if out.exists() and not force:
-        raise InputError(f"{out} exists; pass --force to overwrite it")
     if out.resolve() == Path(model_path).resolve():
         raise InputError("the output path is the input model; write the patched model somewhere else")
+    check_destination(out, force)
     proto = graph.read_model(model_path)
     patched = graph.expose(proto, list(layers))
-    write_model(patched, out)
+    write_model(patched, out, force)
     click.echo(f"wrote {out}: outputs {[o.name for o in patched.graph.output]}")
 
 
-def write_model(proto, out: Path):
-    """Save atomically: a temp file next to the target, then rename."""
-    import os
-    import tempfile
+def write_model(proto, out: Path, force: bool = True):
+    """Save through safe_io: a unique temporary next to the target, then a rename (never through a link)."""
+    from ..safe_io import open_atomic
 
-    import onnx
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name, suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        onnx.save(proto, tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with open_atomic(out, "wb", force) as f:
+        f.write(proto.SerializeToString())
 
 
 @click.command(epilog=(
