@@ -171,13 +171,16 @@ def test_output_rule_skips_int_and_spatial_outputs():
     np.testing.assert_allclose(model.scores(x, kind="raw"), onnx_models.conv_forward(x, p)[1], atol=1e-4, rtol=1e-5)
 
 
-def test_output_rule_takes_the_first_rank2_float_and_output_by_name():
+def test_output_rule_prefers_a_scores_name_over_an_earlier_feature_output_and_output_by_name():
     m, p = onnx_models.conv_net()
     m2 = onnx_models.with_extra_outputs(m, [("flat", TensorProto.FLOAT, [None, 4])])
     x = _x(3, p)
     act, logits = onnx_models.conv_forward(x, p)
-    first = Model(m2, providers="cpu")
-    assert first.output == "flat" and first.num_classes == 4  # the rule: the earlier rank-2 float output
+    chosen = Model(m2, providers="cpu")  # features first, logits second: the logits, and why
+    assert chosen.output == "logits" and chosen.num_classes == 5
+    assert "'logits' is named like logits" in chosen.output_choice and "'flat'" in chosen.output_choice
+    first = Model(m2, providers="cpu", output="flat")
+    assert first.output == "flat" and first.num_classes == 4
     np.testing.assert_allclose(first.scores(x, kind="raw"), act.mean(axis=(2, 3)), atol=1e-5, rtol=1e-5)
     named = Model(m2, providers="cpu", output="logits")
     assert named.output == "logits" and named.num_classes == 5
