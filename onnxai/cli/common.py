@@ -77,7 +77,7 @@ def handle_errors(fn):
 
 
 MODEL_KEYS = ("providers", "batch_size", "output_name", "labels_file", "resize", "crop", "mean", "std", "scale",
-              "channels", "layout", "threads")
+              "channels", "layout", "threads", "max_pixels")
 
 
 def model_options(fn):
@@ -99,6 +99,9 @@ def model_options(fn):
         click.option("--channels", type=click.Choice(["RGB", "BGR"]), default=None, help="Channel order the model expects."),
         click.option("--layout", type=click.Choice(["NCHW", "NHWC"]), default=None, help="Axis order of the model input."),
         click.option("--threads", type=click.IntRange(1), default=None, help="onnxruntime intra-op threads."),
+        click.option("--max-pixels", type=click.IntRange(0), default=None,
+                     help="Refuse pictures with more pixels than this (a guard against decompression bombs; "
+                          "default 100,000,000; 0: no limit)."),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -106,14 +109,15 @@ def model_options(fn):
 
 
 def open_model(model_path, providers="auto", batch_size=None, output_name=None, labels_file=None, resize=None,
-               crop=None, mean=None, std=None, scale=None, channels=None, layout=None, threads=None):
+               crop=None, mean=None, std=None, scale=None, channels=None, layout=None, threads=None, max_pixels=None):
     from ..model import load
-    from ..preprocess import parse_floats
+    from ..preprocess import DEFAULT_MAX_PIXELS, parse_floats
 
     overrides = dict(resize=resize, crop=crop, mean=parse_floats(mean, what="--mean"),
                      std=parse_floats(std, what="--std"), scale=scale, channels=channels, layout=layout)
     return load(model_path, providers=providers, batch_size=batch_size, output=output_name,
-                preprocess=overrides, labels=labels_file, threads=threads)
+                preprocess=overrides, labels=labels_file, threads=threads,
+                max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else (max_pixels or None))
 
 
 def split_model_kwargs(kwargs: dict) -> dict:

@@ -64,6 +64,7 @@ def evaluate(model_path, images, methods, target, step, substrate, blur_sigma, p
                           blur_sigma=blur_sigma, seed=baseline_seed, on_score=said,
                           progress=False if no_progress else None)
     ev.params["model"] = str(model_path)
+    ev.params["provider"] = model.provider
     click.echo(ev.table())
     ev.save(out / name, force)
     curves = render.evaluation_curves(ev)

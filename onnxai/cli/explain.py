@@ -116,6 +116,7 @@ def explain(model_path, images, methods, target, out_dir, force, params, show_to
             for e in expls:
                 base, files = _files(out, stem, name, e.target, e.label, show_top if e.segments is not None else None)
                 render.save_png(render.explanation_panel(e, alpha=blend, cmap=cmap), files[0], force)
+                e.extras.setdefault("provider", model.provider)  # the JSON says where it ran
                 e.save(base, force)
                 extra = ""
                 if len(files) > 3:

@@ -74,5 +74,6 @@ def sanity(model_path, image, method, target, steps, params, weights_seed, thres
     payload = res.to_json()
     payload["threshold"] = threshold
     payload["passed"] = ok
+    payload["provider"] = model.provider
     write_text(js, json.dumps(payload, indent=1), force)
     click.echo(f"wrote {png}, {js}")
