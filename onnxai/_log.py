@@ -28,30 +28,45 @@ def note(message: str) -> None:
 @contextlib.contextmanager
 def captured_stderr():
     """Capture what C/C++ code writes to file descriptor 2; yields a list that receives the text."""
-    box: list[str] = []
-    # C/C++ code writes to descriptor 2 itself, whatever sys.stderr is (pytest's capfd and notebooks
-    # replace sys.stderr by an object whose fileno(), if any, is another descriptor).
-    fd = 2
-    try:
-        os.fstat(fd)
-    except OSError:  # no descriptor 2 at all: nothing to catch
+    with captured_output(fds=(2,)) as box:
         yield box
-        return
-    try:
-        sys.stderr.flush()
-    except (AttributeError, OSError, ValueError):
-        pass
-    saved = os.dup(fd)
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        os.dup2(tmp.fileno(), fd)
+
+
+@contextlib.contextmanager
+def captured_output(fds=(1, 2)):
+    """Capture what C/C++ code writes to file descriptors 1 and 2 (onnxruntime prints to both); yields
+    a list that receives the text of each, in order."""
+    box: list[str] = []
+    # C/C++ code writes to the descriptors themselves, whatever sys.stdout/stderr are (pytest's capfd
+    # and notebooks replace them by objects whose fileno(), if any, is another descriptor).
+    live = []
+    for fd in fds:
+        try:
+            os.fstat(fd)
+            live.append(fd)
+        except OSError:  # no such descriptor: nothing to catch there
+            pass
+    _flush()
+    with contextlib.ExitStack() as stack:
+        saved = []
+        for fd in live:
+            tmp = stack.enter_context(tempfile.TemporaryFile(mode="w+b"))
+            saved.append((fd, os.dup(fd), tmp))
+            os.dup2(tmp.fileno(), fd)
         try:
             yield box
         finally:
-            try:
-                sys.stderr.flush()
-            except (AttributeError, OSError, ValueError):
-                pass
-            os.dup2(saved, fd)
-            os.close(saved)
-            tmp.seek(0)
-            box.append(tmp.read().decode("utf-8", "replace"))
+            _flush()
+            for fd, old, tmp in saved:
+                os.dup2(old, fd)
+                os.close(old)
+                tmp.seek(0)
+                box.append(tmp.read().decode("utf-8", "replace"))
+
+
+def _flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass

@@ -72,6 +72,8 @@ def read_labels(path) -> list[str]:
 
 def class_index(target, labels, num_classes: int) -> int:
     """A class given as an index, an index string, or a (case-insensitive) label."""
+    if isinstance(target, (bool, np.bool_)):  # True is an int to Python, but never a class
+        raise InputError(f"a class is an index or a label, not {target!r}; give e.g. 0, 'top1' or a label")
     if isinstance(target, (int, np.integer)):
         idx = int(target)
     elif isinstance(target, str) and target.strip().lstrip("-").isdigit():

@@ -7,13 +7,13 @@ nothing is ever pickled, so a saved explanation is safe to open from anyone.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .errors import InputError
+from .safe_io import check_destinations, open_atomic, write_text
 
 _ARRAYS = ("map", "segments", "importance", "image", "raw_map")
 
@@ -74,17 +74,22 @@ class Explanation:
         }
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path, force: bool = False) -> tuple[Path, Path]:
-        """Write ``path.npz`` and ``path.json`` (a suffix on ``path`` is dropped). Returns both paths."""
+    @staticmethod
+    def paths(path) -> tuple[Path, Path]:
+        """The two files ``save(path)`` writes: ``path.npz`` and ``path.json`` (a name with dots keeps them)."""
         base = Path(path)
         if base.suffix in (".npz", ".json"):
             base = base.with_suffix("")
-        npz, js = base.with_suffix(".npz"), base.with_suffix(".json")
-        if not force:
-            for p in (npz, js):
-                if p.exists():
-                    raise InputError(f"{p} exists; pass force=True (--force) to overwrite it")
-        base.parent.mkdir(parents=True, exist_ok=True)
+        return base.with_name(base.name + ".npz"), base.with_name(base.name + ".json")
+
+    def save(self, path, force: bool = True) -> tuple[Path, Path]:
+        """Write ``path.npz`` and ``path.json`` (a suffix on ``path`` is dropped). Returns both paths.
+
+        Overwrites existing files like ``numpy.save`` (``force=False`` refuses them); never writes
+        through a symbolic link. The label is kept as it is (the JSON escapes any character).
+        """
+        npz, js = self.paths(path)
+        check_destinations([npz, js], force)
         arrays = {k: np.asarray(getattr(self, k)) for k in _ARRAYS if getattr(self, k) is not None}
         meta = {
             "format": "onnxai.explanation/1",
@@ -98,20 +103,14 @@ class Explanation:
             "source": self.source,
             "arrays": sorted(arrays),
         }
-        tmp_npz = npz.with_name(npz.name + ".tmp.npz")
-        np.savez_compressed(tmp_npz, **arrays)
-        os.replace(tmp_npz, npz)
-        tmp_js = js.with_name(js.name + ".tmp")
-        tmp_js.write_text(json.dumps(meta, indent=2))
-        os.replace(tmp_js, js)
+        with open_atomic(npz, "wb", force) as f:
+            np.savez_compressed(f, **arrays)
+        write_text(js, json.dumps(meta, indent=2), force)
         return npz, js
 
     @classmethod
     def load(cls, path) -> "Explanation":
-        base = Path(path)
-        if base.suffix in (".npz", ".json"):
-            base = base.with_suffix("")
-        npz, js = base.with_suffix(".npz"), base.with_suffix(".json")
+        npz, js = cls.paths(path)
         for p in (npz, js):
             if not p.exists():
                 raise InputError(f"{p} not found; an explanation is saved as a .npz and a .json side by side")

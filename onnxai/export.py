@@ -17,8 +17,6 @@ import dataclasses
 import datetime
 import difflib
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -27,6 +25,7 @@ from . import graph
 from .export_builders import EXTRA_ARCHS, LITE0, _build_lite0, _build_torchvision, _import_torch
 from .errors import InputError, ModelError, OnnxaiError
 from .preprocess import LABELS_KEY, SOURCE_KEY, Preprocess
+from .safe_io import atomic_path, check_destination
 from .preprocess import METADATA_KEY as PREPROCESS_KEY  # the metadata_props keys are preprocess.py's contract
 
 __all__ = [
@@ -197,8 +196,9 @@ def export_model(
     expose = [expose] if isinstance(expose, str) else list(expose)
     if weights is not None and random_weights:
         raise InputError("pass either weights (--weights FILE) or random_weights (--random-weights), not both")
-    if output.exists() and not force:
-        raise OnnxaiError(f"{output} already exists; pass --force (force=True) to replace it")
+    check_destination(output, force)  # a symbolic link is refused, an existing file without force
+    if weights is not None and not Path(weights).is_file():  # before torch's import (seconds)
+        raise InputError(f"weights file not found: {weights}; give a local state_dict (.pth) file")
     if image_size is not None and image_size < 32:
         raise InputError(f"image_size must be at least 32, got {image_size}")
     torch, torchvision = _import_torch()
@@ -213,69 +213,60 @@ def export_model(
     size = built.image_size
     example = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp.onnx", dir=output.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = None
     try:
-        with torch.no_grad():
-            exporter = _export_graph(built.module, example, tmp, opset, log)
-        model = onnx.load(str(tmp))  # pulls in external data, if the exporter wrote any
-        for side in _side_files(tmp):  # e.g. "<tmp>.data": the weights go inside the file
-            side.unlink()
+        with atomic_path(output, force, suffix=".onnx") as tmp:  # a unique temporary, renamed at the end
+            with torch.no_grad():
+                exporter = _export_graph(built.module, example, tmp, opset, log)
+            model = onnx.load(str(tmp))  # pulls in external data, if the exporter wrote any
+            for side in _side_files(tmp):  # e.g. "<tmp>.data": the weights go inside the file
+                side.unlink()
 
-        used_opset = _main_opset(model)
-        with torch.no_grad():
-            n_classes = built.module(example).shape[-1]
-        labels = built.labels if len(built.labels) == n_classes else None
-        if labels is None:
-            log(f"the model has {n_classes} classes, not {len(built.labels)}: no labels written")
-        source = {
-            "arch": arch,
-            "weights": built.weights,
-            "torch": torch.__version__,
-            "torchvision": torchvision.__version__,
-            "onnx": onnx.__version__,
-            "exporter": f"torch.onnx.export(dynamo={exporter == 'dynamo'})",
-            "opset": used_opset,
-            "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
-        }
-        # Preprocess validates the spec the way the reading side will.
-        metadata = {PREPROCESS_KEY: Preprocess(**built.preprocess).to_json(), SOURCE_KEY: json.dumps(source)}
-        if labels is not None:
-            metadata[LABELS_KEY] = json.dumps(labels)
-        kept = [p for p in model.metadata_props if p.key not in metadata]
-        del model.metadata_props[:]
-        model.metadata_props.extend(kept)
-        for key, value in metadata.items():
-            model.metadata_props.add(key=key, value=value)
-        model.producer_name = "onnxai.export"
-        model.producer_version = torch.__version__
-        weights_words = "random weights" if built.weights["kind"] == "random" else "ImageNet-1k weights"
-        model.doc_string = (
-            f"{arch} image classifier ({weights_words}), exported by onnxai with "
-            f"torch {torch.__version__} ({exporter} exporter, opset {used_opset}). "
-            f"Input '{INPUT_NAME}': float32 [batch, 3, {size}, {size}], preprocessed as in "
-            f"metadata '{PREPROCESS_KEY}'; output '{OUTPUT_NAME}': class scores, names in '{LABELS_KEY}'."
-        )
+            used_opset = _main_opset(model)
+            with torch.no_grad():
+                n_classes = built.module(example).shape[-1]
+            labels = built.labels if len(built.labels) == n_classes else None
+            if labels is None:
+                log(f"the model has {n_classes} classes, not {len(built.labels)}: no labels written")
+            source = {
+                "arch": arch,
+                "weights": built.weights,
+                "torch": torch.__version__,
+                "torchvision": torchvision.__version__,
+                "onnx": onnx.__version__,
+                "exporter": f"torch.onnx.export(dynamo={exporter == 'dynamo'})",
+                "opset": used_opset,
+                "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
+            }
+            # Preprocess validates the spec the way the reading side will.
+            metadata = {PREPROCESS_KEY: Preprocess(**built.preprocess).to_json(), SOURCE_KEY: json.dumps(source)}
+            if labels is not None:
+                metadata[LABELS_KEY] = json.dumps(labels)
+            kept = [p for p in model.metadata_props if p.key not in metadata]
+            del model.metadata_props[:]
+            model.metadata_props.extend(kept)
+            for key, value in metadata.items():
+                model.metadata_props.add(key=key, value=value)
+            model.producer_name = "onnxai.export"
+            model.producer_version = torch.__version__
+            weights_words = "random weights" if built.weights["kind"] == "random" else "ImageNet-1k weights"
+            model.doc_string = (
+                f"{arch} image classifier ({weights_words}), exported by onnxai with "
+                f"torch {torch.__version__} ({exporter} exporter, opset {used_opset}). "
+                f"Input '{INPUT_NAME}': float32 [batch, 3, {size}, {size}], preprocessed as in "
+                f"metadata '{PREPROCESS_KEY}'; output '{OUTPUT_NAME}': class scores, names in '{LABELS_KEY}'."
+            )
 
-        if expose:  # extra outputs after the logits; unknown names raise LayerError with close names
-            model = graph.expose(model, expose)
-        try:
-            onnx.save(model, str(tmp), save_as_external_data=False)
-        except ValueError as exc:  # protobuf's 2 GB limit
-            raise ModelError(f"{arch} is too large for a single ONNX file ({exc})") from None
+            if expose:  # extra outputs after the logits; unknown names raise LayerError with close names
+                model = graph.expose(model, expose)
+            try:
+                onnx.save(model, str(tmp), save_as_external_data=False)
+            except ValueError as exc:  # protobuf's 2 GB limit
+                raise ModelError(f"{arch} is too large for a single ONNX file ({exc})") from None
 
-        diff = _compare(built.module, tmp, size, log) if check else None
-        if output.exists() and not force:
-            raise OnnxaiError(f"{output} appeared during the export; pass --force (force=True) to replace it")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the usual mode
-        os.replace(tmp, output)
+            diff = _compare(built.module, tmp, size, log) if check else None
     finally:
-        if tmp.exists():
-            tmp.unlink()
-        for side in _side_files(tmp):
+        for side in _side_files(tmp) if tmp is not None else []:
             side.unlink()
 
     report = ExportReport(

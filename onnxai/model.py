@@ -23,8 +23,8 @@ from . import graph, graph_ends, grids
 from ._log import note
 from .classes import Prediction, check_finite, class_index, convert, read_labels, top_k
 from .errors import InputError, LayerError, ModelError
-from .signature import DTYPES, InputSpec, class_score_output, column_inputs, dim, guess_layout
-from .preprocess import LABELS_KEY, METADATA_KEY, Preprocess, load_image
+from .signature import DTYPES, InputSpec, check_batch_size, check_input_size, choose_class_output, column_inputs, dim, guess_layout
+from .preprocess import DEFAULT_MAX_PIXELS, LABELS_KEY, METADATA_KEY, Preprocess, load_image
 from .runtime import OnnxruntimeFailure, Tail, make_session, resolve_providers, session_options, short_error
 
 TABLE_ROWS_PER_RUN = 16384  # rows per forward pass for table models: cheap per row, big batches amortise the call
@@ -43,7 +43,10 @@ class Model:
         labels: Sequence[str] | str | Path | None = None,
         threads: int | None = None,
         optimization: str = "all",
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ):
+        check_batch_size(batch_size)
+        self.max_pixels = max_pixels
         if isinstance(source, onnx.ModelProto):
             self.path = None
             self.proto = source
@@ -63,7 +66,7 @@ class Model:
         self._init_input()
         self._init_output(output)
         self._init_metadata(preprocess, labels)
-        if batch_size:
+        if batch_size is not None:
             self.batch_size = int(batch_size)
         elif not self.input.is_image:
             self.batch_size = TABLE_ROWS_PER_RUN
@@ -87,6 +90,7 @@ class Model:
         self.inputs = ins
         first = ins[0]
         shape = tuple(dim(d) for d in first.shape)
+        check_input_size(first.name, shape)
         dtype = DTYPES.get(first.type)
         if dtype is None:
             raise ModelError(f"input {first.name!r} has type {first.type}, which onnxai does not feed")
@@ -126,15 +130,18 @@ class Model:
         return False
 
     def _init_output(self, output):
-        outs = self.session.get_outputs()
-        self.outputs = outs
+        self.outputs = outs = self.session.get_outputs()
+        self.output_choice = "given (--output / output=)" if output is not None else "the only float (batch, classes) output"
         if output is not None:
             match = [o for o in outs if o.name == output]
             if not match:
                 raise LayerError(f"no output named {output!r}; the outputs are {[o.name for o in outs]}")
             chosen = match[0]
         else:
-            chosen = class_score_output(outs)
+            chosen, why = choose_class_output(outs, {o.name for o in outs if graph_ends.softmax_input(self.proto, o.name)})
+            if why:  # several candidates: say which one and why
+                self.output_choice = why
+                note(f"{why} (name another with --output / output=)")
             if chosen is None and any(o.type.startswith("seq(map(") for o in outs):
                 chosen = self._unzip_output(outs)  # ZipMap (skl2onnx's default): read the tensor it wraps
             if chosen is None:
@@ -168,7 +175,7 @@ class Model:
             spec = preprocess
         else:
             if METADATA_KEY in meta:
-                spec = Preprocess.from_json(meta[METADATA_KEY])
+                spec = Preprocess.from_json(meta[METADATA_KEY], source=f"the model's {METADATA_KEY} metadata")
                 self.preprocess_source = "model metadata"
             else:
                 spec = Preprocess.default_for(self.input.hw, self.input.layout or "NCHW", self.input.dtype)
@@ -330,7 +337,7 @@ class Model:
         normalised, not resized and cropped again (which would zoom it by resize/crop).
         """
         self.require_image()
-        img = load_image(image)
+        img = load_image(image, max_pixels=self.max_pixels)
         if cropped:
             h, w = self.input.hw
             want = (h or img.shape[0], w or img.shape[1])
@@ -364,9 +371,7 @@ class Model:
         if not items:
             return []
         batch = np.concatenate([self.prepare(im)[0] for im in items])
-        probs = self.scores(batch)
-        result = [self.top(p, top) for p in probs]
-        return result
+        return [self.top(p, top) for p in self.scores(batch)]
 
     def top(self, probs: np.ndarray, k: int = 5) -> list[Prediction]:
         return top_k(probs, k, self.label)
@@ -379,7 +384,6 @@ class Model:
     def class_index(self, target) -> int:
         """A class given as an index, an index string, or a (case-insensitive) label."""
         return class_index(target, self.labels, self.num_classes)
-
 
     # ------------------------------------------------------------------ inner layers
     def layers(self) -> list[graph.Layer]:
@@ -433,7 +437,9 @@ def load(
     labels=None,
     threads: int | None = None,
     optimization: str = "all",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> Model:
-    """Open an ONNX classifier for explaining. See ``Model`` for the arguments."""
+    """Open an ONNX classifier for explaining. See ``Model`` for the arguments (``max_pixels``: the largest picture read)."""
     return Model(path, providers=providers, batch_size=batch_size, output=output, preprocess=preprocess,
-                 labels=labels, threads=threads, optimization=optimization)
+                 labels=labels, threads=threads, optimization=optimization, max_pixels=max_pixels)
+

@@ -13,7 +13,7 @@ by the export tool) so that a model explains itself with no extra files.
 from __future__ import annotations
 
 import json
-import warnings
+import struct
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -30,7 +30,12 @@ SOURCE_KEY = "onnxai.source"
 IMAGENET_CROP_FRACTION = 0.875  # without metadata: resize so that the crop is 87.5% of the short side (224/256)
 
 # Images above this many pixels are refused unless the caller raises the limit (decompression bombs).
+# Checked from the file's header by onnxai itself; Pillow's own guard (PIL.Image.MAX_IMAGE_PIXELS)
+# stays as the application set it: onnxai never changes it.
 DEFAULT_MAX_PIXELS = 100_000_000
+# The largest side a preprocessing spec may ask for (resize, crop): a model's metadata is untrusted
+# input, and resize=200000 would allocate a picture of tens of gigabytes.
+MAX_SIDE = 8192
 
 _INTERPOLATION = {
     "nearest": Image.Resampling.NEAREST,
@@ -63,6 +68,7 @@ class Preprocess:
     layout: str = "NCHW"
 
     def __post_init__(self):
+        _check_fields(self)
         if self.interpolation not in _INTERPOLATION:
             raise InputError(
                 f"unknown interpolation {self.interpolation!r}; use one of {sorted(_INTERPOLATION)}"
@@ -88,11 +94,20 @@ class Preprocess:
         return json.dumps(d)
 
     @classmethod
-    def from_json(cls, text: str) -> "Preprocess":
+    def from_json(cls, text: str, source: str = "") -> "Preprocess":
+        """A spec from JSON text; ``source`` (e.g. "the model's onnxai.preprocess metadata") starts the
+        message of any error, which names the field that is wrong."""
+        if source:
+            try:
+                return cls.from_json(text)
+            except InputError as e:
+                raise InputError(f"{source} is not usable: {e}") from None
         try:
             d = json.loads(text)
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, RecursionError) as e:
             raise InputError(f"the preprocessing spec is not valid JSON ({e})") from None
+        if not isinstance(d, dict):
+            raise InputError(f"the preprocessing spec must be a JSON object, not {type(d).__name__}")
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:
@@ -221,6 +236,46 @@ class Preprocess:
         return self.normalise(self.crop_image(image, input_hw))
 
 
+def _check_fields(spec) -> None:
+    """Every field of a spec (from a model's metadata: untrusted) has a usable type and range; the
+    error names the field. Sizes lie in 1..MAX_SIDE, scale/mean/std are finite, std is non-zero."""
+
+    def side(name, v, allow_none=True):
+        if v is None and allow_none:
+            return
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= int(v) <= MAX_SIDE:
+            raise InputError(f"preprocessing field {name!r} must be a whole number of pixels in 1..{MAX_SIDE}, "
+                             f"got {v!r}")
+
+    side("resize", spec.resize)
+    if isinstance(spec.crop, (list, tuple)):
+        if len(spec.crop) != 2:
+            raise InputError(f"preprocessing field 'crop' must be one size or (height, width), got {spec.crop!r}")
+        for v in spec.crop:
+            side("crop", v, allow_none=False)
+    else:
+        side("crop", spec.crop)
+    for name in ("interpolation", "channels", "layout"):
+        if not isinstance(getattr(spec, name), str):
+            raise InputError(f"preprocessing field {name!r} must be text, got {getattr(spec, name)!r}")
+
+    def finite(name, v):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+            raise InputError(f"preprocessing field {name!r} must hold finite numbers, got {v!r}")
+
+    finite("scale", spec.scale)
+    if float(spec.scale) == 0.0:
+        raise InputError("preprocessing field 'scale' must be non-zero")
+    for name in ("mean", "std"):
+        v = getattr(spec, name)
+        if isinstance(v, (str, bytes)) or not hasattr(v, "__len__") or len(v) != 3:
+            raise InputError(f"preprocessing field {name!r} needs three numbers, one per channel (R G B), got {v!r}")
+        for x in v:
+            finite(name, x)
+    if any(float(s) == 0.0 for s in spec.std):
+        raise InputError("preprocessing field 'std': std values must be non-zero")
+
+
 @dataclass(frozen=True)
 class CropBox:
     """The model input window in picture coordinates: resize to ``resized_hw``, then crop."""
@@ -281,29 +336,45 @@ def load_image(source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarra
     if path.is_dir():
         raise InputError(f"{path} is a folder, not an image file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            old = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None
-            try:
-                with Image.open(path) as im:
-                    n = im.size[0] * im.size[1]
-                    if max_pixels is not None and n > max_pixels:
-                        raise InputError(
-                            f"{path} is {im.size[0]}x{im.size[1]} = {n:,} pixels, above the limit of "
-                            f"{max_pixels:,} (a guard against decompression bombs); shrink the image "
-                            "or raise the limit (max_pixels=None / --max-pixels)"
-                        )
-                    im = ImageOps.exif_transpose(im)
-                    im = _to_rgb(im)
-                    arr = np.asarray(im, dtype=np.uint8)
-            finally:
-                Image.MAX_IMAGE_PIXELS = old
+        size = _header_size(path)  # from the header alone, before Pillow's own guard or any decoding
+        n = size[0] * size[1] if size else 0
+        if max_pixels is not None and n > max_pixels:
+            raise InputError(
+                f"{path} is {size[0]}x{size[1]} = {n:,} pixels, above the limit of "
+                f"{max_pixels:,} (a guard against decompression bombs); shrink the image "
+                "or raise the limit (max_pixels=None / --max-pixels N)"
+            )
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            im = _to_rgb(im)
+            arr = np.asarray(im, dtype=np.uint8)
     except InputError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:  # Pillow's own guard, as the application set it
+        raise InputError(f"{path}: Pillow refuses it as a possible decompression bomb ({e}); onnxai leaves "
+                         "Pillow's limit (PIL.Image.MAX_IMAGE_PIXELS) to the application") from None
+    except (OSError, SyntaxError, ValueError) as e:
         raise InputError(f"cannot read {path} as an image ({e}); give a JPEG, PNG, BMP, TIFF or WebP file") from None
     return np.ascontiguousarray(arr)
+
+
+def _header_size(path) -> tuple[int, int] | None:
+    """(width, height) read by the matching Pillow plugin from the file's header (what Image.open does,
+    without its process-wide decompression-bomb check and without decoding); None when no plugin reads it."""
+    Image.init()
+    with open(path, "rb") as fp:
+        prefix = fp.read(16)
+        for fmt in Image.ID:
+            factory, accept = Image.OPEN[fmt]
+            if accept is not None and not accept(prefix):
+                continue
+            fp.seek(0)
+            try:
+                im = factory(fp, str(path))
+            except (SyntaxError, IndexError, TypeError, ValueError, OSError, EOFError, struct.error):
+                continue
+            return im.size
+    return None
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -315,10 +386,9 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         rgba = im.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit greyscale: 0..65535 -> 0..255, whatever the content
         arr = np.asarray(im, dtype=np.float64)
-        top = arr.max() if arr.size and arr.max() > 255 else 255.0
-        return Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)).convert("RGB")
+        return Image.fromarray(np.clip(np.rint(arr / 65535.0 * 255.0), 0, 255).astype(np.uint8)).convert("RGB")
     return im.convert("RGB")
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import InputError
+from .safe_io import clean_label
 from .kernels.resize import resize_map
 
 _VIRIDIS = [
@@ -129,7 +130,7 @@ def _with_title(img: Image.Image, title: str) -> Image.Image:
     canvas.paste(img, (0, bar))
     d = ImageDraw.Draw(canvas)
     font = _font(12)
-    text = title
+    text = title = clean_label(title, limit=200)  # labels are untrusted: no newlines or control characters
     while len(text) > 4 and d.textlength(text, font=font) > img.width - 4:
         text = text[:-2]
     if text != title:
@@ -165,16 +166,16 @@ def explanation_panel(expl, alpha: float = 0.5, cmap: str | None = None, colorba
     return overlay(expl.image, expl.map, alpha=alpha, cmap=cmap, colorbar=colorbar, title=title)
 
 
-def save_png(img: Image.Image | np.ndarray, path, force: bool = False) -> Path:
+def save_png(img: Image.Image | np.ndarray, path, force: bool = True) -> Path:
+    """Write a PNG through safe_io (a unique temporary, then a rename; never through a symbolic link).
+    Overwrites an existing file unless ``force=False``."""
+    from .safe_io import open_atomic
+
     path = Path(path)
-    if path.exists() and not force:
-        raise InputError(f"{path} exists; pass --force to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
     if not isinstance(img, Image.Image):
         img = Image.fromarray(np.asarray(img))
-    tmp = path.with_name(path.name + ".tmp.png")
-    img.save(tmp, format="PNG")
-    tmp.replace(path)
+    with open_atomic(path, "wb", force) as f:
+        img.save(f, format="PNG")
     return path
 
 

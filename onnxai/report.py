@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
 
 _CSS = """
 body { font-family: system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 24px; color: #222; }
@@ -38,7 +37,7 @@ table { border-collapse: collapse; font-size: 13px; margin: 6px 0 10px 0; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
 th { background: #f2f2f2; } td.l, th.l { text-align: left; }
 details { font-size: 12px; margin: 4px 0; } pre { margin: 4px 0; white-space: pre-wrap; }
-.best { font-weight: bold; }
+.best { font-weight: bold; } ul.legend { font-size: 12px; color: #444; margin: 0 0 10px 0; padding-left: 18px; }
 .tree details { margin: 1px 0 1px 14px; font-size: 13px; } .tree .leaf { margin-left: 28px; font-size: 13px; }
 .tree .on { color: #b42020; font-weight: bold; } .tree .n { color: #888; }
 """
@@ -182,36 +181,40 @@ class Report:
                 f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(self.title)}</title>"
                 f"<style>{_CSS}</style></head><body>{''.join(head)}{''.join(self._parts)}</body></html>\n")
 
-    def save(self, path, force: bool = False) -> Path:
-        path = Path(path)
-        if path.exists() and not force:
-            raise InputError(f"{path} exists; pass --force to overwrite it")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.html(), encoding="utf-8")
-        tmp.replace(path)
-        return path
+    def save(self, path, force: bool = True) -> Path:
+        """Write the HTML file through safe_io; overwrites unless ``force=False``."""
+        from .safe_io import write_text
+
+        return write_text(Path(path), self.html(), force)
 
 
 def metrics_table(scores) -> str:
-    """HTML table of metrics.Score rows, one column per registered metric; the best value of each is bold."""
+    """HTML table of metrics.Score rows, one column per registered metric, and what each column means.
+
+    The best value of a column is bold only when one row alone has it (as printed): a tie, such as
+    several maps and the random one all at AD 0.0, marks nothing."""
     from .metrics import REGISTRY
 
     cols = list(REGISTRY.values())
     best = {}
     for c in cols:
-        vals = [c.value(s) for s in scores]
-        best[c.name] = min(vals) if c.direction == "lower" else max(vals)
+        shown = [float(_fmt(c.value(s), c.digits)) for s in scores]
+        top = min(shown) if c.direction == "lower" else max(shown)
+        best[c.name] = top if shown.count(top) == 1 and len(scores) > 1 else None
     rows = []
     for s in scores:
         cells = [s.method]
         for c in cols:
-            v = c.value(s)
-            txt = _e(_fmt(v, c.digits))
-            cells.append(_Raw(f'<span class="best">{txt}</span>' if v == best[c.name] and len(scores) > 1 else txt))
+            txt = _e(_fmt(c.value(s), c.digits))
+            is_best = best[c.name] is not None and float(_fmt(c.value(s), c.digits)) == best[c.name]
+            cells.append(_Raw(f'<span class="best">{txt}</span>' if is_best else txt))
         rows.append(cells)
     heads = ["method"] + [c.text_heading for c in cols]
-    return "<h3>faithfulness</h3>" + _table(heads, rows, titles=[None] + [c.description for c in cols])
+    legend = "".join(f"<li><b>{_e(c.text_heading)}</b> ({_e(c.direction)} is better): {_e(c.description)}</li>"
+                     for c in cols)
+    return ("<h3>faithfulness</h3>" + _table(heads, rows, titles=[None] + [c.description for c in cols])
+            + f'<ul class="legend">{legend}<li>bold: the best value of a column, when one row alone has it; '
+              "random: a random map, the baseline every method should beat</li></ul>")
 
 
 def _enlarged(picture: np.ndarray, map_: np.ndarray | None = None, at_least: int = 224):

@@ -18,7 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from ._log import captured_stderr
+import glob
+import os
+import re
+
+from ._log import captured_output, note
 from .errors import InputError, ModelError, OutputError, ProviderError
 
 _OPT_LEVELS = {
@@ -49,7 +53,10 @@ def _cuda_usable(model_bytes: bytes, so: ort.SessionOptions) -> tuple[bool, str]
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         _cuda_verdict = (False, "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)")
         return _cuda_verdict
-    with captured_stderr() as box:
+    if not gpu_driver_present():  # no NVIDIA driver: CUDA cannot start, and trying prints pages of noise
+        _cuda_verdict = (False, "no NVIDIA GPU driver is present")
+        return _cuda_verdict
+    with captured_output() as box:  # preload_dlls and a failed CUDA session print on stdout AND stderr
         try:
             if hasattr(ort, "preload_dlls"):
                 ort.preload_dlls()
@@ -62,7 +69,7 @@ def _cuda_usable(model_bytes: bytes, so: ort.SessionOptions) -> tuple[bool, str]
             got, err = [], str(e)
         else:
             err = ""
-    text = (box[0] if box else "") + err
+    text = "".join(box) + err
     if got and got[0] == "CUDAExecutionProvider":
         _cuda_verdict = (True, "CUDA is available")
     else:
@@ -75,13 +82,24 @@ def _cuda_usable(model_bytes: bytes, so: ort.SessionOptions) -> tuple[bool, str]
     return _cuda_verdict
 
 
+def gpu_driver_present() -> bool:
+    """An NVIDIA driver is loaded (Linux: /proc/driver/nvidia or /dev/nvidia0); on other systems, assume
+    it may be."""
+    if os.name != "posix" or not os.path.isdir("/proc"):
+        return True
+    return os.path.exists("/proc/driver/nvidia/version") or bool(glob.glob("/dev/nvidia[0-9]*"))
+
+
 def resolve_providers(providers, model_bytes: bytes, so) -> tuple[list, str]:
-    """-> (provider list for the session, a note saying what was chosen and why)."""
+    """-> (provider list for the session, a note saying what was chosen and why; "" when there is
+    nothing worth saying, e.g. the CPU on a machine with no GPU driver)."""
     if providers is None or providers == "auto":
         ok, why = _cuda_usable(model_bytes, so)
         if ok:
             return ["CUDAExecutionProvider", "CPUExecutionProvider"], "running on CUDA"
-        return ["CPUExecutionProvider"], f"running on the CPU: CUDA is not usable here ({why})"
+        if not gpu_driver_present() or "CUDAExecutionProvider" not in ort.get_available_providers():
+            return ["CPUExecutionProvider"], ""  # a CPU-only machine or build: the CPU is the expected place
+        return ["CPUExecutionProvider"], f"running on the CPU: a GPU driver is present but CUDA did not start ({why})"
     if providers == "cpu":
         return ["CPUExecutionProvider"], ""
     if providers == "cuda":
@@ -106,14 +124,20 @@ def resolve_providers(providers, model_bytes: bytes, so) -> tuple[list, str]:
 def make_session(model_bytes: bytes, so: ort.SessionOptions, providers: list, what: str) -> ort.InferenceSession:
     """A session on ``providers``; ``what`` names the model in the error when onnxruntime refuses it."""
     try:
-        with captured_stderr():  # keep onnxruntime's own warnings off the user's terminal
-            return ort.InferenceSession(model_bytes, so, providers=providers)
+        with captured_output() as box:  # keep onnxruntime's own warnings (stdout and stderr) off the terminal
+            session = ort.InferenceSession(model_bytes, so, providers=providers)
     except Exception as e:
         msg = str(e).split("\n")[0][:300]
         raise ModelError(
             f"onnxruntime cannot load {what}: {msg}. The file may use operators or an "
             "opset this onnxruntime does not support; re-export it with a supported opset"
         ) from None
+    asked = [p[0] if isinstance(p, tuple) else p for p in providers]
+    got = session.get_providers()
+    if asked and asked[0] not in got:  # onnxruntime fell back (it prints an "EP Error" banner, caught above)
+        said = re.search(r"\) ([^\n]*?)(?:\n| when using|$)", "".join(box))  # the reason, after the source location
+        note(f"{asked[0]} did not start; running on {got[0]}" + (f" ({said.group(1)[:200]})" if said else ""))
+    return session
 
 
 @dataclass

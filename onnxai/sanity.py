@@ -144,11 +144,14 @@ class SanityResult:
         """The check passes when the fully randomised map's |rank correlation| falls below ``threshold``."""
         return bool(self.steps) and abs(self.steps[-1].spearman) < threshold
 
+    TABLE_HEADER = f"{'random layers':>13}  {'down to':<32} {'spearman':>9} {'of |maps|':>11} {'s':>6}"
+
+    @staticmethod
+    def table_row(s: "SanityStep") -> str:
+        return f"{s.randomised:>13}  {s.layer[:32]:<32} {s.spearman:9.3f} {s.spearman_abs:11.3f} {s.seconds:6.2f}"
+
     def table(self) -> str:
-        lines = [f"{'random layers':>13}  {'down to':<32} {'spearman':>9} {'of |maps|':>11} {'s':>6}"]
-        for s in self.steps:
-            lines.append(f"{s.randomised:>13}  {s.layer[:32]:<32} {s.spearman:9.3f} {s.spearman_abs:11.3f} {s.seconds:6.2f}")
-        return "\n".join(lines)
+        return "\n".join([self.TABLE_HEADER] + [self.table_row(s) for s in self.steps])
 
     def to_json(self) -> dict:
         return {"format": "onnxai.sanity/1", "method": self.method, "target": self.target, "label": self.label,
@@ -163,8 +166,9 @@ class SanityResult:
         if self.image is None:
             raise InputError("no picture to draw on")
         panels = [render.overlay(self.image, s.map, colorbar=False) for s in self.steps]
-        titles = [("original" if s.randomised == 0 else f"{s.randomised} random (to {s.layer})")
-                  + f" rho={s.spearman:.2f}" for s in self.steps]
+        # the correlation first: a long layer name is what gets cut when the title is too wide
+        titles = [f"rho={s.spearman:+.2f} " + ("original" if s.randomised == 0 else f"{s.randomised} random (to {s.layer})")
+                  for s in self.steps]
         return render.montage(panels, titles, columns=columns or min(len(panels), 5))
 
 

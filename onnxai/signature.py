@@ -5,9 +5,9 @@
 - ``guess_layout``: channels-first or channels-last from a rank-4 shape;
 - ``column_inputs``: a model with one 2-D input per column (skl2onnx can emit that) seen as one
   (batch, sum of widths) table, with the columns to split it back into;
-- ``class_score_output``: the rule when the graph has several outputs (unless ``output=`` names one):
-  the first output that is a float tensor of rank 2, or of rank 4 with 1x1 spatial size; ties go to
-  the earlier output.
+- ``choose_class_output``: the rule when the graph has several outputs (unless ``output=`` names one):
+  among the float tensors of rank 2 (or rank 4 with 1x1 spatial size), the one a Softmax produces,
+  else one named like probabilities / logits / scores / output, else the first; and why.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import InputError, ModelError
+from .preprocess import MAX_SIDE
+
+MAX_INPUT_ELEMENTS = 3 * MAX_SIDE * MAX_SIDE  # numbers in one input a declared shape may imply (768 MB float32)
 
 DTYPES = {
     "tensor(float)": np.float32,
@@ -116,10 +119,50 @@ def column_inputs(ins, dtypes: dict = DTYPES):
     return spec, columns
 
 
-def class_score_output(outs):
-    """The first of the session's outputs that can hold (batch, classes) scores, or None."""
-    for o in outs:
-        rank = len(o.shape)
-        if o.type in FLOAT_TYPES and (rank == 2 or (rank == 4 and list(o.shape[2:]) == [1, 1])):
-            return o
-    return None
+def class_score_output(outs, softmax_fed=()):
+    """The session's output that holds (batch, classes) scores, or None; see ``choose_class_output``."""
+    return choose_class_output(outs, softmax_fed)[0]
+
+
+_NAMES = (("probabilities", ("prob", "softmax")), ("logits", ("logit",)), ("scores", ("score", "output", "pred")))
+
+
+def choose_class_output(outs, softmax_fed=()) -> tuple[object | None, str]:
+    """(output, why) among the outputs that can hold (batch, classes) scores: float, rank 2 or rank 4
+    with 1x1 spatial size. With several: one a Softmax produces (``softmax_fed``: their names), else
+    one named like probabilities / logits / scores / output, else the first; ``why`` says which rule
+    decided ("" when there was only one candidate)."""
+    cands = [o for o in outs if o.type in FLOAT_TYPES
+             and (len(o.shape) == 2 or (len(o.shape) == 4 and list(o.shape[2:]) == [1, 1]))]
+    if len(cands) <= 1:
+        return (cands[0] if cands else None), ""
+    names = ", ".join(repr(o.name) for o in cands)
+    for o in cands:
+        if o.name in softmax_fed:
+            return o, f"{len(cands)} float outputs could hold class scores ({names}); {o.name!r} ends in a Softmax"
+    for kind, words in _NAMES:
+        for o in cands:
+            if any(w in o.name.lower() for w in words):
+                return o, (f"{len(cands)} float outputs could hold class scores ({names}); {o.name!r} is named "
+                           f"like {kind}")
+    return cands[0], (f"{len(cands)} float outputs could hold class scores ({names}); none is named like "
+                      f"probabilities or logits, so the first, {cands[0].name!r}, is used")
+
+
+def check_input_size(name: str, shape: tuple) -> None:
+    """Refuse a declared input whose one sample (batch axis aside) would exceed MAX_INPUT_ELEMENTS numbers:
+    the probes and the chunk buffers are allocated from this shape."""
+    n = 1
+    for d in shape[1:]:
+        n *= d or 1
+    if n > MAX_INPUT_ELEMENTS:
+        dims = "x".join("?" if d is None else str(d) for d in shape)
+        raise ModelError(f"input {name!r} is declared {dims}: {n:,} numbers per input, above onnxai's limit of "
+                         f"{MAX_INPUT_ELEMENTS:,} ({MAX_SIDE}x{MAX_SIDE} RGB); this is not a model onnxai can run")
+
+
+def check_batch_size(batch_size) -> None:
+    """None (the default) or a whole number of at least 1."""
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                   or batch_size < 1):
+        raise InputError(f"batch_size must be a whole number of at least 1 (or None for the default), got {batch_size!r}")

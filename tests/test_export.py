@@ -210,7 +210,7 @@ def test_tool_script_reports_errors_without_traceback(tmp_path):
         capture_output=True, text=True, cwd=tmp_path,
     )
     assert run.returncode == 2
-    assert "already exists" in run.stderr and "--force" in run.stderr and "Traceback" not in run.stderr
+    assert "exists" in run.stderr and "--force" in run.stderr and "Traceback" not in run.stderr
     assert out.read_bytes() == b"x"
 
 

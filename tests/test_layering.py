@@ -8,7 +8,8 @@ that re-exports its submodules would otherwise be a "cycle").
 
 Layers, bottom first. A module may import from its own layer and the layers below it, never above:
 
-    0 base        errors, _log                       one exception family; notes on stderr
+    0 base        errors, _log, safe_io              one exception family; notes on stderr; every
+                                                     file written, and text put in outputs
     1 pure        kernels, graph, graph_ends,        Numba kernels; ONNX surgery (graph.py: layers,
                   grids, preprocess, features,       heads, tails; graph_ends.py: batch axis, ZipMap,
                   render                             class labels; grids.py: which tensors are maps
@@ -41,7 +42,7 @@ PACKAGE = "onnxai"
 MAX_LINES = 450
 
 LAYERS = [
-    ("base", ["errors", "_log"]),
+    ("base", ["errors", "_log", "safe_io"]),
     ("pure", ["kernels", "graph", "graph_ends", "grids", "heads", "preprocess", "features", "render", "render_tree"]),
     ("runtime", ["runtime"]),
     ("model", ["model", "signature", "classes", "export", "export_builders"]),

@@ -171,13 +171,16 @@ def test_output_rule_skips_int_and_spatial_outputs():
     np.testing.assert_allclose(model.scores(x, kind="raw"), onnx_models.conv_forward(x, p)[1], atol=1e-4, rtol=1e-5)
 
 
-def test_output_rule_takes_the_first_rank2_float_and_output_by_name():
+def test_output_rule_prefers_a_scores_name_over_an_earlier_feature_output_and_output_by_name():
     m, p = onnx_models.conv_net()
     m2 = onnx_models.with_extra_outputs(m, [("flat", TensorProto.FLOAT, [None, 4])])
     x = _x(3, p)
     act, logits = onnx_models.conv_forward(x, p)
-    first = Model(m2, providers="cpu")
-    assert first.output == "flat" and first.num_classes == 4  # the rule: the earlier rank-2 float output
+    chosen = Model(m2, providers="cpu")  # features first, logits second: the logits, and why
+    assert chosen.output == "logits" and chosen.num_classes == 5
+    assert "'logits' is named like logits" in chosen.output_choice and "'flat'" in chosen.output_choice
+    first = Model(m2, providers="cpu", output="flat")
+    assert first.output == "flat" and first.num_classes == 4
     np.testing.assert_allclose(first.scores(x, kind="raw"), act.mean(axis=(2, 3)), atol=1e-5, rtol=1e-5)
     named = Model(m2, providers="cpu", output="logits")
     assert named.output == "logits" and named.num_classes == 5
@@ -310,6 +313,7 @@ def test_providers_auto_notes_once_without_onnxruntime_noise(monkeypatch, capfd)
     if _cuda_really_works():
         pytest.skip("CUDA works on this machine: auto picks CUDA, the CPU fallback note is not shown")
     monkeypatch.setattr(runtime, "_cuda_verdict", None)  # probe CUDA again, inside this test
+    monkeypatch.setattr(runtime, "gpu_driver_present", lambda: True)  # a driver, but CUDA does not start
     monkeypatch.setattr(_log, "_said", set())
     monkeypatch.setattr(_log, "_quiet", False)
     m, _ = onnx_models.conv_net()
@@ -319,13 +323,24 @@ def test_providers_auto_notes_once_without_onnxruntime_noise(monkeypatch, capfd)
     assert first.provider == "CPUExecutionProvider"
     lines = out1.err.splitlines()
     assert len(lines) == 1, out1.err
-    assert lines[0].startswith("onnxai: running on the CPU: CUDA is not usable here (")
+    assert lines[0].startswith("onnxai: running on the CPU: a GPU driver is present but CUDA did not start (")
     assert "\x1b[" not in out1.err and "[E:onnxruntime" not in out1.err and "[W:onnxruntime" not in out1.err
     assert out1.out == ""
     second = Model(m, providers="auto")
     out2 = capfd.readouterr()
     assert second.provider == "CPUExecutionProvider"
     assert out2.err == "" and out2.out == ""
+
+
+def test_providers_auto_says_nothing_on_a_machine_without_a_gpu_driver(monkeypatch, capfd):
+    monkeypatch.setattr(runtime, "_cuda_verdict", None)
+    monkeypatch.setattr(runtime, "gpu_driver_present", lambda: False)
+    monkeypatch.setattr(_log, "_said", set())
+    monkeypatch.setattr(_log, "_quiet", False)
+    capfd.readouterr()
+    model = Model(onnx_models.conv_net()[0], providers="auto")
+    out = capfd.readouterr()
+    assert model.provider == "CPUExecutionProvider" and out.err == "" and out.out == ""
 
 
 def test_providers_cuda_without_cuda_says_what_to_do(capfd):

@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import onnx
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
@@ -148,12 +149,11 @@ def test_report_api_with_evaluation_and_existing_file(tmp_path):
     c = _check_html(text)
     assert "a &lt;b&gt;title&lt;/b&gt; &amp; more" in text  # names are escaped
     assert set(c.methods) == {"occlusion", "random"}
-    try:
-        rep.save(path)
-    except onnxai.InputError as e:
-        assert "exists" in str(e)
-    else:
-        raise AssertionError("overwrote an existing report")
+    path.write_text("old")
+    with pytest.raises(onnxai.InputError, match="exists"):  # the command line's default
+        rep.save(path, force=False)
+    assert path.read_text() == "old"
+    assert rep.save(path).read_text(encoding="utf-8") == text  # the library's default: overwrite, like numpy.save
 
 
 def test_line_plot_draws_every_curve():

@@ -40,7 +40,28 @@ def main(debug, quiet):
         set_quiet(True)
 
 
+def _quiet(ctx, param, value):
+    if value:
+        from .._log import set_quiet
+        set_quiet(True)
+
+
+SHORT_HELP = {  # the command list of `onnxai --help`: whole sentences, never cut
+    "inspect": "Show a model's inputs, outputs, preprocessing, labels, layers.",
+    "predict": "Top classes with probabilities for pictures.",
+    "patch": "Copy a model with inner tensors exposed as outputs.",
+    "export": "Export a torchvision classifier to ONNX.",
+    "explain": "Explain the model's decisions on pictures or table rows.",
+    "evaluate": "Score the faithfulness of methods over pictures.",
+    "sanity": "Check a method against randomised weights.",
+    "tree": "The decision tree induced from the linear head (NBDT).",
+}
+
 for _command in (inspect, predict, patch, export, explain, evaluate, sanity, tree):
+    _command.short_help = SHORT_HELP[_command.name]
+    if not any("--quiet" in p.opts for p in _command.params):  # -q works after the command name too
+        _command.params.append(click.Option(["--quiet", "-q"], is_flag=True, expose_value=False, is_eager=True,
+                                            callback=_quiet, help="No notes or progress bars on stderr."))
     main.add_command(_command)
 
 

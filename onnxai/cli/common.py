@@ -33,6 +33,20 @@ def note(message: str) -> None:
         click.echo(f"note: {message}", err=True)
 
 
+def os_error_line(e: OSError) -> str:
+    """'No space left on device (ENOSPC): out/x.png; free some space or choose another --out'."""
+    import errno
+
+    code = errno.errorcode.get(e.errno or 0, "")
+    what = f"{e.strerror or e}" + (f" ({code})" if code else "")
+    where = f": {e.filename}" if e.filename else ""
+    hints = {errno.ENOSPC: "free some space or choose another --out", errno.EROFS: "choose a writable --out",
+             errno.EACCES: "check the permissions or choose another path", errno.EPERM: "check the permissions",
+             errno.EDQUOT: "free some space or choose another --out"}
+    hint = hints.get(e.errno, "check the path")
+    return f"{what}{where}; {hint}"
+
+
 def handle_errors(fn):
     """Turn OnnxaiError (and a few OS errors) into one clear line and a non-zero exit."""
 
@@ -44,10 +58,10 @@ def handle_errors(fn):
             if State.debug:
                 raise
             fail(str(e))
-        except (PermissionError, IsADirectoryError, FileNotFoundError) as e:
+        except OSError as e:  # the user's environment (read-only, full disk, no permission): one line, status 2
             if State.debug:
                 raise
-            fail(f"{e.strerror or e}: {e.filename}")
+            fail(os_error_line(e))
         except MemoryError:
             if State.debug:
                 raise
@@ -63,7 +77,7 @@ def handle_errors(fn):
 
 
 MODEL_KEYS = ("providers", "batch_size", "output_name", "labels_file", "resize", "crop", "mean", "std", "scale",
-              "channels", "layout", "threads")
+              "channels", "layout", "threads", "max_pixels")
 
 
 def model_options(fn):
@@ -85,6 +99,9 @@ def model_options(fn):
         click.option("--channels", type=click.Choice(["RGB", "BGR"]), default=None, help="Channel order the model expects."),
         click.option("--layout", type=click.Choice(["NCHW", "NHWC"]), default=None, help="Axis order of the model input."),
         click.option("--threads", type=click.IntRange(1), default=None, help="onnxruntime intra-op threads."),
+        click.option("--max-pixels", type=click.IntRange(0), default=None,
+                     help="Refuse pictures with more pixels than this (a guard against decompression bombs; "
+                          "default 100,000,000; 0: no limit)."),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -92,14 +109,15 @@ def model_options(fn):
 
 
 def open_model(model_path, providers="auto", batch_size=None, output_name=None, labels_file=None, resize=None,
-               crop=None, mean=None, std=None, scale=None, channels=None, layout=None, threads=None):
+               crop=None, mean=None, std=None, scale=None, channels=None, layout=None, threads=None, max_pixels=None):
     from ..model import load
-    from ..preprocess import parse_floats
+    from ..preprocess import DEFAULT_MAX_PIXELS, parse_floats
 
     overrides = dict(resize=resize, crop=crop, mean=parse_floats(mean, what="--mean"),
                      std=parse_floats(std, what="--std"), scale=scale, channels=channels, layout=layout)
     return load(model_path, providers=providers, batch_size=batch_size, output=output_name,
-                preprocess=overrides, labels=labels_file, threads=threads)
+                preprocess=overrides, labels=labels_file, threads=threads,
+                max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else (max_pixels or None))
 
 
 def split_model_kwargs(kwargs: dict) -> dict:

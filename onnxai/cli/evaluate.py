@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError
 from .common import handle_errors, method_names, model_options, open_model, split_model_kwargs
 from .method_options import build_methods, method_options, param_option, pop_settings
+from .outputs import check_outputs
 
 
 @click.command(epilog=(
@@ -52,9 +52,9 @@ def evaluate(model_path, images, methods, target, step, substrate, blur_sigma, p
     objs = build_methods(names, pop_settings(kw), params, no_progress)
     out = Path(out_dir)
     paths = [out / f"{name}.csv", out / f"{name}.json", out / f"{name}_curves.png"] + ([out / f"{name}.html"] if write_report else [])
-    clash = [str(p) for p in paths if p.exists()]
-    if clash and not force:
-        raise InputError(f"{clash[0]} exists; pass --force to overwrite, or choose another --out/--name")
+    for image in images:  # every picture reads, before the outputs are checked and the methods run
+        model.prepare(image)
+    check_outputs(out, paths, force)
 
     def said(s):
         click.echo(f"{s.image}: {s.method:<12} deletion {s.deletion:.3f}  insertion {s.insertion:.3f}  AD {s.ad:5.1f}  "
@@ -64,10 +64,11 @@ def evaluate(model_path, images, methods, target, step, substrate, blur_sigma, p
                           blur_sigma=blur_sigma, seed=baseline_seed, on_score=said,
                           progress=False if no_progress else None)
     ev.params["model"] = str(model_path)
+    ev.params["provider"] = model.provider
     click.echo(ev.table())
-    ev.save(out / name, force=True)
+    ev.save(out / name, force)
     curves = render.evaluation_curves(ev)
-    render.save_png(curves, paths[2], force=True)
+    render.save_png(curves, paths[2], force)
     if write_report:
         from ..report import Report
 
@@ -79,5 +80,5 @@ def evaluate(model_path, images, methods, target, step, substrate, blur_sigma, p
                 prep = metrics.prepare(model, image)
                 sc = {(s.method, s.target): s for s in ev.scores if s.image == str(image)}
                 rep.add_picture(str(image), prep.crop, model.top(prep.probs, 5), ex, sc)
-        rep.save(paths[3], force=True)
+        rep.save(paths[3], force)
     click.echo("wrote " + ", ".join(str(p) for p in paths))

@@ -8,8 +8,10 @@ from pathlib import Path
 import click
 
 from ..errors import InputError, OnnxaiError
-from .common import handle_errors, method_names, model_options, note, open_model, slug, split_model_kwargs
+from ..safe_io import clean_label
+from .common import handle_errors, method_names, model_options, note, open_model, split_model_kwargs
 from .method_options import build_methods, method_options, param_option, pop_settings
+from .outputs import check_outputs, class_part, unique_stems
 
 TABLE_OPTIONS = ("rows", "background", "feature_names")
 
@@ -18,7 +20,7 @@ TABLE_OPTIONS = ("rows", "background", "feature_names")
     "Examples:\n\n"
     "  onnxai explain models/efficientnet_lite0.onnx samples/chelsea.png --method lime --out out/\n\n"
     "  onnxai explain models/efficientnet_lite0.onnx samples/*.png --method lime,occlusion --target top2\n\n"
-    "  onnxai explain MODEL cat.jpg --method occlusion --window 32 --stride 8 --target 'tabby cat'\n\n"
+    "  onnxai explain MODEL cat.jpg --method occlusion --window 32 --stride 8 --target 'tiger cat'\n\n"
     "  onnxai explain MODEL cat.jpg --method lime,rise --samples 500 --param rise.cells=6\n\n"
     "Each method option goes to every chosen method that takes that parameter (the methods are listed "
     "in brackets, with their defaults); one that none of them takes is an error. --param sets one "
@@ -28,7 +30,7 @@ TABLE_OPTIONS = ("rows", "background", "feature_names")
 @click.option("--method", "-m", "methods", default="lime", show_default=True,
               help="lime, occlusion, kernel-shap, cam, grad-cam, score-cam, rise, a comma list of methods, or all.")
 @click.option("--target", "-t", default="top1", show_default=True,
-              help="Class to explain: top1, topK, an index, a label (e.g. 'tabby cat'), or a comma list.")
+              help="Class to explain: top1, topK, an index, a label (e.g. 'tiger cat'), or a comma list.")
 @click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the overlay PNG, the raw map (.npz) and the facts (.json).")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs (default: refuse and write nothing).")
@@ -60,7 +62,7 @@ def explain(model_path, images, methods, target, out_dir, force, params, show_to
             no_progress, write_report, with_metrics, rows, background, feature_names, cropped, **kw):
     """Explain the model's decision on each IMAGE and write pictures and maps to --out.
 
-    For each image, method and target class it writes NAME_METHOD_CLASS.png (the map over the
+    For each image, method and target class it writes NAME_METHOD_INDEX_CLASS.png (the map over the
     picture the model saw, with a colour bar), .npz (the raw map, segments, importance) and .json
     (target, score, parameters, timings). Existing files are never overwritten without --force.
     With several methods (a comma list, or "all") it also writes NAME_montage.png, every map side
@@ -88,11 +90,10 @@ def explain(model_path, images, methods, target, out_dir, force, params, show_to
     method_objs = build_methods(names, settings, params, no_progress)
     out = Path(out_dir)
     report_path = out / "report.html"
-    extra_outputs = ([report_path] if write_report else []) + (
-        [out / f"{Path(im).stem}_montage.png" for im in images] if len(method_objs) > 1 else [])
-    clash = [str(f) for f in extra_outputs if f.exists()]
-    if clash and not force:
-        raise InputError(f"{clash[0]} exists; pass --force to overwrite, or choose another --out")
+    stems = dict(zip(images, unique_stems(images)))  # same-named pictures from different folders differ
+    targets = _first_pass(model, images, target, cropped)
+    plan = _planned_outputs(model, out, images, stems, targets, method_objs, show_top, report_path if write_report else None)
+    check_outputs(out, plan, force)  # before the expensive part: every output and that --out is writable
     report = None
     if write_report:
         from ..report import Report
@@ -102,7 +103,7 @@ def explain(model_path, images, methods, target, out_dir, force, params, show_to
                                 "images": list(images)})
     everything = []
     for image in images:
-        stem = Path(image).stem
+        stem = stems[image]
         shown = []
         for name, method in method_objs:
             try:
@@ -113,41 +114,67 @@ def explain(model_path, images, methods, target, out_dir, force, params, show_to
                 click.echo(f"note: {image}: skipped {name}: {err}", err=True)  # --method all: run what can run
                 continue
             expls = result if isinstance(result, list) else [result]
-            planned = []
             for e in expls:
-                base = out / f"{stem}_{name}_{slug(e.label)}"
-                files = [base.with_suffix(".png"), base.with_suffix(".npz"), base.with_suffix(".json")]
-                if show_top and e.segments is not None:
-                    files.append(base.with_name(base.name + f"_top{show_top}.png"))
-                planned.append((e, base, files))
-            clash = [str(f) for _, _, fs in planned for f in fs if f.exists()]
-            if clash and not force:
-                raise InputError(f"{clash[0]} exists (and {len(clash) - 1} more); pass --force to overwrite, or choose another --out")
-            for e, base, files in planned:
+                base, files = _files(out, stem, name, e.target, e.label, show_top if e.segments is not None else None)
                 draw = getattr(method, "picture", None) or render.explanation_panel  # a method may draw its own
-                render.save_png(draw(e, alpha=blend, cmap=cmap), files[0], force=True)
-                e.save(base, force=True)
+                render.save_png(draw(e, alpha=blend, cmap=cmap), files[0], force)
+                e.extras.setdefault("provider", model.provider)  # the JSON says where it ran
+                e.save(base, force)
                 extra = ""
-                if show_top and e.segments is not None:
-                    render.save_png(masked_topk(e, show_top), files[3], force=True)
+                if len(files) > 3:
+                    render.save_png(masked_topk(e, show_top), files[3], force)
                     extra = f", {files[3].name}"
                 facts = ", ".join(f"{k}={v:.3f}" for k, v in e.extras.items() if isinstance(v, float))
                 if "layer" in e.extras:  # CAM methods: say which layer was read, and how it was chosen
                     facts = ", ".join([f"layer {e.extras['layer']} ({e.extras.get('layer_choice', '')})"]
                                       + [f"gradient={v}" for v in [e.extras.get("gradient")] if v]
                                       + ([facts] if facts else []))
-                click.echo(f"{image}: {name} for {e.label!r} (class {e.target}, p={e.score:.3f}) in "
+                click.echo(f"{image}: {name} for {clean_label(e.label)!r} (class {e.target}, p={e.score:.3f}) in "
                            f"{e.timings.get('total', 0):.2f}s{'; ' + facts if facts else ''} -> {files[0]}{extra}")
             shown.extend(expls)
-        _explain_extras(model, image, shown, out, len(method_objs) > 1, with_metrics, report, blend, cmap)
+        _explain_extras(model, image, shown, out / f"{stem}_montage.png" if len(method_objs) > 1 else None,
+                        with_metrics and not no_progress, with_metrics, report, blend, cmap, force)
         everything.extend(shown)
     if report is not None:
         for name, method in method_objs:  # a method may add its own section (nbdt: the browsable tree)
             if hasattr(method, "report_section") and any(e.method == method.name for e in everything):
                 method.report_section(report, model, [e for e in everything if e.method == method.name])
-        report.save(report_path, force=True)
+        report.save(report_path, force)
         click.echo(f"report -> {report_path}")
 
+
+def _first_pass(model, images, target, cropped) -> dict:
+    """{image: [class indices]}: the targets from one forward pass per picture, before any method runs."""
+    from ..methods.base import resolve_targets
+
+    out = {}
+    for image in images:
+        x, _ = model.prepare(image, cropped=cropped)
+        out[image] = resolve_targets(model, model.scores(x)[0], target)[0]
+    return out
+
+
+def _files(out: Path, stem: str, method: str, index: int, label: str, top: int | None) -> tuple[Path, list[Path]]:
+    """(base, [png, npz, json(, top png)]) of one map: OUT/STEM_METHOD_INDEX_LABEL.*"""
+    base = out / f"{stem}_{method}_{class_part(index, label)}"
+    files = [base.with_name(base.name + s) for s in (".png", ".npz", ".json")]
+    if top:
+        files.append(base.with_name(f"{base.name}_top{top}.png"))
+    return base, files
+
+
+def _planned_outputs(model, out, images, stems, targets, method_objs, show_top, report_path) -> list[Path]:
+    from ..methods.superpixels import SuperpixelMethod
+
+    plan = [report_path] if report_path is not None else []
+    for image in images:
+        for name, method in method_objs:
+            top = show_top if isinstance(method, SuperpixelMethod) else None
+            for t in dict.fromkeys(targets[image]):
+                plan += _files(out, stems[image], name, t, model.label(t), top)[1]
+        if len(method_objs) > 1:
+            plan.append(out / f"{stems[image]}_montage.png")
+    return plan
 
 
 def _opacity(opacity, deprecated_alpha) -> float:
@@ -161,15 +188,16 @@ def _opacity(opacity, deprecated_alpha) -> float:
     return deprecated_alpha
 
 
-def _explain_extras(model, image, shown, out, montage, with_metrics, report, blend, cmap):
-    """After all methods ran on one picture: the montage, the metrics and the report section."""
+def _explain_extras(model, image, shown, montage, progress, with_metrics, report, blend, cmap, force):
+    """After all methods ran on one picture: the montage (to the path ``montage``), the metrics and the
+    report section."""
     from .. import render
 
     if not shown:
         return
-    if montage:
-        path = out / f"{Path(image).stem}_montage.png"
-        render.save_png(render.explanations_montage(shown, alpha=blend, cmap=cmap), path, force=True)
+    if montage is not None:
+        path = montage
+        render.save_png(render.explanations_montage(shown, alpha=blend, cmap=cmap), path, force)
         click.echo(f"{image}: montage of {len({e.method for e in shown})} methods x "
                    f"{len({e.target for e in shown})} classes -> {path}")
     scores = {}
@@ -178,13 +206,15 @@ def _explain_extras(model, image, shown, out, montage, with_metrics, report, ble
 
         prep = metrics.Prepared.from_crop(model, shown[0].image)
     if with_metrics:
-        for e in shown:
+        for k, e in enumerate(shown, 1):  # deletion and insertion curves: many forward passes each
+            if progress:
+                note(f"{image}: scoring {e.method} for {clean_label(e.label)!r} ({k}/{len(shown)} maps, then a random map)")
             scores[(e.method, e.target)] = metrics.score_explanation(model, e, image=prep)
         for t in dict.fromkeys(e.target for e in shown):
             scores[(metrics.RANDOM, t)] = metrics.score_map(model, prep, metrics.random_map(prep.crop.shape[:2]), t,
                                                             method=metrics.RANDOM)
         for (m, t), s in scores.items():
-            click.echo(f"{image}: {m} for {s.label!r}: deletion AUC {s.deletion:.3f} (lower is better), insertion AUC "
+            click.echo(f"{image}: {m} for {clean_label(s.label)!r}: deletion AUC {s.deletion:.3f} (lower is better), insertion AUC "
                        f"{s.insertion:.3f} (higher), average drop {s.ad:.1f}%, increase {s.ic:.0f}%")
     if report is not None:
         report.add_picture(str(image), prep.crop, model.top(prep.probs, 5), shown, scores, alpha=blend, cmap=cmap)

@@ -21,6 +21,23 @@ from .common import note
 
 FILLS = "mean, segment-mean, blur, black, zero, a grey value or R,G,B"
 
+
+class PixelPair(click.ParamType):
+    """N or HxW (also H,W) in pixels, checked when the command line is read (a usage error, before the
+    model loads); the text is passed on as given."""
+
+    name = "N|HxW"
+
+    def convert(self, value, param, ctx):
+        from ..kernels._checks import pair
+
+        try:
+            pair(value, param.name if param is not None else "value")
+        except InputError as e:
+            self.fail(str(e), param, ctx)
+        return value
+
+
 # (option, canonical parameter, click settings); the option's value is the parameter's value.
 OPTIONS = [
     ("--samples", "num_samples", dict(type=click.IntRange(1), help="Perturbed inputs to score (LIME samples, Kernel SHAP coalitions, RISE masks; tables: Kernel SHAP's default is shap's 2M+2048).")),
@@ -32,8 +49,8 @@ OPTIONS = [
     ("--kernel-width", "kernel_width", dict(type=float, help="LIME: locality kernel width.")),
     ("--upsample", "upsample", dict(type=click.Choice(["auto", "nearest", "bicubic", "none"]), help="LIME: output upsampling (auto: bicubic for grid, nearest for superpixels).")),
     ("--fill", "fill", dict(help=f"What hidden pixels show: {FILLS}.")),
-    ("--window", "window", dict(help="Occlusion: window size in pixels, N or HxW (default input/7).")),
-    ("--stride", "stride", dict(help="Occlusion: stride in pixels, N or HxW (default window/2).")),
+    ("--window", "window", dict(type=PixelPair(), help="Occlusion: window size in pixels, N or HxW (default input/7).")),
+    ("--stride", "stride", dict(type=PixelPair(), help="Occlusion: stride in pixels, N or HxW (default window/2).")),
     ("--clip-mode", "clip_mode", dict(type=click.Choice(["inside", "clip"]), help="Occlusion: windows inside the picture (captum) or clipped at borders (MATLAB).")),
     ("--seed", "seed", dict(type=int, help="Seed of the explanation method's random draws (same seed, same map).")),
     ("--layer", "layer", dict(help="CAM methods: the activation to read, a name from `onnxai inspect MODEL --layers` (auto: the features the linear head pools, else the last map over the picture's grid).")),

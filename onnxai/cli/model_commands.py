@@ -31,6 +31,7 @@ def inspect(model_path, show_layers, spatial, as_json, **kw):
                   "layout": model.input.layout, "dynamic_batch": model.input.dynamic_batch},
         "outputs": [{"name": o.name, "shape": list(o.shape), "type": o.type} for o in model.outputs],
         "class_output": model.output,
+        "class_output_choice": model.output_choice,
         "outputs_probabilities": model.outputs_probabilities,
         "num_classes": model.num_classes,
         "preprocess": json.loads(model.preprocess.to_json()),
@@ -62,7 +63,7 @@ def inspect(model_path, show_layers, spatial, as_json, **kw):
     click.echo(f"provider   {info['provider']}")
     click.echo(f"input      {model.input.describe()}")
     for o in model.outputs:
-        mark = "  <- class scores" if o.name == model.output else ""
+        mark = f"  <- class scores ({model.output_choice})" if o.name == model.output else ""
         click.echo(f"output     {o.name}: {o.shape} {o.type}{mark}")
     click.echo(f"classes    {model.num_classes} ({'probabilities' if model.outputs_probabilities else 'logits; softmax applied'})")
     if model.labels:
@@ -118,7 +119,7 @@ def predict(model_path, images, top, as_json, **kw):
     model = open_model(model_path, **kw)
     results = model.predict(list(images), top=top)
     if as_json:
-        payload = [{"image": str(im), "top": [{"index": p.index, "label": p.label, "probability": p.probability}
+        payload = [{"image": str(im), "provider": model.provider, "top": [{"index": p.index, "label": p.label, "probability": p.probability}
                                               for p in preds]} for im, preds in zip(images, results)]
         click.echo(json.dumps(payload, indent=2))
         return
@@ -138,33 +139,24 @@ def patch(model_path, layers, out_path, force):
     """Write a copy of MODEL that also outputs the named inner tensors."""
     from .. import graph
 
+    from ..safe_io import check_destination
+
     out = Path(out_path)
-    if out.exists() and not force:
-        raise InputError(f"{out} exists; pass --force to overwrite it")
     if out.resolve() == Path(model_path).resolve():
         raise InputError("the output path is the input model; write the patched model somewhere else")
+    check_destination(out, force)
     proto = graph.read_model(model_path)
     patched = graph.expose(proto, list(layers))
-    write_model(patched, out)
+    write_model(patched, out, force)
     click.echo(f"wrote {out}: outputs {[o.name for o in patched.graph.output]}")
 
 
-def write_model(proto, out: Path):
-    """Save atomically: a temp file next to the target, then rename."""
-    import os
-    import tempfile
+def write_model(proto, out: Path, force: bool = True):
+    """Save through safe_io: a unique temporary next to the target, then a rename (never through a link)."""
+    from ..safe_io import open_atomic
 
-    import onnx
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name, suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        onnx.save(proto, tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with open_atomic(out, "wb", force) as f:
+        f.write(proto.SerializeToString())
 
 
 @click.command(epilog=(
@@ -190,8 +182,7 @@ def export(arch, out_path, weights, random_weights, opset, expose, no_check, for
     """
     from ..export import export_model
 
-    report = export_model(arch, out_path, weights=weights, random_weights=random_weights, opset=opset,
-                          expose=list(expose), check=not no_check, force=force,
-                          log=lambda m: click.echo(m, err=True))
-    click.echo(f"wrote {report.path}")
+    # its log ends with "wrote PATH (size, opset, exporter)": said once, on stderr with the rest
+    export_model(arch, out_path, weights=weights, random_weights=random_weights, opset=opset, expose=list(expose),
+                 check=not no_check, force=force, log=lambda m: click.echo(m, err=True))
 

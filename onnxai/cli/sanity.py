@@ -9,8 +9,10 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
+from ..safe_io import clean_label, write_text
 from .common import handle_errors, method_names, model_options, open_model, slug, split_model_kwargs
 from .method_options import build_methods, method_options, param_option, pop_settings
+from .outputs import check_outputs
 
 
 @click.command(epilog=(
@@ -44,7 +46,7 @@ def sanity(model_path, image, method, target, steps, params, weights_seed, thres
     A method that explains the model must decorrelate; one that does not is not looking at the model.
     """
     from .. import render
-    from ..sanity import cascading_randomisation
+    from ..sanity import SanityResult, cascading_randomisation
 
     model = open_model(model_path, **split_model_kwargs(kw))
     model.require_image()
@@ -54,24 +56,24 @@ def sanity(model_path, image, method, target, steps, params, weights_seed, thres
     (mname, obj), = build_methods(names, pop_settings(kw), params, no_progress)
     out = Path(out_dir)
     base = out / f"{Path(image).stem}_sanity_{slug(mname)}"
-    png, js = base.with_suffix(".png"), base.with_suffix(".json")
-    clash = [str(p) for p in (png, js) if p.exists()]
-    if clash and not force:
-        raise InputError(f"{clash[0]} exists; pass --force to overwrite, or choose another --out")
+    png, js = base.with_name(base.name + ".png"), base.with_name(base.name + ".json")
+    model.prepare(image)  # the picture reads, before the outputs are checked and the cascade runs
+    check_outputs(out, [png, js], force)
+    click.echo(f"{image}: {mname}; the rank correlation with the original map as layers are randomised:")
+    click.echo(SanityResult.TABLE_HEADER)
 
-    def said(s):
-        click.echo(f"  {s.randomised:3d} layers random (down to {s.layer}): spearman {s.spearman:+.3f}", err=True)
+    def said(s):  # the table, one row as each step is ready (printed once)
+        click.echo(SanityResult.table_row(s))
 
     res = cascading_randomisation(model, image, obj, target=target, steps=steps, seed=weights_seed, on_step=said)
-    click.echo(f"{image}: {mname} for {res.label!r} (class {res.target}), {len(res.layers)} layers with weights")
-    click.echo(res.table())
+    click.echo(f"explained {clean_label(res.label)!r} (class {res.target}); {len(res.layers)} layers with weights")
     ok = res.passed(threshold)
     click.echo(f"{'PASSED' if ok else 'FAILED'}: fully randomised |spearman| = {abs(res.steps[-1].spearman):.3f} "
                f"({'<' if ok else '>='} {threshold})")
-    render.save_png(res.montage(), png, force=True)
+    render.save_png(res.montage(), png, force)
     payload = res.to_json()
     payload["threshold"] = threshold
     payload["passed"] = ok
-    js.parent.mkdir(parents=True, exist_ok=True)
-    js.write_text(json.dumps(payload, indent=1))
+    payload["provider"] = model.provider
+    write_text(js, json.dumps(payload, indent=1), force)
     click.echo(f"wrote {png}, {js}")

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..safe_io import clean_label
 from .method_options import params_for, route
+from .outputs import check_outputs, unique_stems
 
 PICTURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -57,17 +59,13 @@ def explain_csv(model, tables, methods: list[str], settings: dict, params, table
     if bg.shape[0] == 0:
         raise InputError(f"{table_opts['background']} has no complete rows (every row has an empty or NaN cell)")
     jobs = []
-    for table in tables:
+    for table, stem in zip(tables, unique_stems(tables)):  # same-named tables from two folders differ
         X, names = read_table(table, table_opts.get("feature_names"), expect=M)
         rows = parse_rows(table_opts.get("rows"), X.shape[0])
         for m in methods:
-            base = out / f"{Path(table).stem}_{m}"
+            base = out / f"{stem}_{m}"
             jobs.append((table, X[rows], names, rows, m, base))
-    if not force:
-        for _, _, _, rows, _, base in jobs:
-            for p in output_paths(base, rows):
-                if p.exists():
-                    raise InputError(f"{p} exists; pass --force to overwrite, or choose another --out")
+    check_outputs(out, [p for _, _, _, rows, _, base in jobs for p in output_paths(base, rows)], force)
     lines = []
     for table, X, names, rows, m, base in jobs:
         params = per_method[m]
@@ -83,8 +81,8 @@ def explain_csv(model, tables, methods: list[str], settings: dict, params, table
         for i, r in enumerate(rows):
             t = int(e.targets[i])
             top = np.argsort(-np.abs(e.values[i, :, t]))[:3]
-            desc = ", ".join(f"{names[j]} {e.values[i, j, t]:+.3g}" for j in top)
-            lines.append(f"{Path(table).name} row {r}: {m} for {e.class_names[t]} "
+            desc = ", ".join(f"{clean_label(names[j])} {e.values[i, j, t]:+.3g}" for j in top)
+            lines.append(f"{Path(table).name} row {r}: {m} for {clean_label(e.class_names[t])} "
                          f"(p={e.predictions[i, t]:.3f}, base {e.base(i)[t]:.3f}): {desc}")
         lines.append(f"wrote {paths[0]}, {paths[1]} and {len(paths) - 2} pictures")
     return lines

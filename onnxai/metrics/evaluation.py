@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import InputError
 from ..explanation import Explanation
 from ..methods import make_method
+from ..safe_io import check_destinations, csv_row, write_text
 from .base import INSERTION_BLUR_SIGMA, REGISTRY, Column, Prepared, Sample, _target, prepare, random_map
 from .curves import CurveMetric
 
@@ -147,7 +148,7 @@ class Evaluation:
         wr = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
         wr.writeheader()
         for s in self.scores:
-            wr.writerow(s.row())
+            wr.writerow(csv_row(s.row()))  # labels and file names are text from elsewhere: no formulas
         return buf.getvalue()
 
     def to_json(self) -> dict:
@@ -174,17 +175,18 @@ class Evaluation:
                 out[m] = (grid, np.mean([np.interp(grid, c.fractions, c.scores) for c in cs], axis=0))
         return out
 
-    def save(self, base, force: bool = False) -> list[Path]:
-        """Write BASE.csv and BASE.json; returns the paths."""
+    @staticmethod
+    def paths(base) -> list[Path]:
+        """The files ``save(base)`` writes: BASE.csv and BASE.json."""
         base = Path(base)
-        paths = [base.with_suffix(".csv"), base.with_suffix(".json")]
-        if not force:
-            for p in paths:
-                if p.exists():
-                    raise InputError(f"{p} exists; pass --force to overwrite it")
-        base.parent.mkdir(parents=True, exist_ok=True)
-        paths[0].write_text(self.to_csv())
-        paths[1].write_text(json.dumps(self.to_json(), indent=1))
+        return [base.with_name(base.name + ".csv"), base.with_name(base.name + ".json")]
+
+    def save(self, base, force: bool = True) -> list[Path]:
+        """Write BASE.csv and BASE.json through safe_io (overwriting unless ``force=False``); returns the paths."""
+        paths = self.paths(base)
+        check_destinations(paths, force)
+        write_text(paths[0], self.to_csv(), force)
+        write_text(paths[1], json.dumps(self.to_json(), indent=1), force)
         return paths
 
 

@@ -76,7 +76,7 @@ def read_table(path, feature_names=None, expect: int | None = None) -> tuple[np.
 def _names(feature_names, width: int):
     if feature_names is None:
         return None
-    if isinstance(feature_names, (str, Path)) and Path(str(feature_names)).is_file():
+    if _names_file(feature_names):
         text = Path(str(feature_names)).read_text(encoding="utf-8")
         feature_names = [t.strip() for t in text.replace("\n", ",").split(",") if t.strip()]
     elif isinstance(feature_names, str):
@@ -85,6 +85,19 @@ def _names(feature_names, width: int):
     if len(names) != width:
         raise InputError(f"{len(names)} feature names were given for {width} columns; give one name per column")
     return names
+
+
+def _names_file(value) -> bool:
+    """Is ``value`` a file of names? A Path, or text without a comma that names an existing file; a
+    comma list is never tried as a path (a long one is not a valid file name)."""
+    if isinstance(value, Path):
+        return True
+    if not isinstance(value, str) or "," in value:
+        return False
+    try:
+        return Path(value).is_file()
+    except (OSError, ValueError):  # too long, or a NUL in it: not a file name
+        return False
 
 
 def parse_rows(spec, n: int) -> list[int]:

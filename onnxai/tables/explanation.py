@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
 from ..explanation import to_jsonable
+from ..safe_io import check_destinations, csv_row, open_atomic, write_text
 from .plots import bar_chart, waterfall
 
 
@@ -73,33 +73,32 @@ class TabularExplanation:
         """The files ``save(base)`` writes."""
         return output_paths(base, self.rows if pictures else [])
 
-    def save(self, base, force: bool = False, pictures: bool = True) -> list[Path]:
-        """Write BASE.csv (target-class contributions), BASE.json (everything) and, per row,
-        BASE_row<i>_bar.png and BASE_row<i>_waterfall.png. Refuses to overwrite without force."""
+    def save(self, base, force: bool = True, pictures: bool = True) -> list[Path]:
+        """Write BASE.csv (target-class contributions; text cells never read as formulas), BASE.json
+        (everything, names as given) and, per row, BASE_row<i>_bar.png and BASE_row<i>_waterfall.png.
+        Overwrites unless ``force=False``; every file goes through safe_io."""
+        from ..render import save_png
+
         base = Path(base)
         paths = self.paths(base, pictures)
-        if not force:
-            for p in paths:
-                if p.exists():
-                    raise InputError(f"{p} exists; pass force=True (--force) to overwrite it")
-        base.parent.mkdir(parents=True, exist_ok=True)
+        check_destinations(paths, force)
         recs = self.records()
-        with open(paths[0], "w", newline="", encoding="utf-8") as f:
+        with open_atomic(paths[0], "w", force, newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=list(recs[0]) if recs else ["row"])
             w.writeheader()
-            w.writerows(recs)
-        paths[1].write_text(json.dumps(self.to_json(), indent=1))
+            w.writerows(csv_row(r) for r in recs)
+        write_text(paths[1], json.dumps(self.to_json(), indent=1), force)
         if pictures:
             for i, r in enumerate(self.rows):
-                bar_chart(self, i).save(base.parent / f"{base.name}_row{r}_bar.png")
-                waterfall(self, i).save(base.parent / f"{base.name}_row{r}_waterfall.png")
+                save_png(bar_chart(self, i), paths[2 + 2 * i], force)
+                save_png(waterfall(self, i), paths[3 + 2 * i], force)
         return paths
 
 
 def output_paths(base, rows) -> list[Path]:
     """BASE.csv, BASE.json and the two pictures of each row."""
     base = Path(base)
-    out = [base.with_suffix(".csv"), base.with_suffix(".json")]
+    out = [base.with_name(base.name + ".csv"), base.with_name(base.name + ".json")]
     for r in rows:
         out += [base.parent / f"{base.name}_row{r}_bar.png", base.parent / f"{base.name}_row{r}_waterfall.png"]
     return out

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..safe_io import clean_label
+
 _RED, _BLUE, _GREY = (200, 40, 50), (40, 90, 200), (120, 120, 120)
 
 
@@ -18,7 +20,22 @@ def _top(expl, i, k):
 
 def _label(expl, i, j):
     x = expl.data[i, j]
-    return f"{expl.feature_names[j]} = {x:.4g}"
+    return f"{clean_label(expl.feature_names[j], 60)} = {x:.4g}"
+
+
+def end_points(expl, i: int, total: float) -> tuple[tuple[str, float], list[tuple[str, float]]]:
+    """What the waterfall starts from and ends at, named for what they are.
+
+    Kernel SHAP: base value E[f(x)] -> the model's f(x) (the values add up to it). LIME: the
+    surrogate's intercept -> the surrogate's value g(x), which only approximates the model, so the
+    model's probability f(x) is shown beside it. total: start + the sum of the contributions.
+    """
+    t = int(expl.targets[i])
+    start = float(expl.base(i)[t])
+    model = float(expl.predictions[i, t])
+    if str(expl.method).startswith("lime"):
+        return ("surrogate intercept", start), [("surrogate g(x)", total), ("model probability f(x)", model)]
+    return ("base value E[f(x)]", start), [("model f(x)", model)]
 
 
 def bar_chart(expl, i: int = 0, k: int = 10, width: int = 640):
@@ -33,7 +50,8 @@ def bar_chart(expl, i: int = 0, k: int = 10, width: int = 640):
     h = 40 + rowh * len(top) + 20
     img = Image.new("RGB", (width, h), "white")
     d = ImageDraw.Draw(img)
-    d.text((pad, 8), f"{expl.method}: row {expl.rows[i]}, class {expl.class_names[t]}", fill="black", font=font)
+    d.text((pad, 8), f"{expl.method}: row {expl.rows[i]}, class {clean_label(expl.class_names[t], 40)}",
+           fill="black", font=font)
     span = float(np.abs(v[top]).max()) if len(top) else 1.0
     span = span or 1.0
     mid = left + (width - left - pad) // 2
@@ -64,19 +82,21 @@ def waterfall(expl, i: int = 0, k: int = 10, width: int = 640):
         steps.append((f"{len(rest)} other features", float(v[rest].sum())))
     font = _font(12)
     rowh, left, pad = 22, 230, 10
-    h = 60 + rowh * (len(steps) + 1) + 20
+    n_ends = 2 if str(expl.method).startswith("lime") else 1
+    h = 60 + rowh * (len(steps) + n_ends) + 20
     img = Image.new("RGB", (width, h), "white")
     d = ImageDraw.Draw(img)
     pred = base + sum(s for _, s in steps)
-    d.text((pad, 8), f"{expl.method}: row {expl.rows[i]}, class {expl.class_names[t]}: "
-                     f"base {base:.4g} -> {pred:.4g}", fill="black", font=font)
+    (start_name, _), ends = end_points(expl, i, pred)
+    d.text((pad, 8), f"{expl.method}: row {expl.rows[i]}, class {clean_label(expl.class_names[t], 40)}: "
+                     + ", ".join(f"{n} {v:.4g}" for n, v in ends), fill="black", font=font)
     cum = np.cumsum([base] + [s for _, s in steps])
     lo, hi = float(min(cum.min(), base)), float(max(cum.max(), base))
     if hi - lo < 1e-12:
         hi = lo + 1.0
     x_of = lambda val: int(left + (val - lo) / (hi - lo) * (width - left - pad - 60))  # noqa: E731
     y = 36
-    d.text((pad, y + 3), "base value E[f(x)]", fill="black", font=font)
+    d.text((pad, y + 3), start_name, fill="black", font=font)
     d.line([(x_of(base), y), (x_of(base), h - 30)], fill=_GREY)
     d.text((x_of(base) + 3, y + 3), f"{base:.4g}", fill="black", font=font)
     cur = base
@@ -87,8 +107,10 @@ def waterfall(expl, i: int = 0, k: int = 10, width: int = 640):
         d.rectangle([a, y + 2, max(b, a + 1), y + rowh - 4], fill=_RED if s >= 0 else _BLUE)
         d.text((b + 4, y + 3), f"{s:+.3g}", fill="black", font=font)
         cur += s
-    y = 36 + (len(steps) + 1) * rowh
-    d.text((pad, y + 3), "prediction f(x)", fill="black", font=font)
-    d.line([(x_of(cur), 36), (x_of(cur), y + rowh)], fill="black")
-    d.text((x_of(cur) + 3, y + 3), f"{cur:.4g}", fill="black", font=font)
+    for r, (name, value) in enumerate(ends):  # the sum's end, and the model's own value beside it
+        y = 36 + (len(steps) + 1 + r) * rowh
+        x = min(max(x_of(value), left), width - pad - 60)
+        d.text((pad, y + 3), name, fill="black", font=font)
+        d.line([(x, 36 if r == 0 else y), (x, y + rowh)], fill="black" if r == 0 else (0, 130, 0))
+        d.text((x + 3, y + 3), f"{value:.4g}", fill="black", font=font)
     return img

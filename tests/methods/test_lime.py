@@ -134,7 +134,7 @@ def test_explanation_round_trip_and_no_overwrite(tmp_path):
     assert back.target == e.target and back.params["surrogate"] == "ridge"
     before = npz.read_bytes()
     with pytest.raises(onnxai.InputError, match="exists"):
-        e.save(tmp_path / "e")
+        e.save(tmp_path / "e", force=False)
     assert npz.read_bytes() == before
     assert b"pickle" not in js.read_bytes()
 

@@ -27,7 +27,7 @@ def test_evaluate_gathers_every_method_and_the_random_row(tmp_path, region_model
     data = json.loads(json_path.read_text())
     assert data["summary"]["random"]["n"] == 2 and len(data["scores"][0]["deletion_curve"]["scores"]) == 17
     with pytest.raises(onnxai.InputError, match="exists"):
-        ev.save(tmp_path / "ev")
+        ev.save(tmp_path / "ev", force=False)
 
 
 def test_cli_evaluate_writes_table_csv_json_and_curves(tmp_path):

@@ -22,7 +22,7 @@ def test_save_writes_csv_json_pngs_and_refuses_to_overwrite(tmp_path, cancer, fo
     data = json.loads(paths[1].read_text())
     assert data["class_names"] == ["0", "1"] and len(data["values"]) == 2
     with pytest.raises(onnxai.InputError, match="exists"):
-        e.save(tmp_path / "expl")
+        e.save(tmp_path / "expl", force=False)  # the library overwrites by default; force=False refuses
 
 
 def test_cli_explain_csv(tmp_path, cancer, forest):

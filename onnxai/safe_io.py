@@ -1,0 +1,161 @@
+"""Safe output: every file onnxai writes goes through here, and so does every text it takes from a
+model or a file and puts into a file name, a picture title or a CSV cell.
+
+- ``open_atomic`` / ``atomic_path`` / ``write_bytes`` / ``write_text``: the bytes go to a unique
+  temporary made with ``tempfile.mkstemp`` (``O_EXCL``) in the destination folder, then take the
+  destination's name with ``os.replace`` (or ``os.link`` when not overwriting, which fails if the
+  name was taken meanwhile). A symbolic link at the destination is refused, never followed; an
+  existing file is refused unless ``force``. A failure leaves nothing behind.
+- ``check_destinations``: the same checks for a list of planned outputs, before any work is done;
+  ``check_folder_writable``: the folder exists (or is made) and a file can be created in it.
+- ``csv_cell``: a CSV cell that a spreadsheet will not run as a formula (OWASP's rule: text that
+  begins with = + - @ tab or CR gets a leading quote; numbers stay numbers).
+- ``clean_label``: a label from a model or a file without control characters, for titles; file
+  names use it through the CLI's slug.
+
+The library writes with ``force=True`` by default (like ``numpy.save``); the command line passes
+``force`` from ``--force``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import numbers
+import os
+import tempfile
+import unicodedata
+from pathlib import Path
+
+from .errors import InputError
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def check_destination(path, force: bool = True) -> Path:
+    """Refuse a symbolic link, a folder, or (without ``force``) an existing file at ``path``."""
+    path = Path(path)
+    if path.is_symlink():
+        raise InputError(f"{path} is a symbolic link; onnxai never writes through one: remove it or choose "
+                         "another output path")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; choose a file name for the output")
+    if not force and path.exists():
+        raise InputError(f"{path} exists; pass --force to overwrite it (force=True in Python), or choose another output path")
+    return path
+
+
+def check_destinations(paths, force: bool = False) -> list[Path]:
+    """``check_destination`` for every path, and no path twice (two outputs would collide)."""
+    seen: dict[Path, int] = {}
+    out = []
+    for p in paths:
+        p = Path(p)
+        key = Path(os.path.normcase(os.path.abspath(p)))
+        if key in seen:
+            raise InputError(f"two outputs would be written to {p}; this is a bug in how names are made, report it")
+        seen[key] = 1
+        out.append(check_destination(p, force))
+    return out
+
+
+def check_folder_writable(folder) -> Path:
+    """Make ``folder`` (and its parents) and check a file can be created in it; an OSError says why not."""
+    folder = Path(folder)
+    if folder.is_symlink() and not folder.is_dir():
+        raise InputError(f"{folder} is a broken symbolic link; choose another output folder")
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder} is a file, not a folder; choose another output folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(prefix=".onnxai-probe.", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+    return folder
+
+
+@contextlib.contextmanager
+def atomic_path(path, force: bool = True, suffix: str = ""):
+    """Yield a fresh temporary path next to ``path`` for a writer that wants a file name; on success it
+    becomes ``path`` (see the module's notes), on failure it is removed."""
+    path = check_destination(path, force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        _publish(Path(tmp), path, force)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def open_atomic(path, mode: str = "wb", force: bool = True, **kw):
+    """Yield a file object (``mode`` "wb" or "w"; ``kw`` go to ``open``) whose content becomes ``path``."""
+    if mode not in ("wb", "w"):
+        raise ValueError(f"open_atomic writes new files only (mode 'wb' or 'w'), not {mode!r}")
+    with atomic_path(path, force, suffix=Path(path).suffix) as tmp:
+        with open(tmp, mode, **kw) as f:
+            yield f
+
+
+def write_bytes(path, data: bytes, force: bool = True) -> Path:
+    with open_atomic(path, "wb", force) as f:
+        f.write(data)
+    return Path(path)
+
+
+def write_text(path, text: str, force: bool = True) -> Path:
+    with open_atomic(path, "w", force, encoding="utf-8", newline="") as f:
+        f.write(text)
+    return Path(path)
+
+
+def _publish(tmp: Path, path: Path, force: bool) -> None:
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
+    check_destination(path, force)  # again: a link or a file may have appeared while we wrote
+    if force:
+        os.replace(tmp, path)  # replaces a name; a link planted meanwhile is replaced, not followed
+        return
+    try:
+        os.link(tmp, path)  # fails if the name exists, whatever it is: no overwrite, no following
+    except FileExistsError:
+        raise InputError(f"{path} appeared while it was written; pass --force to overwrite it") from None
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        os.replace(tmp, path)  # a filesystem without hard links: the check above is what we have
+
+
+# --------------------------------------------------------------------------- text that goes into outputs
+
+
+def csv_cell(value):
+    """A value for a CSV cell: numbers (and None) as they are; text that a spreadsheet would read as a
+    formula (= + - @ tab CR first) gets a leading apostrophe."""
+    if value is None or isinstance(value, (bool, numbers.Number)):
+        return value
+    text = str(value)
+    if text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def csv_row(row: dict) -> dict:
+    return {k: csv_cell(v) for k, v in row.items()}
+
+
+def clean_label(text, limit: int = 120) -> str:
+    """A label fit for a title or a line of output: control characters (newlines, tabs, escapes) become
+    spaces, runs of spaces one space, at most ``limit`` characters. The original stays in the JSON."""
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in str(text))
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text
