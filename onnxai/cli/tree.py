@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
+from ..safe_io import check_destinations
 from .common import handle_errors, model_options, open_model
 
 
@@ -53,14 +54,12 @@ def tree(model_path, out_dir, levels, names_file, linkage, raw_rows, write_repor
         files.append(Path(embed_path))
         if Path(embed_path).resolve() == Path(model_path).resolve():
             raise InputError("--embed names the input model; write the copy somewhere else")
-    clash = [str(f) for f in files if f.exists()]
-    if clash and not force:
-        raise InputError(f"{clash[0]} exists; pass --force to overwrite, or choose another --out")
+    check_destinations(files, force)  # before any work: existing files (without --force) and links refused
     method = NBDT(names=names_file, linkage=linkage, normalise=not raw_rows)
     h = method.tree(model).h
-    h.save(files[0])
+    h.save(files[0], force)
     title = f"{stem}: induced hierarchy ({linkage}, {'raw' if raw_rows else 'normalised'} class vectors), top {levels} levels"
-    render.save_png(tree_picture(h, levels=levels, title=title), files[1], force=True)
+    render.save_png(tree_picture(h, levels=levels, title=title), files[1], force)
     depth = h.depths()
     a, b = h.kids(h.root)
     click.echo(f"{model_path}: {h.num_classes} classes, depth {int(depth.min())}..{int(depth.max())} "
@@ -73,7 +72,7 @@ def tree(model_path, out_dir, levels, names_file, linkage, raw_rows, write_repor
         rep = Report(f"onnxai tree: {Path(model_path).name}", model=model,
                      params={"linkage": linkage, "normalise": not raw_rows, "names": names_file})
         rep.add_tree(h)
-        rep.save(files[2], force=True)
+        rep.save(files[2], force)
         click.echo(f"report -> {files[2]}")
     if embed_path:
         from onnx import helper
@@ -85,5 +84,5 @@ def tree(model_path, out_dir, levels, names_file, linkage, raw_rows, write_repor
         props = {p.key: p.value for p in proto.metadata_props}
         props[METADATA_KEY] = json.dumps(h.to_dict())
         helper.set_model_props(proto, props)
-        write_model(proto, Path(embed_path))
+        write_model(proto, Path(embed_path), force)
         click.echo(f"wrote {embed_path} (the hierarchy in its metadata, key {METADATA_KEY})")

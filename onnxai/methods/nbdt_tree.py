@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..safe_io import write_text
 
 FORMAT = "onnxai.nbdt-hierarchy/1"
 METADATA_KEY = "onnxai.nbdt_hierarchy"  # a model's cached hierarchy (``onnxai tree MODEL --embed``)
@@ -183,13 +184,9 @@ class Hierarchy:
                        "classes": int(len(self.leaves(K + i)))} for i, (a, b) in enumerate(self.children)],
         }
 
-    def save(self, path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        tmp.replace(path)
-        return path
+    def save(self, path, force: bool = True) -> Path:
+        """Write the JSON through safe_io (a unique temporary, then a rename; never through a link)."""
+        return write_text(path, json.dumps(self.to_dict(), indent=1), force)
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "the hierarchy") -> "Hierarchy":

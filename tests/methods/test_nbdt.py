@@ -233,6 +233,12 @@ def test_cli_tree_writes_json_picture_report_and_metadata(tmp_path):
     assert e.extras["hierarchy"] == "the model's metadata"
     again = CliRunner().invoke(main, ["tree", str(tmp_path / "g.onnx"), "--out", str(tmp_path / "o")])
     assert again.exit_code == 2 and "exists" in again.output
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "g_tree.json").symlink_to(victim)  # a planted link is refused, even with --force
+    planted = CliRunner().invoke(main, ["tree", str(tmp_path / "g.onnx"), "--out", str(tmp_path / "p"), "--force"])
+    assert planted.exit_code == 2 and "symbolic link" in planted.output and victim.read_text() == "keep"
 
 
 def test_cli_explain_nbdt_writes_the_path_picture_json_and_report(tmp_path):
