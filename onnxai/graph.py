@@ -213,11 +213,17 @@ def _attr(node, name, default=None):
 # --------------------------------------------------------------------------- tail sub-model
 
 
-def extract_tail(proto: onnx.ModelProto, start: str, outputs: list[str] | None = None) -> onnx.ModelProto:
+def extract_tail(proto: onnx.ModelProto, start: str, outputs: list[str] | None = None,
+                 input_shapes: dict | None = None) -> onnx.ModelProto:
     """The sub-model that computes ``outputs`` (default: the graph outputs) from tensor ``start``.
 
-    Raises LayerError when the outputs also depend on other non-constant tensors (a skip
-    connection around ``start``): then ``start`` does not cut the graph in two.
+    A Shape or Size node that reads a tensor the tail cannot compute from ``start`` (``Shape(input)``
+    for a Reshape's batch size, a position embedding's length: ViT and tf2onnx exports) is folded: for
+    a fixed input size such a shape is constants plus the batch size, which the tail takes from
+    ``Shape(start)[0]``. ``input_shapes`` ({input name: concrete shape}) fixes inputs whose size the
+    graph leaves open (the batch axis stays open). Raises LayerError when the outputs also depend on
+    the values of other tensors (a skip connection around ``start``), or on a shape that cannot be
+    fixed: then ``start`` does not cut the graph in two.
     """
     producers = _producers(proto)
     if start not in producers and start not in input_names(proto):
@@ -225,7 +231,8 @@ def extract_tail(proto: onnx.ModelProto, start: str, outputs: list[str] | None =
     outputs = outputs or [o.name for o in proto.graph.output]
     inits = {i.name for i in proto.graph.initializer}
     graph_inputs = set(input_names(proto))
-    needed_nodes = []
+    bypass = _computed_without(proto, start, graph_inputs)
+    needed_nodes, folds = [], []
     visited = set()
     stack = list(outputs)
     leaks = set()
@@ -242,6 +249,9 @@ def extract_tail(proto: onnx.ModelProto, start: str, outputs: list[str] | None =
         if id(node) in {id(n) for n in needed_nodes}:
             continue
         needed_nodes.append(node)
+        if node.op_type in _SHAPE_READS and node.input[0] in bypass:
+            folds.append(node)  # only the shape of a tensor on the other side of the cut: folded below
+            continue
         stack.extend(node.input)
         for a in node.attribute:  # tensors captured by subgraphs (If/Loop)
             if a.type == onnx.AttributeProto.GRAPH:
@@ -255,12 +265,15 @@ def extract_tail(proto: onnx.ModelProto, start: str, outputs: list[str] | None =
         )
     order = {id(n): i for i, n in enumerate(proto.graph.node)}
     needed_nodes.sort(key=lambda n: order[id(n)])
-    used = {i for n in needed_nodes for i in n.input}
-    for n in needed_nodes:
+    infos = tensor_infos(infer(proto))
+    new_nodes, new_inits = [copy.deepcopy(n) for n in needed_nodes], []
+    if folds:
+        new_nodes, new_inits = _fold_shapes(proto, start, needed_nodes, folds, input_shapes or {})
+    used = {i for n in new_nodes for i in n.input}
+    for n in new_nodes:
         for a in n.attribute:
             if a.type == onnx.AttributeProto.GRAPH:
                 used.update(i for sn in a.g.node for i in sn.input)
-    infos = tensor_infos(infer(proto))
     shape, elem = infos.get(start, (None, onnx.TensorProto.FLOAT))
     if shape:
         shape = list(shape)
@@ -278,12 +291,111 @@ def extract_tail(proto: onnx.ModelProto, start: str, outputs: list[str] | None =
                 oshape[0] = "batch"
             out_vis.append(helper.make_tensor_value_info(o, oelem or onnx.TensorProto.FLOAT, oshape))
     graph = helper.make_graph(
-        [copy.deepcopy(n) for n in needed_nodes],
+        new_nodes,
         f"{proto.graph.name}_tail_from_{start}",
         [start_vi],
         out_vis,
-        initializer=[copy.deepcopy(i) for i in proto.graph.initializer if i.name in used],
+        initializer=[copy.deepcopy(i) for i in proto.graph.initializer if i.name in used] + new_inits,
     )
     tail = helper.make_model(graph, opset_imports=list(proto.opset_import), producer_name="onnxai")
     tail.ir_version = proto.ir_version
     return tail
+
+
+# --------------------------------------------------------------------------- folding shape reads
+
+_SHAPE_READS = {"Shape", "Size"}
+_BATCH = "__onnxai_batch__"
+
+
+def _computed_without(proto, start: str, graph_inputs: set) -> set:
+    """Tensors whose value depends on a graph input other than through ``start`` (the other side of the cut)."""
+    out = set(graph_inputs) - {start}
+    for n in proto.graph.node:
+        ins = list(n.input)
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                ins += [i for sn in a.g.node for i in sn.input]
+        if any(i in out for i in ins):
+            out.update(o for o in n.output if o and o != start)
+    return out
+
+
+def _fold_shapes(proto, start: str, nodes: list, folds: list, input_shapes: dict):
+    """The tail's nodes with each Shape/Size node in ``folds`` replaced by constants and the batch size
+    (``Shape(start)[0:1]``), read from shape inference at the fixed input size with a symbolic batch."""
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(proto)
+    fixed.graph.ClearField("value_info")
+    inits = {i.name for i in proto.graph.initializer}
+    for vi in fixed.graph.input:
+        if vi.name in inits or not vi.type.HasField("tensor_type"):
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        given = input_shapes.get(vi.name)
+        for k, d in enumerate(dims):
+            if k == 0:
+                d.Clear()
+                d.dim_param = _BATCH
+            elif given is not None and len(given) == len(dims):
+                d.Clear()
+                d.dim_value = int(given[k])
+    shapes = tensor_infos(infer(fixed))
+    start_dims = shapes.get(start, (None, 0))[0]
+    if not start_dims or start_dims[0] != _BATCH:
+        raise LayerError(f"the tail from {start!r} reads the input's shape, and the batch axis of {start!r} "
+                         "is not its first axis (or shape inference cannot tell), so that shape cannot be folded; "
+                         "pick another layer")
+    folded = {id(n) for n in folds}
+    const = helper.make_tensor
+    new_inits = [const("__onnxai_zero", onnx.TensorProto.INT64, [1], [0]),
+                 const("__onnxai_one", onnx.TensorProto.INT64, [1], [1])]
+    out = [helper.make_node("Shape", [start], ["__onnxai_start_shape"]),
+           helper.make_node("Slice", ["__onnxai_start_shape", "__onnxai_zero", "__onnxai_one"], [_BATCH])]
+    for n in nodes:
+        if id(n) not in folded:
+            out.append(copy.deepcopy(n))
+            continue
+        src = n.input[0]
+        dims = shapes.get(src, (None, 0))[0]
+        if dims is None or any(not isinstance(d, int) and d != _BATCH for d in dims):
+            raise LayerError(
+                f"the output does not depend on {start!r} alone: it also reads the shape of {src!r} "
+                f"({'unknown' if dims is None else dims}), which shape inference cannot fix from the input's "
+                "size; pick a layer at a block boundary, e.g. the one `layer='auto'` chooses")
+        if n.op_type == "Shape":
+            lo, hi = _attr(n, "start", 0), _attr(n, "end", None)
+            dims = dims[slice(lo, hi)]
+        else:
+            dims = [int(np.prod([d for d in dims if d != _BATCH], dtype=np.int64))] + [d for d in dims if d == _BATCH]
+        parts, run = [], []
+        for d in dims:
+            if d == _BATCH:
+                if run:
+                    parts.append(run)
+                parts.append(_BATCH)
+                run = []
+            else:
+                run.append(int(d))
+        if run:
+            parts.append(run)
+        names = []
+        for k, p in enumerate(parts):
+            if p == _BATCH:
+                names.append(_BATCH)
+            else:
+                names.append(f"__onnxai_fold_{n.output[0]}_{k}")
+                new_inits.append(const(names[-1], onnx.TensorProto.INT64, [len(p)], p))
+        target = n.output[0]
+        if n.op_type == "Size":
+            cat = target + "__onnxai_dims"
+            out.append(helper.make_node("Concat", names, [cat], axis=0) if len(names) > 1
+                       else helper.make_node("Identity", names, [cat]))
+            out.append(helper.make_node("ReduceProd", [cat], [target], keepdims=0))
+        elif not names:
+            new_inits.append(const(target, onnx.TensorProto.INT64, [0], []))
+        elif len(names) == 1:
+            out.append(helper.make_node("Identity", names, [target]))
+        else:
+            out.append(helper.make_node("Concat", names, [target], axis=0))
+    return out, new_inits

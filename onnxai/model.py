@@ -415,7 +415,7 @@ class Model:
         output = output or self._softmax_input or self.output
         key = (layer, output)
         if key not in self._tails:
-            sub = graph.extract_tail(self.proto, layer, [output])
+            sub = graph.extract_tail(self.proto, layer, [output], {self.input.name: self.probe_shape})
             self._tails[key] = self._make_session(sub.SerializeToString())
         return Tail(self._tails[key], layer, output, self.batch_size)
 
