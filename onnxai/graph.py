@@ -203,6 +203,11 @@ def _const_value(name: str, proto, producers) -> np.ndarray | None:
     return None
 
 
+def const_value(proto, name: str) -> np.ndarray | None:
+    """The value of an initializer or Constant (through Transpose / Identity / Cast), else None."""
+    return _const_value(name, proto, _producers(proto))
+
+
 def _attr(node, name, default=None):
     for a in node.attribute:
         if a.name == name:
@@ -322,30 +327,27 @@ def _computed_without(proto, start: str, graph_inputs: set) -> set:
 
 
 def _fold_shapes(proto, start: str, nodes: list, folds: list, input_shapes: dict):
-    """The tail's nodes with each Shape/Size node in ``folds`` replaced by constants and the batch size
-    (``Shape(start)[0:1]``), read from shape inference at the fixed input size with a symbolic batch."""
-    fixed = onnx.ModelProto()
-    fixed.CopyFrom(proto)
-    fixed.graph.ClearField("value_info")
-    inits = {i.name for i in proto.graph.initializer}
-    for vi in fixed.graph.input:
-        if vi.name in inits or not vi.type.HasField("tensor_type"):
-            continue
-        dims = vi.type.tensor_type.shape.dim
-        given = input_shapes.get(vi.name)
-        for k, d in enumerate(dims):
-            if k == 0:
-                d.Clear()
-                d.dim_param = _BATCH
-            elif given is not None and len(given) == len(dims):
-                d.Clear()
-                d.dim_value = int(given[k])
-    shapes = tensor_infos(infer(fixed))
-    start_dims = shapes.get(start, (None, 0))[0]
-    if not start_dims or start_dims[0] != _BATCH:
-        raise LayerError(f"the tail from {start!r} reads the input's shape, and the batch axis of {start!r} "
-                         "is not its first axis (or shape inference cannot tell), so that shape cannot be folded; "
-                         "pick another layer")
+    """The tail's nodes with each Shape/Size node in ``folds`` replaced by constants and multiples of the
+    batch size (``Shape(start)[0:1]``). Shape inference runs at the fixed input size with two batch sizes:
+    a dimension that does not change is a constant, one that scales with the batch is k * batch."""
+    a, b = _shapes_at_batch(proto, input_shapes, _BATCHES[0]), _shapes_at_batch(proto, input_shapes, _BATCHES[1])
+
+    def dims_of(name):
+        da, db = a.get(name, (None, 0))[0], b.get(name, (None, 0))[0]
+        if da is None or db is None or len(da) != len(db):
+            return None
+        out = []
+        for x, y in zip(da, db):
+            if not isinstance(x, int) or not isinstance(y, int):
+                return None
+            if x == y:
+                out.append(x)
+            elif x % _BATCHES[0] == 0 and x // _BATCHES[0] * _BATCHES[1] == y:
+                out.append((_BATCH, x // _BATCHES[0]))
+            else:
+                return None
+        return out
+
     folded = {id(n) for n in folds}
     const = helper.make_tensor
     new_inits = [const("__onnxai_zero", onnx.TensorProto.INT64, [1], [0]),
@@ -356,37 +358,34 @@ def _fold_shapes(proto, start: str, nodes: list, folds: list, input_shapes: dict
         if id(n) not in folded:
             out.append(copy.deepcopy(n))
             continue
-        src = n.input[0]
-        dims = shapes.get(src, (None, 0))[0]
-        if dims is None or any(not isinstance(d, int) and d != _BATCH for d in dims):
+        src, target = n.input[0], n.output[0]
+        dims = dims_of(src)
+        if dims is None:
             raise LayerError(
-                f"the output does not depend on {start!r} alone: it also reads the shape of {src!r} "
-                f"({'unknown' if dims is None else dims}), which shape inference cannot fix from the input's "
-                "size; pick a layer at a block boundary, e.g. the one `layer='auto'` chooses")
+                f"the output does not depend on {start!r} alone: it also reads the shape of {src!r}, which shape "
+                "inference cannot fix from the input's size; pick a layer at a block boundary, e.g. the one "
+                "`layer='auto'` chooses")
         if n.op_type == "Shape":
-            lo, hi = _attr(n, "start", 0), _attr(n, "end", None)
-            dims = dims[slice(lo, hi)]
-        else:
-            dims = [int(np.prod([d for d in dims if d != _BATCH], dtype=np.int64))] + [d for d in dims if d == _BATCH]
-        parts, run = [], []
+            dims = dims[slice(_attr(n, "start", 0), _attr(n, "end", None))]
+        names, run = [], []
+
+        def flush():
+            if run:
+                names.append(f"__onnxai_fold_{target}_{len(names)}")
+                new_inits.append(const(names[-1], onnx.TensorProto.INT64, [len(run)], list(run)))
+                run.clear()
+
         for d in dims:
-            if d == _BATCH:
-                if run:
-                    parts.append(run)
-                parts.append(_BATCH)
-                run = []
-            else:
-                run.append(int(d))
-        if run:
-            parts.append(run)
-        names = []
-        for k, p in enumerate(parts):
-            if p == _BATCH:
-                names.append(_BATCH)
-            else:
-                names.append(f"__onnxai_fold_{n.output[0]}_{k}")
-                new_inits.append(const(names[-1], onnx.TensorProto.INT64, [len(p)], p))
-        target = n.output[0]
+            if isinstance(d, int):
+                run.append(d)
+                continue
+            flush()
+            names.append(_BATCH)
+            if d[1] != 1:
+                names[-1] = f"__onnxai_fold_{target}_{len(names)}"
+                new_inits.append(const(names[-1] + "_k", onnx.TensorProto.INT64, [1], [d[1]]))
+                out.append(helper.make_node("Mul", [_BATCH, names[-1] + "_k"], [names[-1]]))
+        flush()
         if n.op_type == "Size":
             cat = target + "__onnxai_dims"
             out.append(helper.make_node("Concat", names, [cat], axis=0) if len(names) > 1
@@ -394,8 +393,35 @@ def _fold_shapes(proto, start: str, nodes: list, folds: list, input_shapes: dict
             out.append(helper.make_node("ReduceProd", [cat], [target], keepdims=0))
         elif not names:
             new_inits.append(const(target, onnx.TensorProto.INT64, [0], []))
-        elif len(names) == 1:
-            out.append(helper.make_node("Identity", names, [target]))
         else:
-            out.append(helper.make_node("Concat", names, [target], axis=0))
+            out.append(helper.make_node("Concat", names, [target], axis=0) if len(names) > 1
+                       else helper.make_node("Identity", names, [target]))
+    sd = dims_of(start)
+    if not sd or sd[0] != (_BATCH, 1):
+        raise LayerError(f"the tail from {start!r} reads the shape of a tensor across the cut, and shape inference "
+                         f"cannot tell that the first axis of {start!r} is the batch, so that shape cannot be folded; "
+                         "pick another layer")
     return out, new_inits
+
+
+_BATCHES = (7, 11)  # two batch sizes that tell a dimension that scales with the batch from a constant
+
+
+def _shapes_at_batch(proto, input_shapes: dict, batch: int) -> dict:
+    """tensor_infos of ``proto`` with every input fixed: ``batch`` on axis 0, the rest from ``input_shapes``
+    or the graph."""
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(proto)
+    fixed.graph.ClearField("value_info")
+    inits = {i.name for i in proto.graph.initializer}
+    for vi in fixed.graph.input:
+        if vi.name in inits or not vi.type.HasField("tensor_type"):
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        given = input_shapes.get(vi.name)
+        for k, d in enumerate(dims):
+            if k == 0 or given is not None and len(given) == len(dims):
+                value = batch if k == 0 else int(given[k])
+                d.Clear()
+                d.dim_value = value
+    return tensor_infos(infer(fixed))

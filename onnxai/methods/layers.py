@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from .. import graph, heads
+from .. import graph, grids, heads
 from ..kernels.resize import resize_map as upsample  # the one map resizer
 from ..errors import LayerError
 from .base import Method
@@ -84,6 +84,10 @@ def resolve_layer(model, layer="auto") -> LayerChoice:
             )
         cutting = [l for l in usable if l.reading.cuts]
         last = (cutting or usable)[-1]
+        stream = _token_stream(model, cutting or usable) if last.reading.layout == "tokens" else None
+        if stream is not None:
+            last, why = stream
+            return LayerChoice(last.name, f"auto: {why}, {last.reading.describe()}", None, facts["head_error"])
         return LayerChoice(last.name, f"auto: the last map over the picture's grid before the output, "
                                       f"{last.reading.describe()}"
                                       f"{'' if cutting else ' (a skip connection bypasses every such map)'}"
@@ -95,6 +99,30 @@ def resolve_layer(model, layer="auto") -> LayerChoice:
     if layer not in known:
         raise graph.missing_layer_error(layer, model.proto)
     return LayerChoice(layer, "given", head, facts["head_error"])
+
+
+def _token_stream(model, candidates) -> tuple | None:
+    """A transformer's layer: the last residual stream (an Add of two computed tensors, so before the final
+    norm) whose patch tokens reach the output. After a ViT's last attention only per-token ops lead to the
+    head's class token, so there the patch tokens do not reach the output (Grad-CAM's gradients are zero):
+    that is the stream entering the last block. None: no token stream qualifies (the caller's rule)."""
+    outputs = [model_facts(model).get("score_output") or model.output]
+    tokens = [l for l in candidates if l.reading.layout == "tokens"]
+    seeing = [l for l in tokens if grids.sees_patches(model.proto, l.name, l.reading.prefix, outputs)]
+    residual = [l for l in seeing if grids.residual_add(model.proto, l.name)]
+    if residual:
+        l = residual[-1]
+        after = "" if l is tokens[-1] or l.name == _last_residual(model, tokens) else \
+            " (the head reads only the class token after it: the stream entering the last attention)"
+        return l, f"the last residual stream of the token transformer whose patch tokens reach the output{after}"
+    if seeing:
+        return seeing[-1], "the last token stream whose patch tokens reach the output"
+    return None
+
+
+def _last_residual(model, tokens) -> str | None:
+    res = [l.name for l in tokens if grids.residual_add(model.proto, l.name)]
+    return res[-1] if res else None
 
 
 def _head_grid(facts, head) -> tuple | None:
