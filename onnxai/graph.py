@@ -219,7 +219,7 @@ def _attr(node, name, default=None):
 
 
 def extract_tail(proto: onnx.ModelProto, start: str, outputs: list[str] | None = None,
-                 input_shapes: dict | None = None) -> onnx.ModelProto:
+                 input_shapes: dict | None = None, hold: bool = False) -> onnx.ModelProto:
     """The sub-model that computes ``outputs`` (default: the graph outputs) from tensor ``start``.
 
     A Shape or Size node that reads a tensor the tail cannot compute from ``start`` (``Shape(input)``
@@ -237,7 +237,10 @@ def extract_tail(proto: onnx.ModelProto, start: str, outputs: list[str] | None =
     inits = {i.name for i in proto.graph.initializer}
     graph_inputs = set(input_names(proto))
     bypass = _computed_without(proto, start, graph_inputs)
-    needed_nodes, folds = [], []
+    independent = set()  # with hold: tensors whose values read a graph input and not ``start``
+    if hold:
+        independent = _computed_without(proto, start, graph_inputs, values=True) - _computed_without(proto, "", {start})
+    needed_nodes, folds, held = [], [], []
     visited = set()
     stack = list(outputs)
     leaks = set()
@@ -246,6 +249,9 @@ def extract_tail(proto: onnx.ModelProto, start: str, outputs: list[str] | None =
         if t in visited or t == start or t in inits or not t:
             continue
         visited.add(t)
+        if t in independent:
+            held.append(t)
+            continue
         node = producers.get(t)
         if node is None:
             if t in graph_inputs:
@@ -295,10 +301,15 @@ def extract_tail(proto: onnx.ModelProto, start: str, outputs: list[str] | None =
                 oshape = list(oshape)
                 oshape[0] = "batch"
             out_vis.append(helper.make_tensor_value_info(o, oelem or onnx.TensorProto.FLOAT, oshape))
+    held_vis = []
+    for h in sorted(held, key=lambda h: order.get(id(producers.get(h)), -1)):
+        hshape, helem = infos.get(h, (None, onnx.TensorProto.FLOAT))
+        hshape = ["batch"] + list(hshape[1:]) if hshape else None
+        held_vis.append(helper.make_tensor_value_info(h, helem or onnx.TensorProto.FLOAT, hshape))
     graph = helper.make_graph(
         new_nodes,
         f"{proto.graph.name}_tail_from_{start}",
-        [start_vi],
+        [start_vi] + held_vis,
         out_vis,
         initializer=[copy.deepcopy(i) for i in proto.graph.initializer if i.name in used] + new_inits,
     )
@@ -313,10 +324,13 @@ _SHAPE_READS = {"Shape", "Size"}
 _BATCH = "__onnxai_batch__"
 
 
-def _computed_without(proto, start: str, graph_inputs: set) -> set:
-    """Tensors whose value depends on a graph input other than through ``start`` (the other side of the cut)."""
+def _computed_without(proto, start: str, graph_inputs: set, values: bool = False) -> set:
+    """Tensors that depend on a graph input other than through ``start`` (the other side of the cut);
+    values=True: on its values (what a Shape or Size node makes depends on shapes only)."""
     out = set(graph_inputs) - {start}
     for n in proto.graph.node:
+        if values and n.op_type in _SHAPE_READS:
+            continue
         ins = list(n.input)
         for a in n.attribute:
             if a.type == onnx.AttributeProto.GRAPH:
