@@ -107,3 +107,38 @@ def export(model, path, example, dynamo: bool = False):
                               dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
                               opset_version=17)
     return path
+
+
+def torchvision_onnx(arch: str, path, size: int = 64, classes: int = 10):
+    """torchvision ``arch`` (squeezenet1_1, mobilenet_v3_small) with random weights, exported at size x size."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, arch)(weights=None, num_classes=classes).eval()
+    return export(model, path, torch.zeros(1, 3, size, size))
+
+
+def hf_vit_onnx(path, size: int = 32, classes: int = 5, distilled: bool = False):
+    """HuggingFace ViT (or DeiT with its distillation token) from a random tiny config, exported with
+    torch.onnx (TorchScript); needs transformers."""
+    import torch
+    import transformers as tf
+
+    torch.manual_seed(0)
+    kw = dict(image_size=size, patch_size=8, num_channels=3, hidden_size=16, num_hidden_layers=2,
+              num_attention_heads=2, intermediate_size=32, num_labels=classes)
+    if distilled:
+        inner = tf.DeiTForImageClassificationWithTeacher(tf.DeiTConfig(**kw)).eval()
+    else:
+        inner = tf.ViTForImageClassification(tf.ViTConfig(**kw)).eval()
+
+    class Logits(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(pixel_values=x).logits
+
+    return export(Logits(), path, torch.zeros(1, 3, size, size))
