@@ -86,7 +86,7 @@ def inspect(model_path, show_layers, spatial, as_json, **kw):
                 mark = f"  {'*' if r.cuts else '+'} {r.layout} {r.grid[0]}x{r.grid[1]}"
             click.echo(f"  {l.name:<{width}}  {l.op_type:<20} {l.shape_text()}{mark}")
         click.echo("  (* = a map over the picture's grid (layout, grid), usable with --layer for CAM methods;\n"
-                   "   + = such a map that a skip connection bypasses: Score-CAM only)")
+                   "   + = such a map that a skip connection bypasses: Grad-CAM holds the bypass at its value)")
     else:
         click.echo("           (add --layers to list every tensor)")
 
