@@ -203,6 +203,11 @@ def _const_value(name: str, proto, producers) -> np.ndarray | None:
     return None
 
 
+def const_value(proto, name: str) -> np.ndarray | None:
+    """The value of an initializer or Constant (through Transpose / Identity / Cast), else None."""
+    return _const_value(name, proto, _producers(proto))
+
+
 def _attr(node, name, default=None):
     for a in node.attribute:
         if a.name == name:
@@ -213,11 +218,17 @@ def _attr(node, name, default=None):
 # --------------------------------------------------------------------------- tail sub-model
 
 
-def extract_tail(proto: onnx.ModelProto, start: str, outputs: list[str] | None = None) -> onnx.ModelProto:
+def extract_tail(proto: onnx.ModelProto, start: str, outputs: list[str] | None = None,
+                 input_shapes: dict | None = None, hold: bool = False) -> onnx.ModelProto:
     """The sub-model that computes ``outputs`` (default: the graph outputs) from tensor ``start``.
 
-    Raises LayerError when the outputs also depend on other non-constant tensors (a skip
-    connection around ``start``): then ``start`` does not cut the graph in two.
+    A Shape or Size node that reads a tensor the tail cannot compute from ``start`` (``Shape(input)``
+    for a Reshape's batch size, a position embedding's length: ViT and tf2onnx exports) is folded: for
+    a fixed input size such a shape is constants plus the batch size, which the tail takes from
+    ``Shape(start)[0]``. ``input_shapes`` ({input name: concrete shape}) fixes inputs whose size the
+    graph leaves open (the batch axis stays open). Raises LayerError when the outputs also depend on
+    the values of other tensors (a skip connection around ``start``), or on a shape that cannot be
+    fixed: then ``start`` does not cut the graph in two.
     """
     producers = _producers(proto)
     if start not in producers and start not in input_names(proto):
@@ -225,7 +236,11 @@ def extract_tail(proto: onnx.ModelProto, start: str, outputs: list[str] | None =
     outputs = outputs or [o.name for o in proto.graph.output]
     inits = {i.name for i in proto.graph.initializer}
     graph_inputs = set(input_names(proto))
-    needed_nodes = []
+    bypass = _computed_without(proto, start, graph_inputs)
+    independent = set()  # with hold: tensors whose values read a graph input and not ``start``
+    if hold:
+        independent = _computed_without(proto, start, graph_inputs, values=True) - _computed_without(proto, "", {start})
+    needed_nodes, folds, held = [], [], []
     visited = set()
     stack = list(outputs)
     leaks = set()
@@ -234,6 +249,9 @@ def extract_tail(proto: onnx.ModelProto, start: str, outputs: list[str] | None =
         if t in visited or t == start or t in inits or not t:
             continue
         visited.add(t)
+        if t in independent:
+            held.append(t)
+            continue
         node = producers.get(t)
         if node is None:
             if t in graph_inputs:
@@ -242,6 +260,9 @@ def extract_tail(proto: onnx.ModelProto, start: str, outputs: list[str] | None =
         if id(node) in {id(n) for n in needed_nodes}:
             continue
         needed_nodes.append(node)
+        if node.op_type in _SHAPE_READS and node.input[0] in bypass:
+            folds.append(node)  # only the shape of a tensor on the other side of the cut: folded below
+            continue
         stack.extend(node.input)
         for a in node.attribute:  # tensors captured by subgraphs (If/Loop)
             if a.type == onnx.AttributeProto.GRAPH:
@@ -255,12 +276,15 @@ def extract_tail(proto: onnx.ModelProto, start: str, outputs: list[str] | None =
         )
     order = {id(n): i for i, n in enumerate(proto.graph.node)}
     needed_nodes.sort(key=lambda n: order[id(n)])
-    used = {i for n in needed_nodes for i in n.input}
-    for n in needed_nodes:
+    infos = tensor_infos(infer(proto))
+    new_nodes, new_inits = [copy.deepcopy(n) for n in needed_nodes], []
+    if folds:
+        new_nodes, new_inits = _fold_shapes(proto, start, needed_nodes, folds, input_shapes or {})
+    used = {i for n in new_nodes for i in n.input}
+    for n in new_nodes:
         for a in n.attribute:
             if a.type == onnx.AttributeProto.GRAPH:
                 used.update(i for sn in a.g.node for i in sn.input)
-    infos = tensor_infos(infer(proto))
     shape, elem = infos.get(start, (None, onnx.TensorProto.FLOAT))
     if shape:
         shape = list(shape)
@@ -277,13 +301,141 @@ def extract_tail(proto: onnx.ModelProto, start: str, outputs: list[str] | None =
                 oshape = list(oshape)
                 oshape[0] = "batch"
             out_vis.append(helper.make_tensor_value_info(o, oelem or onnx.TensorProto.FLOAT, oshape))
+    held_vis = []
+    for h in sorted(held, key=lambda h: order.get(id(producers.get(h)), -1)):
+        hshape, helem = infos.get(h, (None, onnx.TensorProto.FLOAT))
+        hshape = ["batch"] + list(hshape[1:]) if hshape else None
+        held_vis.append(helper.make_tensor_value_info(h, helem or onnx.TensorProto.FLOAT, hshape))
     graph = helper.make_graph(
-        [copy.deepcopy(n) for n in needed_nodes],
+        new_nodes,
         f"{proto.graph.name}_tail_from_{start}",
-        [start_vi],
+        [start_vi] + held_vis,
         out_vis,
-        initializer=[copy.deepcopy(i) for i in proto.graph.initializer if i.name in used],
+        initializer=[copy.deepcopy(i) for i in proto.graph.initializer if i.name in used] + new_inits,
     )
     tail = helper.make_model(graph, opset_imports=list(proto.opset_import), producer_name="onnxai")
     tail.ir_version = proto.ir_version
     return tail
+
+
+# --------------------------------------------------------------------------- folding shape reads
+
+_SHAPE_READS = {"Shape", "Size"}
+_BATCH = "__onnxai_batch__"
+
+
+def _computed_without(proto, start: str, graph_inputs: set, values: bool = False) -> set:
+    """Tensors that depend on a graph input other than through ``start`` (the other side of the cut);
+    values=True: on its values (what a Shape or Size node makes depends on shapes only)."""
+    out = set(graph_inputs) - {start}
+    for n in proto.graph.node:
+        if values and n.op_type in _SHAPE_READS:
+            continue
+        ins = list(n.input)
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                ins += [i for sn in a.g.node for i in sn.input]
+        if any(i in out for i in ins):
+            out.update(o for o in n.output if o and o != start)
+    return out
+
+
+def _fold_shapes(proto, start: str, nodes: list, folds: list, input_shapes: dict):
+    """The tail's nodes with each Shape/Size node in ``folds`` replaced by constants and multiples of the
+    batch size (``Shape(start)[0:1]``). Shape inference runs at the fixed input size with two batch sizes:
+    a dimension that does not change is a constant, one that scales with the batch is k * batch."""
+    a, b = _shapes_at_batch(proto, input_shapes, _BATCHES[0]), _shapes_at_batch(proto, input_shapes, _BATCHES[1])
+
+    def dims_of(name):
+        da, db = a.get(name, (None, 0))[0], b.get(name, (None, 0))[0]
+        if da is None or db is None or len(da) != len(db):
+            return None
+        out = []
+        for x, y in zip(da, db):
+            if not isinstance(x, int) or not isinstance(y, int):
+                return None
+            if x == y:
+                out.append(x)
+            elif x % _BATCHES[0] == 0 and x // _BATCHES[0] * _BATCHES[1] == y:
+                out.append((_BATCH, x // _BATCHES[0]))
+            else:
+                return None
+        return out
+
+    folded = {id(n) for n in folds}
+    const = helper.make_tensor
+    new_inits = [const("__onnxai_zero", onnx.TensorProto.INT64, [1], [0]),
+                 const("__onnxai_one", onnx.TensorProto.INT64, [1], [1])]
+    out = [helper.make_node("Shape", [start], ["__onnxai_start_shape"]),
+           helper.make_node("Slice", ["__onnxai_start_shape", "__onnxai_zero", "__onnxai_one"], [_BATCH])]
+    for n in nodes:
+        if id(n) not in folded:
+            out.append(copy.deepcopy(n))
+            continue
+        src, target = n.input[0], n.output[0]
+        dims = dims_of(src)
+        if dims is None:
+            raise LayerError(
+                f"the output does not depend on {start!r} alone: it also reads the shape of {src!r}, which shape "
+                "inference cannot fix from the input's size; pick a layer at a block boundary, e.g. the one "
+                "`layer='auto'` chooses")
+        if n.op_type == "Shape":
+            dims = dims[slice(_attr(n, "start", 0), _attr(n, "end", None))]
+        names, run = [], []
+
+        def flush():
+            if run:
+                names.append(f"__onnxai_fold_{target}_{len(names)}")
+                new_inits.append(const(names[-1], onnx.TensorProto.INT64, [len(run)], list(run)))
+                run.clear()
+
+        for d in dims:
+            if isinstance(d, int):
+                run.append(d)
+                continue
+            flush()
+            names.append(_BATCH)
+            if d[1] != 1:
+                names[-1] = f"__onnxai_fold_{target}_{len(names)}"
+                new_inits.append(const(names[-1] + "_k", onnx.TensorProto.INT64, [1], [d[1]]))
+                out.append(helper.make_node("Mul", [_BATCH, names[-1] + "_k"], [names[-1]]))
+        flush()
+        if n.op_type == "Size":
+            cat = target + "__onnxai_dims"
+            out.append(helper.make_node("Concat", names, [cat], axis=0) if len(names) > 1
+                       else helper.make_node("Identity", names, [cat]))
+            out.append(helper.make_node("ReduceProd", [cat], [target], keepdims=0))
+        elif not names:
+            new_inits.append(const(target, onnx.TensorProto.INT64, [0], []))
+        else:
+            out.append(helper.make_node("Concat", names, [target], axis=0) if len(names) > 1
+                       else helper.make_node("Identity", names, [target]))
+    sd = dims_of(start)
+    if not sd or sd[0] != (_BATCH, 1):
+        raise LayerError(f"the tail from {start!r} reads the shape of a tensor across the cut, and shape inference "
+                         f"cannot tell that the first axis of {start!r} is the batch, so that shape cannot be folded; "
+                         "pick another layer")
+    return out, new_inits
+
+
+_BATCHES = (7, 11)  # two batch sizes that tell a dimension that scales with the batch from a constant
+
+
+def _shapes_at_batch(proto, input_shapes: dict, batch: int) -> dict:
+    """tensor_infos of ``proto`` with every input fixed: ``batch`` on axis 0, the rest from ``input_shapes``
+    or the graph."""
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(proto)
+    fixed.graph.ClearField("value_info")
+    inits = {i.name for i in proto.graph.initializer}
+    for vi in fixed.graph.input:
+        if vi.name in inits or not vi.type.HasField("tensor_type"):
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        given = input_shapes.get(vi.name)
+        for k, d in enumerate(dims):
+            if k == 0 or given is not None and len(given) == len(dims):
+                value = batch if k == 0 else int(given[k])
+                d.Clear()
+                d.dim_value = value
+    return tensor_infos(infer(fixed))

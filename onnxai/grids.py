@@ -18,6 +18,10 @@ input (tf2onnx). So the layout is read from the graph first, and the shape only 
     list_layers   graph.list_layers with a Reading per tensor, and whether the tensor cuts the
                   graph (every path from the input to the output goes through it; Shape-only reads
                   of the input do not count), which Grad-CAM's tail needs
+    sees_patches  whether the output depends on a token stream's patch tokens at all: after the last
+                  attention of a ViT only per-token ops (LayerNorm, MLP, residual Adds) lie before the
+                  head's Gather of the class token, so the patch tokens there do not reach the output
+    residual_add  whether a tensor is a residual stream (an Add of two computed tensors, not of a bias)
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import onnx
 
 from . import graph
@@ -293,3 +298,87 @@ def _fix_input(proto: onnx.ModelProto, name: str, shape) -> onnx.ModelProto:
                     d.dim_value = int(v)
     fixed.graph.ClearField("value_info")
     return fixed
+
+
+# --------------------------------------------------------------------------- transformer token streams
+
+# per-element ops: each token row of the output comes from the same row of the input alone
+ROW_OPS = KEEP_OPS - {"Concat", "Split", "Slice", "Pad", "Resize", "Upsample", "ReduceMean", "ReduceMax", "ReduceSum",
+                      "ReduceMin", "Softmax", "LayerNormalization", "SimplifiedLayerNormalization",
+                      "SkipLayerNormalization"}
+
+
+def _attr(node, name, default=None):
+    return next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
+
+
+def _row_op(proto, node, tracked_inputs: list) -> str:
+    """How ``node`` treats a (B, T, C) tensor it reads: "rows" (each token row from the same row alone),
+    "prefix:<n>" (it keeps only the first n tokens: Gather / Slice on the token axis), or "mixed"."""
+    op = node.op_type
+    axis = _attr(node, "axis", -1)
+    if op in ROW_OPS:
+        return "rows"
+    if op in ("LayerNormalization", "SimplifiedLayerNormalization", "Softmax") and axis in (-1, 2):
+        return "rows"
+    if op == "MatMul":
+        return "rows" if tracked_inputs == [0] else "mixed"
+    if op in ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL2", "ReduceSumSquare"):
+        axes = _attr(node, "axes")
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            axes = graph.const_value(proto, node.input[1])
+        keep = _attr(node, "keepdims", 1)
+        return "rows" if keep and axes is not None and [int(a) for a in np.ravel(axes)] in ([-1], [2]) else "mixed"
+    if op == "Gather" and tracked_inputs == [0] and _attr(node, "axis", 0) == 1:
+        idx = graph.const_value(proto, node.input[1])
+        if idx is not None and idx.size and (np.asarray(idx) >= 0).all():
+            return f"prefix:{int(np.max(idx)) + 1}"
+    if op == "Slice" and tracked_inputs == [0]:
+        vals = [graph.const_value(proto, i) if i else None for i in list(node.input[1:5]) + [""] * 3][:4]
+        starts, ends, axes, steps = (None if v is None else [int(a) for a in np.ravel(v)] for v in vals)
+        if starts is None or ends is None:
+            return "mixed"
+        axes = axes if axes is not None else list(range(len(starts)))
+        steps = steps or [1] * len(starts)
+        if 1 not in axes and -2 not in axes:
+            return "rows" if all(a in (2, -1) for a in axes) else "mixed"
+        k = axes.index(1) if 1 in axes else axes.index(-2)
+        if starts[k] >= 0 and 0 < ends[k] < 2**31 and steps[k] == 1:
+            return f"prefix:{ends[k]}"
+    return "mixed"
+
+
+def sees_patches(proto: onnx.ModelProto, name: str, prefix: int, outputs: list[str]) -> bool:
+    """False when the outputs depend on the (B, T, C) tensor ``name`` only through its first ``prefix``
+    tokens (per-token ops, then a Gather / Slice of those tokens): its patch tokens never reach them."""
+    state = {name: "rows"}  # tensor -> "rows" | "prefix" | "mixed", for tensors that depend on ``name``
+    for node in proto.graph.node:
+        tracked = [k for k, i in enumerate(node.input) if i in state]
+        if not tracked:
+            continue
+        kinds = {state[node.input[k]] for k in tracked}
+        if "mixed" in kinds:
+            out = "mixed"
+        elif kinds == {"prefix"}:
+            out = "prefix"
+        elif kinds == {"rows"}:
+            out = _row_op(proto, node, tracked)
+            if out.startswith("prefix:"):
+                out = "prefix" if int(out.split(":")[1]) <= prefix else "mixed"
+        else:
+            out = "mixed"
+        for o in node.output:
+            if o:
+                state[o] = out
+    reached = [state[o] for o in outputs if o in state]
+    return not reached or any(s != "prefix" for s in reached)
+
+
+def residual_add(proto: onnx.ModelProto, name: str) -> bool:
+    """True when ``name`` is made by an Add of two computed tensors (a residual stream), not of a constant."""
+    consts = {i.name for i in proto.graph.initializer}
+    consts |= {o for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
+    for n in proto.graph.node:
+        if name in n.output:
+            return n.op_type == "Add" and len(n.input) == 2 and not any(i in consts for i in n.input)
+    return False

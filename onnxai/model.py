@@ -414,14 +414,20 @@ class Model:
         out = {n: np.concatenate(v) for n, v in acts.items()}
         return out, check_finite(self.convert(np.concatenate(raws), "probabilities"))
 
-    def tail(self, layer: str, output: str | None = None) -> "Tail":
-        """The sub-model from ``layer`` to the class scores (``output`` defaults to the logits)."""
+    def tail(self, layer: str, output: str | None = None, hold_at: np.ndarray | None = None) -> "Tail":
+        """The sub-model from ``layer`` to the class scores (``output`` defaults to the logits). hold_at: an
+        input (1, ...) at whose values the tensors a skip connection carries around ``layer`` are held
+        (graph.extract_tail's hold); without it such a layer is a LayerError."""
         output = output or self._softmax_input or self.output
-        key = (layer, output)
+        key = (layer, output, hold_at is not None)
         if key not in self._tails:
-            sub = graph.extract_tail(self.proto, layer, [output])
+            sub = graph.extract_tail(self.proto, layer, [output], {self.input.name: self.probe_shape}, key[2])
             self._tails[key] = self._make_session(sub.SerializeToString())
-        return Tail(self._tails[key], layer, output, self.batch_size)
+        held = tuple(i.name for i in self._tails[key].get_inputs()[1:])
+        inner = [h for h in held if h != self.input.name]
+        values = self.activations(hold_at, inner)[0] if inner else {}
+        values.update({h: self.check_batch(hold_at) for h in held if h == self.input.name})
+        return Tail(self._tails[key], layer, output, self.batch_size, held, values)
 
     def __repr__(self):
         where = str(self.path) if self.path else "<in-memory model>"

@@ -142,12 +142,15 @@ def make_session(model_bytes: bytes, so: ort.SessionOptions, providers: list, wh
 
 @dataclass
 class Tail:
-    """A session computing class scores from an inner activation (for Grad-CAM without autograd)."""
+    """A session computing class scores from an inner activation (for Grad-CAM without autograd).
+    held: tensors a skip connection carries around ``layer``, fed at fixed values (``held_values``)."""
 
     session: ort.InferenceSession
     layer: str
     output: str
     batch_size: int
+    held: tuple = ()
+    held_values: dict | None = None
 
     def __call__(self, acts: np.ndarray) -> np.ndarray:
         """(n, classes) scores of a batch of activations."""
@@ -160,8 +163,13 @@ class Tail:
         name = self.session.get_inputs()[0].name
         parts = []
         for i in range(0, acts.shape[0], self.batch_size):
+            chunk = acts[i:i + self.batch_size]
+            feed = {name: chunk}
+            for h in self.held:  # one picture's values (1, ...), repeated over the chunk
+                v = self.held_values[h]
+                feed[h] = np.ascontiguousarray(np.broadcast_to(v, (chunk.shape[0],) + v.shape[1:]))
             try:
-                parts.append(self.session.run([self.output], {name: acts[i:i + self.batch_size]})[0])
+                parts.append(self.session.run([self.output], feed)[0])
             except Exception as e:
                 raise OutputError(f"running the model's tail from {self.layer!r} failed: {short_error(e)}") from None
         return np.concatenate(parts)

@@ -903,3 +903,36 @@ def with_input_dtype(proto, elem_type: int, scale: float = 1.0):
     g.input.insert(0, helper.make_tensor_value_info("raw", elem_type, shape))
     onnx.checker.check_model(m)
     return m
+
+
+def shape_reshape_net(size: int = 8, channels: int = 4, classes: int = 3, seed: int = 0):
+    """A tail that reads the input's shape (as HF ViT and tf2onnx exports do): Conv 3x3 -> Relu ("act",
+    N x 4 x 8 x 8) -> Reshape to (N, 4, H*W) with N, H and W read from Shape(input) -> ReduceMean over the
+    cells -> Gemm. Nothing but the shape of the input bypasses "act". Returns (proto, forward)."""
+    rng = np.random.default_rng(seed)
+    W, F = _t(rng, channels, 3, 3, 3, scale=1.0), _t(rng, classes, channels, scale=1.0)
+    inits = _inits(W=W, F=F, c=np.zeros(classes, np.float32), k=np.array([channels], np.int64),
+                   i0=np.array([0], np.int64), i1=np.array([1], np.int64), i2=np.array([2], np.int64),
+                   i3=np.array([3], np.int64), i4=np.array([4], np.int64))
+    N = helper.make_node
+    nodes = [
+        N("Conv", ["input", "W"], ["conv"], pads=[1, 1, 1, 1]),
+        N("Relu", ["conv"], ["act"]),
+        N("Shape", ["input"], ["in_shape"]),
+        N("Slice", ["in_shape", "i0", "i1"], ["n"]),
+        N("Slice", ["in_shape", "i2", "i3"], ["h"]),
+        N("Slice", ["in_shape", "i3", "i4"], ["w"]),
+        N("Mul", ["h", "w"], ["hw"]),
+        N("Concat", ["n", "k", "hw"], ["target_shape"], axis=0),
+        N("Reshape", ["act", "target_shape"], ["cells"]),
+        N("ReduceMean", ["cells"], ["pooled"], axes=[2], keepdims=0),
+        N("Gemm", ["pooled", "F", "c"], ["logits"], transB=1),
+    ]
+    m = _finish(nodes, _image_in(size), _logits_out(classes), inits, "shape_reshape")
+    onnx.checker.check_model(m)
+
+    def forward(x):
+        a = np.maximum(conv3x3(x.astype(np.float64), W.astype(np.float64)), 0)
+        return a.mean(axis=(2, 3)) @ F.T.astype(np.float64)
+
+    return m, forward

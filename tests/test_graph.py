@@ -245,3 +245,43 @@ def test_extract_tail_on_skip_connection():
     np.testing.assert_allclose(tail_logits, logits, atol=1e-5)
     with pytest.raises(LayerError, match="no tensor named 'q'"):
         graph.extract_tail(m, "q")
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_extract_tail_folds_shape_of_input(batch):
+    """A Reshape whose target shape comes from Shape(input) (batch, H * W): the tail from "act" reads only
+    the input's shape, which is folded (constants + the batch size of "act"), and reproduces the model."""
+    m, forward = onnx_models.shape_reshape_net()
+    x = _x(batch)
+    logits, act = _run(graph.expose(m, "act"), x)
+    np.testing.assert_allclose(logits, forward(x), atol=1e-4)
+    tail = graph.extract_tail(m, "act", ["logits"])
+    onnx.checker.check_model(tail)
+    assert [i.name for i in tail.graph.input] == ["act"]
+    assert all(n.input[0] != "input" for n in tail.graph.node)  # the input's Shape node is gone
+    (out,) = _run(tail, act)
+    np.testing.assert_allclose(out, logits, atol=1e-5)
+    # a concrete size for an input whose size the graph leaves open
+    dyn = onnx.ModelProto()
+    dyn.CopyFrom(m)
+    for d in dyn.graph.input[0].type.tensor_type.shape.dim[2:]:
+        d.Clear()
+        d.dim_param = "side"
+    with pytest.raises(LayerError, match="reads the shape of 'input'"):
+        graph.extract_tail(dyn, "act", ["logits"])
+    (out,) = _run(graph.extract_tail(dyn, "act", ["logits"], {"input": (1, 3, 8, 8)}), act)
+    np.testing.assert_allclose(out, logits, atol=1e-5)
+
+
+def test_extract_tail_keeps_refusing_value_bypass_with_shape_reads():
+    """A value bypass is still refused when the graph also reads the input's shape."""
+    m, _ = onnx_models.shape_reshape_net()
+    g = m.graph
+    g.node.insert(2, onnx.helper.make_node("ReduceMean", ["input"], ["in_mean"], axes=[1, 2, 3], keepdims=0))
+    last = g.node[-1]
+    last.output[0] = "logits_raw"
+    g.node.append(onnx.helper.make_node("Add", ["logits_raw", "in_mean_col"], ["logits"]))
+    g.node.insert(3, onnx.helper.make_node("Unsqueeze", ["in_mean", "i1"], ["in_mean_col"]))
+    onnx.checker.check_model(m)
+    with pytest.raises(LayerError, match=r"it also reads \['input'\]"):
+        graph.extract_tail(m, "act", ["logits"])

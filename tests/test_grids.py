@@ -56,7 +56,13 @@ def test_auto_skips_attention_internal_tensors_of_a_vit():
     for name in ("q_heads", "ctx_heads", "q_t", "k_t", "attn"):
         assert not layers[name].spatial, name
     choice = onnxai.methods.layers.resolve_layer(model, "auto")
-    assert choice.name == "final_norm" and "tokens (1 in front), 4x4 grid" in choice.how
+    # after the attention only per-token ops lead to the class token: there the patch tokens do not reach
+    # the output (zero gradients), so auto reads the stream entering the attention
+    assert choice.name == "tokens0" and "tokens (1 in front), 4x4 grid" in choice.how
+    assert "patch tokens reach the output" in choice.how
+    for name, sees in [("tokens0", True), ("resid", False), ("final_norm", False)]:
+        assert onnxai.grids.sees_patches(model.proto, name, 1, ["logits"]) is sees, name
+    assert onnxai.grids.residual_add(model.proto, "resid") and not onnxai.grids.residual_add(model.proto, "tokens0")
     sc = onnxai.ScoreCAM().explain(model, onnx_models.cam_picture(16))
     assert sc.extras["layer_layout"] == "tokens" and sc.extras["prefix_tokens"] == 1 and sc.raw_map.shape == (4, 4)
     with pytest.raises(onnxai.LayerError, match="not read as maps.*channel_axis"):

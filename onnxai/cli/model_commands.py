@@ -87,7 +87,7 @@ def inspect(model_path, show_layers, spatial, as_json, **kw):
                 mark = f"  {'*' if r.cuts else '+'} {r.layout} {r.grid[0]}x{r.grid[1]}"
             click.echo(f"  {l.name:<{width}}  {l.op_type:<20} {l.shape_text()}{mark}")
         click.echo("  (* = a map over the picture's grid (layout, grid), usable with --layer for CAM methods;\n"
-                   "   + = such a map that a skip connection bypasses: Score-CAM only)")
+                   "   + = such a map that a skip connection bypasses: Grad-CAM holds the bypass at its value)")
     else:
         click.echo("           (add --layers to list every tensor)")
 
@@ -107,16 +107,31 @@ def _cam_methods(model, has_head: bool) -> str:
     return f"{who} at {choice.name!r} ({choice.how})"
 
 
-@click.command(epilog="Example: onnxai predict models/efficientnet_lite0.onnx samples/chelsea.png samples/coffee.png --top 3")
+@click.command(epilog="Examples:\n\n  onnxai predict models/efficientnet_lite0.onnx samples/chelsea.png samples/coffee.png --top 3"
+                      "\n\n  onnxai predict forest.onnx rows.csv --json")
 @click.argument("model_path", metavar="MODEL", type=click.Path())
-@click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--top", "-k", type=click.IntRange(1), default=5, show_default=True, help="How many classes to show.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.argument("images", metavar="INPUTS...", nargs=-1, required=True, type=click.Path())
+@click.option("--top", "-k", type=click.IntRange(1), default=5, show_default=True,
+              help="How many classes to show (pictures; tables show the top class unless --top is given).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table (tables: every class's probability).")
 @model_options
 @handle_errors
 def predict(model_path, images, top, as_json, **kw):
-    """Top classes with probabilities for one or more pictures."""
+    """Top classes with probabilities for pictures, or for each row of CSV / Parquet tables (table models)."""
     model = open_model(model_path, **kw)
+    if not model.input.is_image:
+        from .tables import predict_rows
+
+        ctx = click.get_current_context()
+        given = ctx.get_parameter_source("top") != click.core.ParameterSource.DEFAULT
+        rows = predict_rows(model, list(images), top if given or as_json else 1)
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        for r in rows:
+            best = ", ".join(f"{p['label']} {p['probability']:.4f}" for p in r["top"])
+            click.echo(f"{r['table']} row {r['row']}: {best}")
+        return
     results = model.predict(list(images), top=top)
     if as_json:
         payload = [{"image": str(im), "provider": model.provider, "top": [{"index": p.index, "label": p.label, "probability": p.probability}

@@ -1,4 +1,5 @@
 """``onnxai explain`` on a table model: CSV rows in; contributions (CSV/JSON) and bar/waterfall PNGs out.
+``onnxai predict`` on a table model: CSV / Parquet rows in, the top class (or every class) per row out.
 
 The methods for tables are Kernel SHAP (over background rows) and tabular LIME; the method options
 reach them by the same rule as for pictures (each option to the methods whose constructor takes it).
@@ -86,3 +87,29 @@ def explain_csv(model, tables, methods: list[str], settings: dict, params, table
                          f"(p={e.predictions[i, t]:.3f}, base {e.base(i)[t]:.3f}): {desc}")
         lines.append(f"wrote {paths[0]}, {paths[1]} and {len(paths) - 2} pictures")
     return lines
+
+
+def predict_rows(model, tables, top: int) -> list[dict]:
+    """``onnxai predict MODEL rows.csv``: per table and row, the classes by probability (``top`` of them).
+    Returns [{"table", "row", "top": [{"index", "label", "probability"}], "probabilities": [...]}]."""
+    from ..tables import model_width, read_table
+
+    M = model_width(model)
+    pictures = [str(t) for t in tables if Path(t).suffix.lower() in PICTURE_SUFFIXES]
+    if pictures:
+        raise InputError(f"{pictures[0]} is a picture, but this model takes table rows ({model.input.describe()}); "
+                         "give a CSV or Parquet file of rows")
+    out = []
+    for table in tables:
+        X, _ = read_table(table, expect=M)
+        bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
+        if bad.size:
+            raise InputError(f"{table}, row {bad[0]}: an empty or NaN cell; predict needs complete rows")
+        probs = model.scores(X).astype(np.float64)
+        for r, p in enumerate(probs):
+            order = np.argsort(-p, kind="stable")[:top]
+            out.append({"table": str(table), "row": r,
+                        "top": [{"index": int(c), "label": model.label(int(c)), "probability": float(p[c])}
+                                for c in order],
+                        "probabilities": [float(v) for v in p]})
+    return out

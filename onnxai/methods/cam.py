@@ -21,7 +21,9 @@ channel k", found one of three ways (``gradient``):
                     the layer and the head's input F = g(A): d y_c / d A_kij = W[c,k] g'(A_kij) / Z with
                     g' from two runs of that segment (central difference, every element at once)
     "central"       anything else: 2K runs of the tail, batched, A +- eps * (channel k all ones), with
-                    eps = step * (mean |A| + 1e-12): alpha_k = (y(A + eps e_k) - y(A - eps e_k)) / (2 eps Z)
+                    eps = step * (mean |A| + 1e-12): alpha_k = (y(A + eps e_k) - y(A - eps e_k)) / (2 eps Z);
+                    what a skip connection carries around the layer is held at its value (``extras["held"]``):
+                    the partial derivative autograd gives at a hooked layer (pytorch-grad-cam)
     "auto"          the first that applies, in that order
 
 Both supply only their channel weights (``LayerMethod.channel_weights``); the layer's base class
@@ -131,8 +133,11 @@ class GradCAM(LayerMethod):
         elif how == "elementwise":
             sums, runs = self._elementwise_sums(model, choice, head, acts, view, targets)
         else:
-            sums, runs = self._central_sums(model, choice.name, score_name, acts, view, maps, targets)
-        return sums / Z, [dict(gradient=how, score=score, tail_runs=runs) for _ in targets]
+            sums, runs, held = self._central_sums(model, x, choice.name, score_name, acts, view, maps, targets)
+        extras = dict(gradient=how, score=score, tail_runs=runs)
+        if how == "central":
+            extras["held"] = held
+        return sums / Z, [dict(extras) for _ in targets]
 
     def _eps(self, a: np.ndarray) -> float:
         return float(self.step * (np.mean(np.abs(a), dtype=np.float64) + 1e-12))
@@ -152,9 +157,11 @@ class GradCAM(LayerMethod):
         Z = g.shape[1] * g.shape[2]
         return head.weight[targets].astype(np.float64) * g.sum(axis=(1, 2))[None] / Z, 2
 
-    def _central_sums(self, model, layer, score_name, acts, view, maps, targets):
-        """Directional derivatives along each channel by central differences, 2 tail runs per channel."""
-        tail = model.tail(layer, output=score_name)
+    def _central_sums(self, model, x, layer, score_name, acts, view, maps, targets):
+        """Directional derivatives along each channel by central differences, 2 tail runs per channel. Tensors
+        a skip connection carries around the layer are held at their values (``held``): the partial
+        derivative, as autograd gives at a hooked layer (pytorch-grad-cam)."""
+        tail = model.tail(layer, output=score_name, hold_at=x)
         K = maps.shape[1]
         eps = self._eps(acts)
         per = max(1, _FD_BUDGET // max(1, 2 * acts.nbytes))  # channels per chunk
@@ -169,7 +176,7 @@ class GradCAM(LayerMethod):
             batch[2 * j + 1, c0 + j] -= np.float32(eps)
             y = tail(view.to_layer(batch, acts)).astype(np.float64)  # (2m, classes)
             sums[:, c0:c1] = ((y[0::2] - y[1::2]) / (2.0 * eps))[:, targets].T
-        return sums, 2 * K
+        return sums, 2 * K, list(tail.held)
 
 
 def _elementwise(model, start: str, end: str, shape: tuple) -> bool:

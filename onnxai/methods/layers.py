@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from .. import graph, heads
+from .. import graph, grids, heads
 from ..kernels.resize import resize_map as upsample  # the one map resizer
 from ..errors import LayerError
 from .base import Method
@@ -62,8 +62,10 @@ def model_facts(model) -> dict:
     return facts
 
 
-def resolve_layer(model, layer="auto") -> LayerChoice:
-    """The tensor a CAM reads. See the module docstring for the rule of ``layer="auto"``."""
+def resolve_layer(model, layer="auto", gradients: bool = True) -> LayerChoice:
+    """The tensor a CAM reads. See the module docstring for the rule of ``layer="auto"``; ``gradients``:
+    whether the method differentiates the layer (Grad-CAM) or only reads its activations (Score-CAM),
+    which matters for a transformer's token streams (``_token_stream``)."""
     facts = model_facts(model)
     head = facts["head"]
     if layer is None or layer == "auto":
@@ -84,6 +86,10 @@ def resolve_layer(model, layer="auto") -> LayerChoice:
             )
         cutting = [l for l in usable if l.reading.cuts]
         last = (cutting or usable)[-1]
+        stream = _token_stream(model, cutting or usable, usable, gradients) if last.reading.layout == "tokens" else None
+        if stream is not None:
+            last, why = stream
+            return LayerChoice(last.name, f"auto: {why}, {last.reading.describe()}", None, facts["head_error"])
         return LayerChoice(last.name, f"auto: the last map over the picture's grid before the output, "
                                       f"{last.reading.describe()}"
                                       f"{'' if cutting else ' (a skip connection bypasses every such map)'}"
@@ -95,6 +101,35 @@ def resolve_layer(model, layer="auto") -> LayerChoice:
     if layer not in known:
         raise graph.missing_layer_error(layer, model.proto)
     return LayerChoice(layer, "given", head, facts["head_error"])
+
+
+def _token_stream(model, candidates, usable, gradients: bool = True) -> tuple | None:
+    """A transformer's layer. Without gradients (Score-CAM): the last residual stream (an Add of two
+    computed tensors), after the last block and before the final norm. With gradients: the LayerNorm that opens the last block whose patch tokens reach the output,
+    reading the residual stream entering it (an Add of two computed tensors); pytorch-grad-cam's ViT
+    layer, blocks[-1].norm1. After a class-token ViT's last attention only per-token ops lead to the head,
+    so there (and on the stream after the last block) the patch tokens do not reach the output and
+    Grad-CAM's gradients are zero; on the raw residual stream the map is dominated by the stream's
+    offsets (ReLU'd to zero). None: no token stream qualifies (the caller's rule applies)."""
+    outputs = [model.output]
+    tokens = [l for l in candidates if l.reading.layout == "tokens"]
+    if not gradients:
+        residual = [l for l in tokens if grids.residual_add(model.proto, l.name)]
+        return (residual[-1], "the residual stream after the last transformer block (before the final norm)"
+                ) if residual else None
+    seeing = [l for l in tokens if grids.sees_patches(model.proto, l.name, l.reading.prefix, outputs)]
+    residual = [l for l in seeing if grids.residual_add(model.proto, l.name)]
+    if not residual:
+        return (seeing[-1], "the last token stream whose patch tokens reach the output") if seeing else None
+    stream = residual[-1]
+    by_name = {l.name: l for l in usable if l.reading.layout == "tokens"}
+    norm = next((n.output[0] for n in model.proto.graph.node if n.op_type == "LayerNormalization"
+                 and n.input[0] == stream.name and n.output[0] in by_name), None)
+    last = "" if stream is tokens[-1] else " (after it the head reads only the class token)"
+    if norm is None:
+        return stream, f"the residual stream entering the last attention whose patch tokens reach the output{last}"
+    return by_name[norm], (f"the LayerNorm opening the last block whose patch tokens reach the output{last}, "
+                           f"on the residual stream {stream.name!r}")
 
 
 def _head_grid(facts, head) -> tuple | None:
@@ -278,8 +313,10 @@ class LayerMethod(Method):
     prefix_tokens = None
     align_corners = False
 
+    gradients = True  # does the method differentiate the layer (resolve_layer's choice for transformers)?
+
     def choose_layer(self, model) -> LayerChoice:
-        return resolve_layer(model, self.layer)
+        return resolve_layer(model, self.layer, self.gradients)
 
     def channel_weights(self, model, x, crop, probs, targets, layer: "LayerRead") -> tuple[np.ndarray, list[dict]]:
         """-> (weights (len(targets), K) float64, one dict of extras per target; a "timings" entry

@@ -48,6 +48,7 @@ PRESETS = {
 
 class ScoreCAM(LayerMethod):
     name = "score-cam"
+    gradients = False  # reads activations only: on a ViT, the residual stream after the last block
 
     def __init__(self, layer: str = "auto", preset: str = "authors", weighting: str | None = None,
                  score: str | None = None, align_corners: bool | None = None, relu_first: bool | None = None,

@@ -1,6 +1,7 @@
 """Table data: CSV files and rows checked against a tabular model.
 
-    read_table           a CSV -> (X (n, M) float64, feature names), with errors that say what to fix
+    read_table           a CSV (or Parquet, with pyarrow) -> (X (n, M) float64, feature names), with errors
+                         that say what to fix
     parse_rows           "0,5,9" / "3-7" -> row indices, checked against the table
     table_rows           rows to explain (an array or a CSV path) checked against the model's width
     model_width          the number of features per row a tabular model takes
@@ -39,6 +40,8 @@ def read_table(path, feature_names=None, expect: int | None = None) -> tuple[np.
     path = Path(path)
     if not path.exists():
         raise InputError(f"table file not found: {path}")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return _read_parquet(path, feature_names, expect)
     with open(path, newline="", encoding="utf-8-sig") as f:
         rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
     if not rows:
@@ -71,6 +74,28 @@ def read_table(path, feature_names=None, expect: int | None = None) -> tuple[np.
                          "drop label/index columns or give the table the model was trained on")
     names = _names(feature_names, width) or header or [f"x{j}" for j in range(width)]
     return X, names
+
+
+def _read_parquet(path: Path, feature_names, expect):
+    """A Parquet file (needs pyarrow) -> (X, names); every column must be numeric."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError(f"reading {path} needs pyarrow (pip install pyarrow), or give the table as CSV") from None
+    table = pq.read_table(path)
+    cols = []
+    for name, col in zip(table.column_names, table.columns):
+        try:
+            cols.append(np.asarray(col.to_numpy(zero_copy_only=False), np.float64))
+        except (TypeError, ValueError):
+            raise InputError(f"{path}, column {name!r} is not numeric; onnxai explains numeric tables") from None
+    if not cols or not len(cols[0]):
+        raise InputError(f"{path} has no rows or no columns")
+    X = np.stack(cols, axis=1)
+    if expect is not None and X.shape[1] != expect:
+        raise InputError(f"{path} has {X.shape[1]} columns but the model takes {expect} features per row; "
+                         "drop label/index columns or give the table the model was trained on")
+    return X, _names(feature_names, X.shape[1]) or list(table.column_names)
 
 
 def _names(feature_names, width: int):

@@ -73,8 +73,9 @@ def test_truncated_onnx_file(files):
 
 
 def test_model_whose_input_is_not_an_image(files):
-    line = fails(invoke("predict", files / "table.onnx", files / "pic.png"),
-                 "this command needs an image model, but the input is x: ?x4 float32 (not an image, dynamic batch)")
+    line = fails(invoke("predict", files / "table.onnx", files / "pic.png"),  # predict takes table rows there
+                 f"{files / 'pic.png'} is a picture, but this model takes table rows (x: ?x4 float32 (not an image, "
+                 "dynamic batch)); give a CSV or Parquet file of rows")
     assert line.count("error") == 1
 
 
