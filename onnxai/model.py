@@ -25,7 +25,8 @@ from .classes import Prediction, check_finite, class_index, convert, read_labels
 from .errors import InputError, LayerError, ModelError
 from .signature import DTYPES, InputSpec, check_batch_size, check_input_size, choose_class_output, column_inputs, dim, guess_layout
 from .preprocess import DEFAULT_MAX_PIXELS, LABELS_KEY, METADATA_KEY, Preprocess, load_image
-from .runtime import OnnxruntimeFailure, Tail, make_session, resolve_providers, session_options, short_error
+from .runtime import (OnnxruntimeFailure, Tail, checked_batch_session, make_session, resolve_providers, session_options,
+                      short_error)
 
 TABLE_ROWS_PER_RUN = 16384  # rows per forward pass for table models: cheap per row, big batches amortise the call
 
@@ -110,20 +111,10 @@ class Model:
     def _try_dynamic_batch(self, name, shape, dtype) -> bool:
         new, reason = graph_ends.make_batch_dynamic(self.proto)
         if reason is None:
-            try:
-                s = self._make_session(new.SerializeToString())
-                probe = np.random.default_rng(0).standard_normal((2,) + tuple(d or 8 for d in shape[1:])).astype(dtype)
-                out_name = s.get_outputs()[0].name
-                both = s.run([out_name], {name: probe})[0]
-                one = np.concatenate([s.run([out_name], {name: probe[i:i + 1]})[0] for i in range(2)])
-                if both.shape == one.shape and np.allclose(both, one, rtol=1e-4, atol=1e-5):
-                    self.proto = new
-                    self._bytes = new.SerializeToString()
-                    self.session = s
-                    return True
-                reason = "a batch of 2 gave different results than two single runs"
-            except Exception as e:  # the rewrite produced a graph onnxruntime refuses
-                reason = f"the rewritten graph does not run ({str(e).splitlines()[0][:120]})"
+            session, reason = checked_batch_session(new, name, shape, dtype, self._make_session)
+            if session is not None:
+                self.proto, self._bytes, self.session = new, new.SerializeToString(), session
+                return True
         note(f"the model has a fixed batch of 1 and cannot be made batch-dynamic safely ({reason}); "
              "inputs run one at a time, which is slower")
         self.fixed_batch = 1

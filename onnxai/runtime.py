@@ -182,3 +182,19 @@ class OnnxruntimeFailure(OutputError):
 def short_error(e: Exception) -> str:
     text = str(e).strip().splitlines()
     return (text[0] if text else type(e).__name__)[:300]
+
+
+def checked_batch_session(proto, name: str, shape: tuple, dtype, make) -> tuple:
+    """A session of ``proto`` (a batch-1 model rewritten to a dynamic batch) if a batch of 2 gives the
+    same results as two single runs: (session, None), else (None, why not)."""
+    try:
+        s = make(proto.SerializeToString())
+        probe = np.random.default_rng(0).standard_normal((2,) + tuple(d or 8 for d in shape[1:])).astype(dtype)
+        out_name = s.get_outputs()[0].name
+        both = s.run([out_name], {name: probe})[0]
+        one = np.concatenate([s.run([out_name], {name: probe[i:i + 1]})[0] for i in range(2)])
+        if both.shape == one.shape and np.allclose(both, one, rtol=1e-4, atol=1e-5):
+            return s, None
+        return None, "a batch of 2 gave different results than two single runs"
+    except Exception as e:  # the rewrite produced a graph onnxruntime refuses
+        return None, f"the rewritten graph does not run ({str(e).splitlines()[0][:120]})"
