@@ -3,6 +3,7 @@ command lives.
 
     model_commands  inspect, predict, patch, export
     explain         explain (pictures; tables through tables.py)
+    dataset         explain-dataset (a folder, a list or a table into a Parquet store; local or Ray)
     evaluate        evaluate (faithfulness metrics over pictures)
     sanity          sanity (the model-randomisation check)
     common          errors -> one line and an exit status, model options, names
@@ -14,6 +15,7 @@ from __future__ import annotations
 import click
 
 from .common import State
+from .dataset import explain_dataset
 from .evaluate import evaluate
 from .explain import explain
 from .model_commands import export, inspect, patch, predict
@@ -38,7 +40,7 @@ def main(debug, quiet):
         set_quiet(True)
 
 
-for _command in (inspect, predict, patch, export, explain, evaluate, sanity):
+for _command in (inspect, predict, patch, export, explain, explain_dataset, evaluate, sanity):
     main.add_command(_command)
 
 

@@ -22,7 +22,7 @@ from .worker import Worker
 def progress_bar(total, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="item", file=sys.stderr, disable=not enabled, dynamic_ncols=True,
+    return tqdm(total=total, desc=desc, unit="item", file=sys.stderr, disable=not enabled or total == 0, dynamic_ncols=True,
                 smoothing=0.1)
 
 
@@ -34,11 +34,11 @@ class Tally:
 
     def add(self, triples) -> None:
         status: dict[str, bool] = {}
-        for item_id, method, st in triples:
+        for item_id, method, st, error in triples:
             ok = status.get(item_id, True) and st == "ok"
             status[item_id] = ok
             if st != "ok" and len(self.summary.errors) < 20:
-                self.summary.errors.append((item_id, method))
+                self.summary.errors.append((item_id, method, error))
         failed = sum(1 for v in status.values() if not v)
         self.summary.failed += failed
         self.summary.done += len(status) - failed

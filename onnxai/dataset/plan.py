@@ -99,6 +99,7 @@ def make_plan(model, source, methods, out, target=None, params=None, method_para
     seed = int(params.get("seed", 0))
     per = route(names, {k: v for k, v in params.items() if v is not None})
     for n, extra in (method_params or {}).items():
+        n = n if is_image else TABLE_NAMES.get(n, n)
         if n not in per:
             raise InputError(f"parameters for {n} but the methods are {names}")
         per[n].update(extra)

@@ -92,9 +92,8 @@ class ExplainActor:
             rows = self.worker.pictures(items)
         self.store.write(rows, "ray")
         triples = rows.summary()
-        return {"item_id": np.array([t[0] for t in triples], object),
-                "method": np.array([t[1] for t in triples], object),
-                "status": np.array([t[2] for t in triples], object)}
+        return {k: np.array([t[j] for t in triples], object)
+                for j, k in enumerate(("item_id", "method", "status", "error"))}
 
 
 class _Described:
@@ -130,7 +129,7 @@ def run_ray(plan: Plan, progress: bool = True, workers: int = 2, threads: int = 
         with progress_bar(todo, progress, "explain-dataset (ray)") as bar:
             tally = Tally(summary, bar)
             for b in out.iter_batches(batch_size=None, batch_format="numpy"):
-                tally.add(zip(b["item_id"], b["method"], b["status"]))
+                tally.add(zip(b["item_id"], b["method"], b["status"], b["error"]))
     finally:
         if started:
             ray.shutdown()
@@ -168,4 +167,5 @@ def _dataset(ray, plan: Plan, workers: int):
             }))
     if not tables:
         return None, 0
-    return ray.data.from_arrow(tables), todo
+    ds = ray.data.from_arrow(tables)
+    return (ds.repartition(2 * workers) if len(tables) < 2 * workers else ds), todo

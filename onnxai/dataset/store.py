@@ -117,9 +117,10 @@ class Rows:
         pa, _ = _pa()
         return pa.Table.from_pydict(self.cols, schema=schema())
 
-    def summary(self) -> list[tuple[str, str, str]]:
-        """(item_id, method, status) per row: what a Ray actor hands back to the driver."""
-        return list(zip(self.cols["item_id"], self.cols["method"], self.cols["status"]))
+    def summary(self) -> list[tuple]:
+        """(item_id, method, status, error) per row: what a Ray actor hands back to the driver."""
+        c = self.cols
+        return list(zip(c["item_id"], c["method"], c["status"], c["error"]))
 
 
 class Store:
