@@ -108,19 +108,20 @@ def make_plan(model, source, methods, out, target=None, params=None, method_para
             per[n]["progress"] = False  # one bar for the whole run
         if not is_image and n in ("kernel-shap", "lime-tabular"):
             per[n]["background"] = None if background is None else str(background)
-    built = {n: make_method(n, **{k: v for k, v in per[n].items() if k != "background"}) for n in names}
-
-    mid = model_id(model_path)
-    keyed = [(n, per[n], params_key(n, {**built[n].params(), "background": per[n].get("background")}, mid))
-             for n in names]
-    shipped = None
     kind = "pictures" if is_image else "tables"
-    table, items, missing = None, [], []
+    table, items, missing, shipped = None, [], [], None
     if is_image:
         items, missing = list_pictures(source)
     else:
         table = TableSource(source, tables.model_width(model), chunk_rows)
         shipped = _backgrounds(model, names, per, background)
+    built = {n: make_method(n, **{**{k: v for k, v in per[n].items() if k != "background"},
+                                  **({"background": shipped[n]} if shipped and n in shipped else {})})
+             for n in names}
+
+    mid = model_id(model_path)
+    keyed = [(n, per[n], params_key(n, {**built[n].params(), "background": per[n].get("background")}, mid))
+             for n in names]
     job = Job(model_path, model_options, [(n, {k: v for k, v in p.items() if k != "background"}, key)
                                           for n, p, key in keyed],
               target=target, seed=seed, background=shipped)
@@ -166,7 +167,8 @@ def _backgrounds(model, names, per, background) -> dict:
     out = {}
     for n in names:
         if n == "kernel-shap":
-            m = make_method("kernel-shap", **{k: v for k, v in per[n].items() if k != "background"}, background=data)
+            m = make_method("kernel-shap", **{**{k: v for k, v in per[n].items() if k != "background"},
+                                              "background": data})
             out[n] = m.background_for(model, data[:1])
         else:
             out[n] = data
