@@ -54,6 +54,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module=r"ray\..*")
+    _probe(address)
     if ray.is_initialized():
         return False
     try:
@@ -64,6 +65,22 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
         raise InputError(f"cannot reach the Ray cluster at {address!r} ({first}); start one with "
                          "`ray start --head`, or leave --address out for a local one") from None
     return True
+
+
+def _probe(address: str | None, timeout: float = 5.0) -> None:
+    """A HOST:PORT that does not accept a connection fails here in seconds (ray.init would retry for minutes)."""
+    import socket
+
+    if not address or address == "auto" or address.startswith(("ray://", "local")):
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"--address {address!r} is not HOST:PORT, auto or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise InputError(f"the Ray cluster at {address} does not answer ({e.strerror or e}); start one with "
+                         "`ray start --head`, or leave --address out for a local one") from None
 
 
 class ExplainActor:
@@ -167,5 +184,8 @@ def _dataset(ray, plan: Plan, workers: int):
             }))
     if not tables:
         return None, 0
-    ds = ray.data.from_arrow(tables)
-    return (ds.repartition(2 * workers) if len(tables) < 2 * workers else ds), todo
+    if len(tables) < 2 * workers:  # enough blocks for every actor (a repartition would need CPUs the actors hold)
+        whole = pa.concat_tables(tables)
+        step = -(-whole.num_rows // (2 * workers))
+        tables = [whole.slice(i, step) for i in range(0, whole.num_rows, step)]
+    return ray.data.from_arrow(tables), todo
