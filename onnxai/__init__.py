@@ -7,7 +7,7 @@
 """
 
 from ._log import set_quiet
-from .api import explain
+from .api import explain, explain_dataset
 from .errors import InputError, LayerError, ModelError, OnnxaiError, OutputError, ProviderError
 from .explanation import Explanation
 from .methods import METHODS, make_method, masked_topk
@@ -35,6 +35,7 @@ __all__ = [cls.__name__ for cls in METHODS.values()] + [
     "cascading_randomisation",
     "load",
     "explain",
+    "explain_dataset",
     "make_method",
     "Explanation",
     "TabularExplanation",

@@ -31,3 +31,34 @@ def explain(model, image, method: str = "lime", target=None, cropped: bool = Fal
             raise InputError(f"{method} explains pictures; for table rows use kernel-shap or lime")
         return obj.explain(model, image, target=target)
     return make_method(key, **params).explain(model, image, target=target, cropped=cropped)
+
+
+def explain_dataset(model, source, methods=("grad-cam",), out="results", engine: str = "local", target=None,
+                    background=None, force: bool = False, strict: bool = False, progress: bool = True,
+                    pictures: bool = False, model_options: dict | None = None, method_params: dict | None = None,
+                    workers: int = 2, threads_per_worker: int = 1, address: str | None = None,
+                    batch_items: int | None = None, **params):
+    """Explain every item of a data set with ``methods`` into a Parquet store under ``out``.
+
+    source: a folder of pictures (recursive), a .txt/.csv list of picture paths (``path``, optional
+    ``target`` and ``id`` columns), or for a table model a .parquet/.csv table (plus ``background``).
+    params: method parameters (``num_samples=250``, ``seed=0``, ...), each given to every method that
+    takes it; ``method_params={"lime": {...}}`` sets one method's. Items already in the store for the
+    same method + parameters + model are skipped (``force=True`` starts over). engine: "local" or "ray"
+    (``workers`` actors of ``threads_per_worker`` CPUs; ``address`` of a running cluster, or a local one).
+    Returns a dataset.Summary; ``strict=True`` raises when an item failed.
+    """
+    from . import dataset
+    from .errors import OnnxaiError
+
+    plan = dataset.make_plan(model, source, methods, out, target=target, params=params,
+                             method_params=method_params, background=background, force=force,
+                             pictures=pictures, model_options=model_options)
+    if engine == "ray":
+        summary = dataset.run(plan, "ray", progress=progress, workers=workers, threads=threads_per_worker,
+                              address=address, batch_items=batch_items)
+    else:
+        summary = dataset.run(plan, engine, progress=progress, batch_items=batch_items)
+    if strict and summary.failed:
+        raise OnnxaiError(f"{summary.failed} item(s) failed (status 'error' in the store); {summary.line()}")
+    return summary

@@ -46,3 +46,9 @@ def forest(cancer):
     ensemble = pytest.importorskip("sklearn.ensemble")
     X, y = cancer
     return ensemble.RandomForestClassifier(30, max_depth=6, random_state=0).fit(X, y)
+
+
+@pytest.fixture(scope="session")
+def files(tmp_path_factory):
+    """onnx_models.dataset_files in a session folder: model files, pictures, a table, a background."""
+    return onnx_models.dataset_files(tmp_path_factory.mktemp("dataset"))

@@ -936,3 +936,35 @@ def shape_reshape_net(size: int = 8, channels: int = 4, classes: int = 3, seed: 
         return a.mean(axis=(2, 3)) @ F.T.astype(np.float64)
 
     return m, forward
+
+
+def dataset_files(folder, pictures: int = 6, size: int = 16):
+    """Files for data-set runs (workers load the model from its file): a conv_net with its preprocessing
+    in the metadata, a folder of pictures (sub/ holds some, one is corrupt), a 4-column table model and
+    a table of rows plus a background CSV. Returns a dict of paths."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    folder = Path(folder)
+    m, _ = conv_net(size=size, channels=8, classes=3, softmax=True)
+    pre = onnxai.Preprocess(resize=None, crop=size, mean=(0.5,) * 3, std=(0.25,) * 3)
+    helper.set_model_props(m, {"onnxai.preprocess": pre.to_json()})
+    save(m, folder / "conv.onnx")
+    pics = folder / "pics"
+    (pics / "sub").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(pictures):
+        where = pics / "sub" if i % 3 == 2 else pics
+        Image.fromarray((rng.random((size, size, 3)) * 255).astype(np.uint8)).save(where / f"p{i}.png")
+    (pics / "broken.png").write_bytes(b"not a picture")
+    table = mlp_model(4).proto
+    save(table, folder / "mlp.onnx")
+    X = rng.standard_normal((40, 4))
+    X[7, 2] = np.nan
+    header = "a,b,c,d\n"
+    (folder / "rows.csv").write_text(header + "\n".join(",".join(f"{v:.6g}" for v in r) for r in X))
+    (folder / "train.csv").write_text(header + "\n".join(",".join(f"{v:.6g}" for v in r)
+                                                          for r in rng.standard_normal((60, 4))))
+    return {"conv": folder / "conv.onnx", "pics": pics, "mlp": folder / "mlp.onnx", "rows": folder / "rows.csv",
+            "train": folder / "train.csv", "X": X}

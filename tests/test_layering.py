@@ -22,8 +22,10 @@ Layers, bottom first. A module may import from its own layer and the layers belo
     5 results     explanation, tables                Explanation; table data, backgrounds, results
     6 methods     methods                            one file per method (lime_tabular included)
     7 evaluation  metrics, sanity, report            faithfulness, randomisation check, HTML report
-    8 api         api                                explain(): the one-call entry point
-    9 top         cli, _explain_csv, onnxai          commands; the package's re-exports
+    8 dataset     dataset                            data-set runs: sources, Parquet store, local and
+                                                     Ray engines
+    9 api         api                                explain(), explain_dataset(): the entry points
+   10 top         cli, _explain_csv, onnxai          commands; the package's re-exports
 
 render is pure pictures (it imports errors only), so it sits with the other array-in/array-out
 modules and tables/plots.py may draw with it. A new module must be given a layer here (the test
@@ -50,6 +52,7 @@ LAYERS = [
     ("results", ["explanation", "tables"]),
     ("methods", ["methods"]),
     ("evaluation", ["metrics", "sanity", "report"]),
+    ("dataset", ["dataset"]),
     ("api", ["api"]),
     ("top", ["cli", "_explain_csv", ""]),  # "" is the package itself (onnxai/__init__.py)
 ]

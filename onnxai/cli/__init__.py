@@ -3,6 +3,7 @@ command lives.
 
     model_commands  inspect, predict, patch, export
     explain         explain (pictures; tables through tables.py)
+    dataset         explain-dataset (a folder, a list or a table into a Parquet store; local or Ray)
     evaluate        evaluate (faithfulness metrics over pictures)
     sanity          sanity (the model-randomisation check)
     tree            tree (the induced NBDT hierarchy of a linear head)
@@ -15,6 +16,7 @@ from __future__ import annotations
 import click
 
 from .common import State
+from .dataset import explain_dataset
 from .evaluate import evaluate
 from .explain import explain
 from .model_commands import export, inspect, patch, predict
@@ -55,9 +57,10 @@ SHORT_HELP = {  # the command list of `onnxai --help`: whole sentences, never cu
     "evaluate": "Score the faithfulness of methods over pictures.",
     "sanity": "Check a method against randomised weights.",
     "tree": "The decision tree induced from the linear head (NBDT).",
+    "explain-dataset": "Explain a whole data set into a resumable Parquet store.",
 }
 
-for _command in (inspect, predict, patch, export, explain, evaluate, sanity, tree):
+for _command in (inspect, predict, patch, export, explain, explain_dataset, evaluate, sanity, tree):
     _command.short_help = SHORT_HELP[_command.name]
     if not any("--quiet" in p.opts for p in _command.params):  # -q works after the command name too
         _command.params.append(click.Option(["--quiet", "-q"], is_flag=True, expose_value=False, is_eager=True,

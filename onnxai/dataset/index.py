@@ -1,0 +1,36 @@
+"""``_index.html`` of a store written with ``--pictures``: one thumbnail per item x method x target,
+with its label and score, linking to the full PNG (relative links: the folder can be moved)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from .store import PART_GLOB
+
+
+def write_index(out) -> Path:
+    import pyarrow.parquet as pq
+
+    out = Path(out)
+    cells = []
+    for part in sorted(out.glob(PART_GLOB)):
+        t = pq.read_table(part, columns=["item_id", "method", "target", "label", "score", "status", "error"])
+        for r in t.to_pylist():
+            name = "".join(c if c.isalnum() or c in "-_." else "_" for c in r["item_id"])
+            png = f"_pictures/{name}__{r['method']}__{r['target']}.png"
+            caption = html.escape(f"{r['item_id']} · {r['method']}")
+            if r["status"] != "ok":
+                cells.append(f'<figure class="err"><figcaption>{caption}<br>error: '
+                             f'{html.escape(str(r["error"]))}</figcaption></figure>')
+            elif (out / png).exists():
+                cells.append(f'<figure><a href="{png}"><img src="{png}" loading="lazy"></a><figcaption>{caption}'
+                             f'<br>{html.escape(str(r["label"]))} p={r["score"]:.3f}</figcaption></figure>')
+    page = ("<!doctype html><meta charset=utf-8><title>onnxai explain-dataset</title><style>"
+            "body{font-family:sans-serif} figure{display:inline-block;width:200px;margin:6px;vertical-align:top}"
+            "img{width:200px} .err{color:#a00}</style>" + "\n".join(cells))
+    path = out / "_index.html"
+    tmp = out / "._index.html.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    return path

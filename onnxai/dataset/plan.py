@@ -1,0 +1,175 @@
+"""Planning a data-set run: everything checked before the store is touched, then what is left to do.
+
+    make_plan    model, methods (options routed to every method that takes them), the source, the
+                 table's background (summarised once), the store keys; then the store: --force clears
+                 it, otherwise the items already stored for the same method + parameters are skipped
+    Summary      the counts a run ends with, and its one-line summary
+
+A bad model, method, option, folder, list or table raises here, before anything under --out is
+created or removed: nothing already in the store is lost.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+from ..methods import METHODS, make_method
+from .sources import PictureItem, TableSource, list_pictures
+from .store import Store, model_id, params_key
+from .worker import Job
+
+TABLE_NAMES = {"lime": "lime-tabular"}  # as api.explain: the table method a picture name means
+
+
+@dataclass
+class Summary:
+    done: int = 0       # items with every method stored as "ok" in this run
+    skipped: int = 0    # items every method of which was already in the store
+    failed: int = 0     # items with at least one "error" row from this run
+    seconds: float = 0.0
+    out: str = ""
+    engine: str = "local"
+    errors: list = field(default_factory=list)  # (item_id, method, message), the first few
+
+    def line(self) -> str:
+        ran = self.done + self.failed
+        rate = f", {ran / self.seconds:.1f} items/s" if self.seconds > 0 and ran else ""
+        return (f"{self.done} done, {self.skipped} skipped, {self.failed} failed in {self.seconds:.1f}s"
+                f"{rate} ({self.engine}) -> {self.out}")
+
+
+@dataclass
+class Plan:
+    job: Job
+    model: object
+    kind: str                              # "pictures" or "tables"
+    store: Store
+    items: list = field(default_factory=list)      # pictures: PictureItems still to run
+    table: TableSource | None = None
+    skip: dict = field(default_factory=dict)       # tables: {method: item ids already stored}
+    skipped: int = 0
+    total: int | None = None                       # items in the source (None: a CSV not yet read)
+    missing: list = field(default_factory=list)
+
+
+def route(names: list[str], params: dict) -> dict[str, dict]:
+    """Each parameter to every method that takes it; one that none takes is an error."""
+    per = {n: {} for n in names}
+    for key, value in params.items():
+        to = [n for n in names if key in inspect.signature(METHODS[n]).parameters]
+        if not to:
+            raise InputError(f"{key}= is not a parameter of {', '.join(names)}")
+        for n in to:
+            per[n][key] = value
+    return per
+
+
+def make_plan(model, source, methods, out, target=None, params=None, method_params=None, background=None,
+              force=False, pictures=False, model_options=None, chunk_rows=4096) -> Plan:
+    from .. import tables
+    from ..model import Model, load
+
+    model_options = dict(model_options or {})
+    if isinstance(model, Model):
+        if model.path is None:
+            raise InputError("explain_dataset needs a model loaded from a file (workers load it again)")
+        model_path = str(model.path)
+    else:
+        model_path = str(model)
+        if not Path(model_path).is_file():
+            raise InputError(f"model file not found: {model_path}")
+        model = load(model_path, **model_options)
+    names = [methods] if isinstance(methods, str) else list(methods)
+    names = [n.strip().lower().replace("_", "-") for m in names for n in m.split(",") if n.strip()]
+    if not names:
+        raise InputError("no method given; use --methods grad-cam,lime")
+    is_image = model.input.is_image
+    names = [n if is_image else TABLE_NAMES.get(n, n) for n in names]
+    for n in names:
+        if n not in METHODS:
+            make_method(n)  # the registry's "unknown method ... available" error
+        inputs = METHODS[n].inputs
+        if (inputs == "tables" and is_image) or (inputs == "pictures" and not is_image):
+            raise InputError(f"{n} explains {inputs}, but {Path(model_path).name} takes "
+                             f"{'pictures' if is_image else 'table rows'}")
+    params = dict(params or {})
+    seed = int(params.get("seed", 0))
+    per = route(names, {k: v for k, v in params.items() if v is not None})
+    for n, extra in (method_params or {}).items():
+        n = n if is_image else TABLE_NAMES.get(n, n)
+        if n not in per:
+            raise InputError(f"parameters for {n} but the methods are {names}")
+        per[n].update(extra)
+    for n in names:
+        if "progress" in inspect.signature(METHODS[n]).parameters:
+            per[n]["progress"] = False  # one bar for the whole run
+        if not is_image and n in ("kernel-shap", "lime-tabular"):
+            per[n]["background"] = None if background is None else str(background)
+    kind = "pictures" if is_image else "tables"
+    table, items, missing, shipped = None, [], [], None
+    if is_image:
+        items, missing = list_pictures(source)
+    else:
+        table = TableSource(source, tables.model_width(model), chunk_rows)
+        shipped = _backgrounds(model, names, per, background)
+    built = {n: make_method(n, **{**{k: v for k, v in per[n].items() if k != "background"},
+                                  **({"background": shipped[n]} if shipped and n in shipped else {})})
+             for n in names}
+
+    mid = model_id(model_path)
+    keyed = [(n, per[n], params_key(n, {**built[n].params(), "background": per[n].get("background")}, mid))
+             for n in names]
+    job = Job(model_path, model_options, [(n, {k: v for k, v in p.items() if k != "background"}, key)
+                                          for n, p, key in keyed],
+              target=target, seed=seed, background=shipped)
+    store = Store(out)
+    store.prepare(force)  # the first write under --out: everything above has been checked
+    if pictures and is_image:
+        job.pictures = str(store.out / "_pictures")
+        Path(job.pictures).mkdir(exist_ok=True)
+    store.write_params({key: {"method": n, "params": built[n].params(), "model": model_path, "model_sha256": mid}
+                        for n, _, key in keyed})
+    done = store.done()
+    plan = Plan(job, model, kind, store, table=table, missing=missing)
+    if is_image:
+        plan.total = len(items)
+        for it in items:
+            left = tuple(n for n, _, key in keyed if it.item_id not in done.get(key, ()))
+            if not left:
+                plan.skipped += 1
+            else:
+                plan.items.append(PictureItem(it.item_id, it.path, it.target, left if len(left) < len(names) else None))
+    else:
+        plan.total = table.rows
+        plan.skip = {n: done.get(key, set()) for n, _, key in keyed}
+    return plan
+
+
+def _backgrounds(model, names, per, background) -> dict:
+    """Per table method, its background prepared once on the driver: Kernel SHAP's summary, LIME's rows."""
+    from .. import tables
+
+    if background is None:
+        raise InputError("a table model needs --background (training rows, CSV or Parquet) for "
+                         f"{' and '.join(names)}")
+    path = Path(background)
+    width = tables.model_width(model)
+    if path.suffix.lower() == ".parquet":
+        src = TableSource(path, width, chunk_rows=1 << 16)
+        import numpy as np
+
+        data = np.concatenate([X for _, X in src.chunks()])
+    else:
+        data, _ = tables.read_table(path, expect=width)
+    out = {}
+    for n in names:
+        if n == "kernel-shap":
+            m = make_method("kernel-shap", **{**{k: v for k, v in per[n].items() if k != "background"},
+                                              "background": data})
+            out[n] = m.background_for(model, data[:1])
+        else:
+            out[n] = data
+    return out

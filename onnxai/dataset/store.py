@@ -1,0 +1,186 @@
+"""The Parquet store of a data-set run: part files under one folder, one row per item x method x target.
+
+    SCHEMA          the columns (documented in the README, "Explaining a data set")
+    params_key      the hash that says "same method, same parameters, same model"
+    Store           what is already there (for resuming), atomic part writes, --force
+
+Every part file is written as ``.part-*.parquet.tmp`` (a dot name: pyarrow, pandas and Ray skip it) and
+renamed into place, so a run killed at any moment leaves only whole part files. Rows are appended,
+never rewritten: a rerun adds parts for the items not yet in the store. Side files start with "_"
+(``_params.json``, ``_pictures/``, ``_index.html``), which Parquet readers skip too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, OnnxaiError
+from ..explanation import to_jsonable
+
+PART_GLOB = "part-*.parquet"
+PARAMS_FILE = "_params.json"
+
+
+def _pa():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow is a runtime dependency
+        raise InputError("the data-set store needs pyarrow: pip install pyarrow") from None
+    return pa, pq
+
+
+def schema():
+    pa, _ = _pa()
+    return pa.schema([
+        ("item_id", pa.string()),          # stable id: path relative to the folder, the list's path, "row:N"
+        ("source", pa.string()),           # the picture's path, or "table.parquet#N"
+        ("method", pa.string()),           # CLI name: grad-cam, lime, kernel-shap, ...
+        ("params_hash", pa.string()),      # params_key(): method + parameters + model; key of _params.json
+        ("seed", pa.int64()),              # the seed this item ran with (derived from --seed and item_id)
+        ("target", pa.int32()),            # explained class index
+        ("label", pa.string()),            # its name
+        ("score", pa.float32()),           # its probability on the unperturbed input
+        ("map", pa.binary()),              # raw little-endian float32 bytes, C order, of shape map_shape
+        ("map_shape", pa.list_(pa.int32())),
+        ("importance", pa.list_(pa.float32())),  # per feature (superpixel, channel, column); null if none
+        ("std_error", pa.list_(pa.float32())),   # standard errors where the method has them
+        ("extras", pa.string()),           # JSON: the method's facts (r2, layer, base_value, ...)
+        ("seconds", pa.float64()),         # wall time of this item for this method
+        ("status", pa.string()),           # "ok" or "error"
+        ("error", pa.string()),            # the error message when status is "error"
+    ])
+
+
+def params_key(method: str, params: dict, model_id: str) -> str:
+    """16 hex digits of sha256 over the method, its parameters (canonical JSON) and the model's id."""
+    text = json.dumps({"method": method, "params": to_jsonable(params), "model": model_id}, sort_keys=True,
+                      default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def model_id(path) -> str:
+    """The model file's sha256 (first 16 hex digits): a different model never reuses stored rows."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def map_array(row) -> np.ndarray:
+    """A stored row (dict, pandas row) -> its map as a float32 array of its shape."""
+    return np.frombuffer(row["map"], dtype="<f4").reshape(tuple(row["map_shape"]))
+
+
+class Rows:
+    """Rows collected for one part file (column lists in SCHEMA order)."""
+
+    def __init__(self):
+        self.cols = {name: [] for name in schema().names}
+
+    def __len__(self):
+        return len(self.cols["item_id"])
+
+    def add(self, item_id, source, method, key, seed, target=None, label=None, score=None, map_=None,
+            importance=None, std_error=None, extras=None, seconds=0.0, error=None):
+        c = self.cols
+        m = None if map_ is None else np.ascontiguousarray(map_, dtype="<f4")
+        c["item_id"].append(str(item_id))
+        c["source"].append(None if source is None else str(source))
+        c["method"].append(method)
+        c["params_hash"].append(key)
+        c["seed"].append(None if seed is None else int(seed))
+        c["target"].append(None if target is None else int(target))
+        c["label"].append(label)
+        c["score"].append(None if score is None else float(score))
+        c["map"].append(None if m is None else m.tobytes())
+        c["map_shape"].append(None if m is None else list(m.shape))
+        c["importance"].append(None if importance is None else np.asarray(importance, np.float32).ravel().tolist())
+        c["std_error"].append(None if std_error is None else np.asarray(std_error, np.float32).ravel().tolist())
+        c["extras"].append(json.dumps(to_jsonable(extras or {}, max_array=64), default=repr))
+        c["seconds"].append(float(seconds))
+        c["status"].append("ok" if error is None else "error")
+        c["error"].append(error)
+
+    def extend(self, other: "Rows"):
+        for k, v in other.cols.items():
+            self.cols[k].extend(v)
+
+    def table(self):
+        pa, _ = _pa()
+        return pa.Table.from_pydict(self.cols, schema=schema())
+
+    def summary(self) -> list[tuple]:
+        """(item_id, method, status, error) per row: what a Ray actor hands back to the driver."""
+        c = self.cols
+        return list(zip(c["item_id"], c["method"], c["status"], c["error"]))
+
+
+class Store:
+    """A folder of part files. ``done(key)`` -> item ids already stored for that method + parameters."""
+
+    def __init__(self, out):
+        self.out = Path(out)
+
+    def parts(self) -> list[Path]:
+        return sorted(self.out.glob(PART_GLOB)) if self.out.is_dir() else []
+
+    def prepare(self, force: bool = False):
+        """Create the folder; with ``force`` remove this store's part files (and only those)."""
+        if self.out.exists() and not self.out.is_dir():
+            raise InputError(f"--out {self.out} is a file; give a folder")
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OnnxaiError(f"cannot create --out {self.out}: {e.strerror or e}") from None
+        if force:
+            for p in self.parts():
+                p.unlink()
+            for p in self.out.glob(".part-*.parquet.tmp"):
+                p.unlink()
+
+    def done(self) -> dict[str, set[str]]:
+        """params_hash -> item ids with a row (ok or error) in the store."""
+        _, pq = _pa()
+        out: dict[str, set[str]] = {}
+        for p in self.parts():
+            try:
+                t = pq.read_table(p, columns=["item_id", "params_hash"])
+            except Exception as e:  # a foreign or damaged file: say which, do not touch it
+                raise InputError(f"{p} is not a readable part file ({e}); move it out of --out") from None
+            for key, item in zip(t.column("params_hash").to_pylist(), t.column("item_id").to_pylist()):
+                out.setdefault(key, set()).add(item)
+        return out
+
+    def write(self, rows: Rows, tag: str = "") -> Path | None:
+        """Write rows as one new part file, atomically. Returns its path (None when there are no rows)."""
+        if not len(rows):
+            return None
+        _, pq = _pa()
+        name = f"part-{tag + '-' if tag else ''}{uuid.uuid4().hex[:12]}.parquet"
+        final = self.out / name
+        tmp = self.out / f".{name}.tmp"
+        try:
+            pq.write_table(rows.table(), tmp, compression="zstd")
+            os.replace(tmp, final)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise OnnxaiError(f"cannot write {final}: {e.strerror or e}; the parts already written are kept, "
+                              "rerun to resume") from None
+        return final
+
+    def write_params(self, entries: dict[str, dict]):
+        """Merge {params_hash: {method, params, model}} into _params.json (atomically)."""
+        path = self.out / PARAMS_FILE
+        known = json.loads(path.read_text()) if path.exists() else {}
+        known.update(to_jsonable(entries))
+        tmp = self.out / f".{PARAMS_FILE}.tmp"
+        tmp.write_text(json.dumps(known, indent=2, sort_keys=True, default=repr))
+        os.replace(tmp, path)

@@ -1,0 +1,205 @@
+"""The work on one batch of items, the same in the local runner and in every Ray actor.
+
+    Job       what a run does, picklable (shipped to Ray actors once): the model file and its load
+              options, the methods with their parameters and store keys, target, seed, the table's
+              background (summarised once, on the driver)
+    Worker    one loaded Model and the method objects; ``pictures(items, decoded)`` and
+              ``table(ids, X, source)`` return store Rows, one per item x method x target, a failing
+              item becoming a row with status "error" while the others go on
+
+Pictures are batched through their first forward pass: every method's ``explain`` starts with one
+pass on the unperturbed input (CAM / Grad-CAM also read their layer in it), and here that pass runs
+once for the whole batch; a CAM or exact Grad-CAM then needs no other pass. Methods that sample get
+a seed derived from (seed, item id) (sources.item_seed), so an item's map does not depend on the
+batch it landed in, the worker that ran it, or the order.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import OnnxaiError
+from ..methods import make_method
+from ..methods.base import Method, resolve_targets
+from ..methods.layers import LayerMethod
+from .sources import PictureItem, item_seed
+from .store import Rows
+
+STD_ERROR_KEYS = ("std_error", "standard_error", "std_errors")
+
+
+@dataclass
+class Job:
+    model_path: str
+    model_options: dict = field(default_factory=dict)     # onnxai.load keyword arguments
+    methods: list = field(default_factory=list)           # [(name, params, store key)]
+    target: object = None
+    seed: int = 0
+    background: dict | None = None                        # tables: {method: its background, prepared once}
+    pictures: object = None                               # folder for PNG overlays, or None
+
+
+def seeded(cls) -> bool:
+    return "seed" in inspect.signature(cls).parameters
+
+
+class Worker:
+    """One Model (one onnxruntime session) and the run's methods, built once."""
+
+    def __init__(self, job: Job, threads: int | None = None, model=None):
+        from ..model import load
+
+        self.job = job
+        opts = dict(job.model_options)
+        if threads is not None:
+            opts["threads"] = threads
+        self.model = model if model is not None else load(job.model_path, **opts)
+        self.methods = []
+        for name, params, key in job.methods:
+            p = dict(params)
+            if name in (job.background or {}):
+                p["background"] = job.background[name]
+            self.methods.append((name, p, key, make_method(name, **p)))
+
+    # ------------------------------------------------------------------ pictures
+    def decode(self, item: PictureItem):
+        """(x (1, ...), crop) or the exception that stopped it (kept, to become an error row)."""
+        try:
+            return self.model.prepare(item.path)
+        except Exception as e:  # noqa: BLE001 - a bad item is data, not a crash
+            return e
+
+    def pictures(self, items: list[PictureItem], decoded=None) -> Rows:
+        rows = Rows()
+        decoded = [self.decode(i) for i in items] if decoded is None else decoded
+        good = {i for i, d in enumerate(decoded) if not isinstance(d, BaseException)}
+        for name, params, key, method in self.methods:
+            wanted = [i for i in range(len(items)) if items[i].methods is None or name in items[i].methods]
+            for i in wanted:
+                if isinstance(decoded[i], BaseException):
+                    rows.add(items[i].item_id, items[i].path, name, key, None, seconds=0.0,
+                             error=_message(decoded[i]))
+            run = [i for i in wanted if i in good]
+            if not run:
+                continue
+            t0 = time.perf_counter()
+            passes = self._first_passes(method, [decoded[i][0] for i in run])
+            share = (time.perf_counter() - t0) / len(run)
+            for j, i in enumerate(run):
+                item, (x, crop) = items[i], decoded[i]
+                seed = item_seed(self.job.seed, item.item_id) if "seed" in params or seeded(type(method)) else None
+                t1 = time.perf_counter()
+                try:
+                    first = passes[j] if passes is not None else method._first_pass(self.model, x)
+                    if isinstance(first, BaseException):
+                        raise first
+                    probs, extra = first
+                    obj = make_method(name, **{**params, "seed": seed}) if seed is not None else method
+                    target = item.target if item.target is not None else self.job.target
+                    targets, _ = resolve_targets(self.model, probs, target)
+                    expls = obj._explain(self.model, x, crop, probs, targets, **extra)
+                except Exception as e:  # noqa: BLE001
+                    rows.add(item.item_id, item.path, name, key, seed, seconds=share + time.perf_counter() - t1,
+                             error=_message(e))
+                    continue
+                seconds = share + time.perf_counter() - t1
+                for e in expls:
+                    e.image, e.source = crop, item.path
+                    e.timings["total"] = seconds
+                    rows.add(item.item_id, item.path, name, key, seed, e.target, e.label, e.score, e.map,
+                             e.importance, _std_error(e.extras), e.extras, seconds)
+                    if self.job.pictures is not None:
+                        _overlay(e, self.job.pictures, item.item_id, name)
+        return rows
+
+    def _first_passes(self, method, xs: list[np.ndarray]):
+        """One (probs, extra) per input from batched forward passes, or None when the method's first
+        pass is its own. A batch that fails (a NaN score) is redone one input at a time, so only the
+        bad input fails."""
+        own = type(method)._first_pass
+        if own is LayerMethod._first_pass:
+            layer = method.choose_layer(self.model).name
+
+            def run(batch):
+                acts, probs = self.model.activations(batch, [layer])
+                return [(probs[k], {"acts": acts[layer][k:k + 1]}) for k in range(len(probs))]
+        elif own is Method._first_pass:
+            def run(batch):
+                return [(p, {}) for p in self.model.scores(batch)]
+        else:
+            return None
+        try:
+            return run(np.concatenate(xs))
+        except OnnxaiError:
+            out = []
+            for x in xs:
+                try:
+                    out.extend(run(x))
+                except OnnxaiError as e:
+                    out.append(e)
+            return out
+
+    # ------------------------------------------------------------------ tables
+    def table(self, ids: list[str], X: np.ndarray, source, skip: dict | None = None) -> Rows:
+        """skip: {method: item ids already stored} (those rows are not run again)."""
+        rows = Rows()
+        ok = np.isfinite(X).all(axis=1)
+        for name, params, key, method in self.methods:
+            done = (skip or {}).get(name, ())
+            wanted = np.array([i not in done for i in ids], bool)
+            for i in np.flatnonzero(~ok & wanted):
+                rows.add(ids[i], source.describe(ids[i]), name, key, None,
+                         error="the row has empty or NaN cells; fill them first")
+            good = np.flatnonzero(ok & wanted)
+            if not good.size:
+                continue
+            # kernel-shap: one coalition design for every row (shap's way), so the rows of a chunk go
+            # together; a method that draws per row (lime-tabular) runs each row with its own seed
+            per_row = name != "kernel-shap" and seeded(type(method))
+            groups = [[i] for i in good] if per_row else [list(good)]
+            for g in groups:
+                t0 = time.perf_counter()
+                seed = item_seed(self.job.seed, ids[g[0]]) if per_row else params.get("seed", 0)
+                try:
+                    obj = make_method(name, **{**params, "seed": seed}) if per_row else method
+                    e = obj.explain(self.model, X[g], target=self.job.target)
+                except Exception as err:  # noqa: BLE001
+                    for i in g:
+                        rows.add(ids[i], source.describe(ids[i]), name, key, seed,
+                                 seconds=(time.perf_counter() - t0) / len(g), error=_message(err))
+                    continue
+                seconds = (time.perf_counter() - t0) / len(g)
+                for k, i in enumerate(g):
+                    t = int(e.targets[k])
+                    base = np.asarray(e.base(k))
+                    extras = {"base_value": float(base[t]), "feature_names": e.feature_names,
+                              "classes": e.class_names, "map": "values (features, classes)"}
+                    rows.add(ids[i], source.describe(ids[i]), name, key, seed, t, e.class_names[t],
+                             float(e.predictions[k, t]), e.values[k], e.values[k, :, t], None, extras, seconds)
+        return rows
+
+
+def _message(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text if isinstance(e, OnnxaiError) else f"{type(e).__name__}: {text}"
+
+
+def _std_error(extras: dict):
+    for k in STD_ERROR_KEYS:
+        if extras.get(k) is not None:
+            return extras[k]
+    return None
+
+
+def _overlay(e, folder, item_id: str, method: str):
+    from pathlib import Path
+
+    from .. import render
+
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in item_id)
+    path = Path(folder) / f"{name}__{method}__{e.target}.png"
+    render.save_png(render.explanation_panel(e), path, force=True)

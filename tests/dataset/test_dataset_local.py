@@ -1,0 +1,128 @@
+"""The local engine: the store's rows against single explanations, resuming, interruption, bad items,
+bad input, and tables in row chunks."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import onnxai
+from onnxai import dataset
+from onnxai.dataset import item_seed, map_array
+from onnxai.errors import InputError
+from onnxai.tables import summarise
+
+
+def run(files, out, methods=("grad-cam", "lime"), **kw):
+    if "lime" in methods:
+        kw.setdefault("num_samples", 20)
+    return onnxai.explain_dataset(files["conv"], files["pics"], methods=list(methods), out=out, progress=False, **kw)
+
+
+def test_folder_rows_equal_single_explanations(files, tmp_path):
+    s = run(files, tmp_path / "out", batch_items=4)
+    assert (s.done, s.skipped, s.failed) == (6, 0, 1)
+    df = pd.read_parquet(tmp_path / "out")
+    assert len(df) == 14 and set(df.method) == {"grad-cam", "lime"}
+    bad = df[df.status == "error"]
+    assert list(bad.item_id) == ["broken.png"] * 2 and bad.error.str.len().min() > 0
+    model = onnxai.load(files["conv"], providers="cpu")
+    for _, row in df[df.status == "ok"].iterrows():
+        path = files["pics"] / row.item_id
+        if row.method == "lime":  # the item's own seed: the same map as a single run with that seed
+            assert row.seed == item_seed(0, row.item_id)
+            e = onnxai.LIME(num_samples=20, seed=int(row.seed)).explain(model, path)
+        else:
+            e = onnxai.GradCAM().explain(model, path)
+        assert row.target == e.target and row.label == e.label
+        np.testing.assert_array_equal(map_array(row), e.map)
+        np.testing.assert_array_equal(row.importance, e.importance)
+
+
+def test_resume_skips_what_is_stored_and_force_starts_over(files, tmp_path):
+    out = tmp_path / "out"
+    run(files, out)
+    parts = sorted(out.glob("part-*.parquet"))
+    again = run(files, out)
+    assert (again.done, again.skipped, again.failed) == (0, 7, 0)
+    assert sorted(out.glob("part-*.parquet")) == parts
+    other = run(files, out, num_samples=30)  # lime's parameters changed: lime runs again, grad-cam does not
+    df = pd.read_parquet(out)
+    assert other.done == 6 and len(df) == 14 + 7
+    assert df.groupby("method").params_hash.nunique().to_dict() == {"grad-cam": 1, "lime": 2}
+    fresh = run(files, out, force=True)
+    assert fresh.skipped == 0 and len(pd.read_parquet(out)) == 14
+
+
+def test_interrupted_run_keeps_whole_parts_and_resumes(files, tmp_path, monkeypatch):
+    from onnxai.dataset import worker
+
+    out = tmp_path / "out"
+    real = worker.Worker.pictures
+    calls = []
+
+    def flaky(self, items, decoded=None):
+        calls.append(len(items))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, items, decoded)
+
+    monkeypatch.setattr(worker.Worker, "pictures", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run(files, out, methods=["grad-cam"], batch_items=2)
+    monkeypatch.setattr(worker.Worker, "pictures", real)
+    assert not list(out.glob(".*.tmp"))
+    assert len(pd.read_parquet(out)) == 4  # the two finished batches
+    s = run(files, out, methods=["grad-cam"], batch_items=2)
+    df = pd.read_parquet(out)
+    assert s.skipped == 4 and len(df) == 7 and df.item_id.is_unique
+
+
+def test_bad_input_says_so_and_keeps_the_store(files, tmp_path):
+    out = tmp_path / "out"
+    run(files, out, methods=["grad-cam"])
+    before = {p: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="does not exist"):
+        onnxai.explain_dataset(files["conv"], tmp_path / "nope", out=out, force=True)
+    with pytest.raises(InputError, match="holds no pictures"):
+        onnxai.explain_dataset(files["conv"], empty, out=out, force=True)
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("a,b\n1,2\n")
+    with pytest.raises(InputError, match="2 feature columns.*takes 4"):
+        onnxai.explain_dataset(files["mlp"], wrong, methods=["kernel-shap"], background=files["train"], out=out,
+                               force=True)
+    with pytest.raises(InputError, match="explains pictures"):
+        onnxai.explain_dataset(files["mlp"], files["rows"], methods=["grad-cam"], out=out, force=True)
+    with pytest.raises(InputError, match="not a parameter"):
+        run(files, out, methods=["grad-cam"], force=True, window=3)
+    assert {p: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_list_with_missing_files_and_targets(files, tmp_path):
+    lst = tmp_path / "list.csv"
+    lst.write_text(f"path,target\n{files['pics'] / 'p0.png'},2\n{files['pics'] / 'p1.png'},\nmissing.png,\n")
+    s = onnxai.explain_dataset(files["conv"], lst, methods=["cam"], out=tmp_path / "out", progress=False)
+    df = pd.read_parquet(tmp_path / "out").set_index("item_id")
+    assert (s.done, s.failed) == (2, 1)
+    assert df.loc[str(files["pics"] / "p0.png"), "target"] == 2
+    assert "not found" in df.loc["missing.png", "error"]
+
+
+def test_table_in_row_chunks_equals_one_call(files, tmp_path):
+    out = tmp_path / "out"
+    plan = dataset.make_plan(files["mlp"], files["rows"], ["kernel-shap", "lime"], out, background=files["train"],
+                             params={"num_samples": 64}, chunk_rows=16)
+    s = dataset.run(plan, "local", progress=False)
+    assert (s.done, s.failed) == (39, 1)
+    df = pd.read_parquet(out)
+    assert df[df.status == "error"].item_id.tolist() == ["7", "7"]
+    model = onnxai.load(files["mlp"], providers="cpu")
+    train = np.loadtxt(files["train"], delimiter=",", skiprows=1)
+    X = np.delete(np.loadtxt(files["rows"], delimiter=",", skiprows=1), 7, axis=0)
+    ks = onnxai.KernelSHAP(num_samples=64, background=summarise(train, 10)).explain(model, X)
+    got = df[(df.method == "kernel-shap") & (df.status == "ok")].sort_values("item_id", key=lambda c: c.astype(int))
+    np.testing.assert_array_equal(np.stack([map_array(r) for _, r in got.iterrows()]), ks.values.astype(np.float32))
+    row = df[(df.method == "lime-tabular") & (df.item_id == "3")].iloc[0]  # per-row seed, one row at a time
+    lt = onnxai.LimeTabular(background=train, num_samples=64, seed=item_seed(0, "3")).explain(model, X[3:4])
+    np.testing.assert_array_equal(map_array(row), lt.values[0].astype(np.float32))
