@@ -137,16 +137,18 @@ AUTO_MAX_SAMPLES = 10000
 AUTO_STEP = 1.05  # checks at least 5% of the samples apart (then at the next chunk's end)
 
 
-def check_budget(num_samples, tolerance, max_samples, minimum: int = 1, allow_none: bool = False):
-    """-> (num_samples, tolerance, max_samples) checked: num_samples an integer >= minimum or "auto"."""
+def check_budget(num_samples, tolerance, max_samples, minimum: int = 1, allow_none: bool = False,
+                 first: int = AUTO_FIRST, unit: str = "samples"):
+    """-> (num_samples, tolerance, max_samples) checked: num_samples an integer >= minimum or "auto";
+    with "auto", max_samples at least ``first`` (the first convergence check)."""
     if isinstance(num_samples, str) and num_samples.strip().lower() == "auto":
         if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.integer, np.floating)) \
                 or not np.isfinite(tolerance) or tolerance <= 0:
             raise InputError(f"tolerance must be a number > 0 (the largest standard error as a share of the "
                              f"largest |value|, e.g. 0.1); got {tolerance!r}")
-        if isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer)) or max_samples < AUTO_FIRST:
-            raise InputError(f"max_samples must be an integer >= {AUTO_FIRST} (the first convergence check comes "
-                             f"after {AUTO_FIRST} samples); got {max_samples!r}")
+        if isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer)) or max_samples < first:
+            raise InputError(f"max_samples must be an integer >= {first} (the first convergence check comes "
+                             f"after {first} {unit}); got {max_samples!r}")
         return "auto", float(tolerance), int(max_samples)
     if num_samples is None and allow_none:
         return None, float(tolerance), max_samples
