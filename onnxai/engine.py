@@ -33,6 +33,7 @@ from .errors import InputError
 from .model import TABLE_ROWS_PER_RUN
 
 DEFAULT_MEMORY_BUDGET = 512 * 2**20  # bytes for the two chunk buffers together
+CHECK_CHUNK = 256  # at most this many masks per chunk when a convergence check runs between chunks
 
 
 # --------------------------------------------------------------------------- mask sources
@@ -248,6 +249,8 @@ def run(
     n = n_masks + ends
     t0 = time.perf_counter()
     chunk = chunk_size_for(model, n, memory_budget, chunk_size, rpm)
+    if check is not None and chunk_size is None and model.fixed_batch is None:
+        chunk = min(chunk, CHECK_CHUNK)  # tables' chunks are 16384 rows: too coarse to stop in
     staged = image and model.input.dtype != np.float32  # uint8 / float16 / float64 pictures
     if image:  # the kernels composite in float32, in the model's input space
         try:
