@@ -10,6 +10,11 @@ perturbation base class that owns the engine.
                          engine run, and assembles the Explanations
     deprecated_alias     the old spelling of a renamed parameter, accepted with a warning
 
+score="auto" (the default of occlusion, RISE, LIME and Kernel SHAP): the class probabilities, or the
+logits when a target's probability on the input is above 0.99 (``resolve_score``): a saturated softmax
+hardly moves when parts of the picture are hidden, so differences, means and regressions of it are
+flat or noise. The choice and why are in ``extras["score"]`` / ``extras["score_note"]``.
+
 Fills are described in picture terms and turned into the model's input space with the model's own
 preprocessing, so they are right for any mean/std, channel order or layout:
 
@@ -124,8 +129,11 @@ def deprecated_alias(cls_name: str, old: str, new: str, old_value, new_value, de
     return old_value
 
 
-def check_score(score, allow_raw: bool = False) -> str:
-    allowed = SCORES + (("raw",) if allow_raw else ())
+SATURATED = 0.99  # a target probability above this on the input: score="auto" explains the logits
+
+
+def check_score(score, allow_raw: bool = False, allow_auto: bool = False) -> str:
+    allowed = SCORES + (("raw",) if allow_raw else ()) + (("auto",) if allow_auto else ())
     if score not in allowed:
         raise InputError(f"score must be one of {', '.join(map(repr, allowed))}, not {score!r}")
     return score
@@ -234,10 +242,11 @@ class Method:
         self._chunk_size = None if chunk_size is None else check_count(chunk_size, "chunk_size")
         self._memory_budget = check_count(memory_budget, "memory_budget")
 
-    def _run(self, model, x, baseline, source, ends: int = 2, check=None) -> engine.RunResult:
+    def _run(self, model, x, baseline, source, ends: int = 2, check=None, kind: str | None = None) -> engine.RunResult:
         """Score every perturbation of ``source`` and the end points (1: the input, 2: and the
         baseline) in one engine run; ``check`` (see ``auto_check``) stops it when the estimate settles."""
-        return engine.run(model, x, baseline, source, kind=self.score, ends=ends,
+        kind = kind or (self.score if self.score != "auto" else "probabilities")
+        return engine.run(model, x, baseline, source, kind=kind, ends=ends,
                           chunk_size=self._chunk_size, memory_budget=self._memory_budget,
                           progress=self._progress, desc=self.name, check=check)
 
@@ -315,12 +324,25 @@ class PerturbationMethod(Method):
         parts = self.aggregate(run, setup, targets)
         return [p["importance"] for p in parts], [p["stderr"] for p in parts]
 
+    def resolve_score(self, probs, targets) -> tuple[str, str | None]:
+        """score="auto": the logits when a target's probability on the input is above SATURATED (a
+        saturated softmax carries almost no signal: differences, means and regressions of it go flat),
+        else the probabilities. -> (kind, a note saying why, or None)."""
+        if self.score != "auto":
+            return self.score, None
+        p = float(max(probs[t] for t in targets))
+        if p > SATURATED:
+            return "logits", (f"saturated: p={p:.4f} > {SATURATED} on the input, so the logits were explained "
+                              f"(score='probabilities' / --score probabilities to override)")
+        return "probabilities", None
+
     def _explain(self, model, x, crop, probs, targets):
+        kind, why = self.resolve_score(probs, targets)
         setup = self.setup(model, x, crop, probs)
         check = None
         if self.auto:
             check = self.auto_check(lambda r: self.estimate(r, setup, targets), setup.state.get("first", AUTO_FIRST))
-        res = self._run(model, x, setup.baseline, setup.source, ends=self.end_points, check=check)
+        res = self._run(model, x, setup.baseline, setup.source, ends=self.end_points, check=check, kind=kind)
         t0 = time.perf_counter()
         parts = self.aggregate(res, setup, targets)
         fold_s = time.perf_counter() - t0
@@ -329,7 +351,9 @@ class PerturbationMethod(Method):
             extras = part.pop("extras", {})
             e = self._explanation(model, t, probs, part.pop("map"), **part)
             e.extras.update(extras)
-            e.extras.setdefault("score", self.score)
+            e.extras.setdefault("score", kind)
+            if why:
+                e.extras["score_note"] = why
             if check is not None:
                 e.extras.update(self.auto_extras(res, res.scores.shape[0], check))
             e.timings.update(forward=res.forward_s, engine=res.total_s, aggregate=fold_s)

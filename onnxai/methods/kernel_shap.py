@@ -82,7 +82,7 @@ class KernelSHAP(SuperpixelMethod):
         summarise: str = "kmeans",
         feature_names=None,
         seed: int = 0,
-        score: str = "probabilities",
+        score: str = "auto",
         progress: bool | None = None,
         memory_budget: int = engine.DEFAULT_MEMORY_BUDGET,
         chunk_size: int | None = None,
@@ -92,7 +92,7 @@ class KernelSHAP(SuperpixelMethod):
         max_samples: int = AUTO_MAX_SAMPLES,
     ):
         num_samples = deprecated_alias("KernelSHAP", "nsamples", "num_samples", nsamples, num_samples, 1000)
-        score = deprecated_alias("KernelSHAP", "kind", "score", kind, score, "probabilities")
+        score = deprecated_alias("KernelSHAP", "kind", "score", kind, score, "auto")
         self.num_samples, self.tolerance, self.max_samples = check_budget(num_samples, tolerance, max_samples,
                                                                           allow_none=True)
         self.num_features = check_count(num_features, "num_features")
@@ -108,7 +108,7 @@ class KernelSHAP(SuperpixelMethod):
         self.summarise = summarise
         self.feature_names = feature_names
         self.seed = int(seed)
-        self._engine_options(check_score(score, allow_raw=True), progress, chunk_size, memory_budget)
+        self._engine_options(check_score(score, allow_raw=True, allow_auto=True), progress, chunk_size, memory_budget)
         self._coalitions: dict = {}
         self._summary = None  # (the background it was made from, its tabular.Background)
 
@@ -269,8 +269,9 @@ class KernelSHAP(SuperpixelMethod):
             raise InputError("the rows to explain contain empty or NaN cells; fill them first")
         bg = self.background_for(model, X)
         r, M = X.shape
-        preds = model.scores(X, self.score).astype(np.float64)
-        fnull = (model.scores(bg.data, self.score).astype(np.float64) * bg.weights[:, None]).sum(axis=0)
+        score = "probabilities" if self.score == "auto" else self.score  # tables: no saturation switch
+        preds = model.scores(X, score).astype(np.float64)
+        fnull = (model.scores(bg.data, score).astype(np.float64) * bg.weights[:, None]).sum(axis=0)
         C = preds.shape[1]
         values = np.zeros((r, M, C))
         stderr = np.zeros((r, M, C))
@@ -304,7 +305,7 @@ class KernelSHAP(SuperpixelMethod):
             check = None
             if self.auto:
                 check = self.auto_check(lambda run: tuple(list(a.T) for a in estimate(run)[:2]), max(AUTO_FIRST, 4 * Mv))
-            res = self._run(model, np.ascontiguousarray(X[i:i + 1], dtype=dtype), None, source, check=check)
+            res = self._run(model, np.ascontiguousarray(X[i:i + 1], dtype=dtype), None, source, check=check, kind=score)
             forward += res.forward_s
             engine_s += res.total_s
             phi, se, n_used = estimate(res)
@@ -315,7 +316,7 @@ class KernelSHAP(SuperpixelMethod):
         targets = tabular.resolve_row_targets(model, preds, target)
         gap = float(np.abs(values.sum(axis=1) - (preds - fnull[None])).max()) if r else 0.0
         extras = {"num_samples": used, "background_rows": int(bg.data.shape[0]), "efficiency_gap": gap,
-                  "score": self.score}
+                  "score": score}
         if self.auto:
             extras.update(stopped=stopped, tolerance=self.tolerance, max_samples=self.max_samples)
         return tabular.TabularExplanation(

@@ -62,7 +62,7 @@ class LIME(SuperpixelMethod):
         alpha: float | None = None,
         keep_probability: float = 0.5,
         seed: int = 0,
-        score: str = "probabilities",
+        score: str = "auto",
         progress: bool | None = None,
         memory_budget: int = engine.DEFAULT_MEMORY_BUDGET,
         chunk_size: int | None = None,
@@ -86,7 +86,7 @@ class LIME(SuperpixelMethod):
         self.alpha = alpha
         self.keep_probability = float(keep_probability)
         self.seed = int(seed)
-        self._engine_options(check_score(score), progress, chunk_size, memory_budget)
+        self._engine_options(check_score(score, allow_auto=True), progress, chunk_size, memory_budget)
 
     def params(self) -> dict:
         p = super().params()

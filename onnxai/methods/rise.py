@@ -44,13 +44,13 @@ class RISE(PerturbationMethod):
     name = "rise"
 
     def __init__(self, num_samples: int = 2000, cells: int = 8, keep_probability: float = 0.5, seed: int = 0,
-                 fill="zero", score: str = "probabilities", progress: bool | None = None,
+                 fill="zero", score: str = "auto", progress: bool | None = None,
                  chunk_size: int | None = None, memory_budget: int = engine.DEFAULT_MEMORY_BUDGET,
                  num_masks: int | None = None, p: float | None = None, kind: str | None = None,
                  tolerance: float = AUTO_TOLERANCE, max_samples: int = AUTO_MAX_SAMPLES):
         num_samples = deprecated_alias("RISE", "num_masks", "num_samples", num_masks, num_samples, 2000)
         keep_probability = deprecated_alias("RISE", "p", "keep_probability", p, keep_probability, 0.5)
-        score = deprecated_alias("RISE", "kind", "score", kind, score, "probabilities")
+        score = deprecated_alias("RISE", "kind", "score", kind, score, "auto")
         self.num_samples, self.tolerance, self.max_samples = check_budget(num_samples, tolerance, max_samples)
         self.cells = check_count(cells, "cells")
         if not 0.0 < float(keep_probability) <= 1.0:
@@ -58,7 +58,7 @@ class RISE(PerturbationMethod):
         self.keep_probability = float(keep_probability)
         self.seed = int(seed)
         self.fill = fill
-        self._engine_options(check_score(score), progress, chunk_size, memory_budget)
+        self._engine_options(check_score(score, allow_auto=True), progress, chunk_size, memory_budget)
 
     def setup(self, model, x, crop, probs) -> Setup:
         H, W = crop.shape[:2]

@@ -33,9 +33,9 @@ def _noise_model(size=16):
 
 
 @pytest.mark.parametrize("method", [
-    lambda: onnxai.LIME(num_samples="auto", surrogate="ridge", segmentation=_grid(), fill="black", seed=3),
-    lambda: onnxai.KernelSHAP(num_samples="auto", segmentation=_grid(), fill="black", seed=3),
-    lambda: onnxai.PermutationSHAP(num_samples="auto", segmentation=_grid(), fill="black", seed=3),
+    lambda: onnxai.LIME(num_samples="auto", surrogate="ridge", segmentation=_grid(), fill="black", seed=3, score="probabilities"),
+    lambda: onnxai.KernelSHAP(num_samples="auto", segmentation=_grid(), fill="black", seed=3, score="probabilities"),
+    lambda: onnxai.PermutationSHAP(num_samples="auto", segmentation=_grid(), fill="black", seed=3, score="probabilities"),
     lambda: onnxai.RISE(num_samples="auto", cells=4, seed=3, score="logits", tolerance=0.2),
 ])
 def test_auto_stops_converged_and_is_reproducible(region_model, method):
@@ -58,14 +58,14 @@ def test_auto_stops_converged_and_is_reproducible(region_model, method):
 def test_auto_lime_equals_a_fixed_budget_of_the_samples_it_used(region_model):
     model, _ = region_model
     pic = onnx_models.region_picture(region=(4, 12, 4, 12))
-    auto = onnxai.LIME(num_samples="auto", surrogate="ridge", segmentation=_grid(), fill="black", seed=1,
+    auto = onnxai.LIME(num_samples="auto", surrogate="ridge", segmentation=_grid(), fill="black", seed=1, score="probabilities",
                        tolerance=0.05).explain(model, pic, target=1)
     n = auto.extras["num_samples"]
-    fixed = onnxai.LIME(num_samples=n, surrogate="ridge", segmentation=_grid(), fill="black", seed=1).explain(
+    fixed = onnxai.LIME(num_samples=n, surrogate="ridge", segmentation=_grid(), fill="black", seed=1, score="probabilities").explain(
         model, pic, target=1)
     np.testing.assert_allclose(auto.importance, fixed.importance, atol=1e-6)
     # a tighter tolerance needs more samples
-    tighter = onnxai.LIME(num_samples="auto", surrogate="ridge", segmentation=_grid(), fill="black", seed=1,
+    tighter = onnxai.LIME(num_samples="auto", surrogate="ridge", segmentation=_grid(), fill="black", seed=1, score="probabilities",
                           tolerance=0.02).explain(model, pic, target=1)
     assert tighter.extras["num_samples"] > n
 
