@@ -11,6 +11,12 @@ GPU; on the CPU the two would fight over the same cores, see ``run``). Only two 
 exist (memory O(chunk)), and the scores of all classes are kept, so several targets can be explained
 from one set of forward passes. Tables use the same loop: a TableCoalitions source expands each mask
 into one row per background row and folds their scores back into a weighted average.
+
+Budgets that stop when the map is stable: ``run(..., check=fn)`` scores the end points first, then
+streams the masks chunk by chunk and calls ``fn(done, scores[:done], input_scores, baseline_scores)``
+after each chunk; fn returns (stop, note): stop ends the run there (the masks not reached are never
+composited), note is shown on the progress bar (the current error). Chunks are a fixed function of
+the model and the settings, so the same seed stops at the same sample, bit for bit.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from .errors import InputError
 from .model import TABLE_ROWS_PER_RUN
 
 DEFAULT_MEMORY_BUDGET = 512 * 2**20  # bytes for the two chunk buffers together
+CHECK_CHUNK = 256  # at most this many masks per chunk when a convergence check runs between chunks
 
 
 # --------------------------------------------------------------------------- mask sources
@@ -156,6 +163,7 @@ class RunResult:
     chunk: int
     input_scores: np.ndarray | None = None
     baseline_scores: np.ndarray | None = None
+    stopped: str | None = None  # with ``check``: "converged" or "max_samples"
 
 
 def channels_first(model, arr: np.ndarray) -> np.ndarray:
@@ -211,6 +219,7 @@ def run(
     progress: bool | None = None,
     desc: str = "",
     ends: int = 0,
+    check=None,
 ) -> RunResult:
     """Score every perturbation of ``x`` that ``source`` describes.
 
@@ -222,6 +231,9 @@ def run(
     (default) overlaps when inference runs off the CPU (CUDA): on the 2-core CPU box, overlapping
     with CPU inference made the forward passes 3-5% slower (the worker competes with onnxruntime's
     threads) while compositing costs only ~2% of the run, so there the loop stays serial.
+    check: callable (done, scores (done, classes), input_scores, baseline_scores) -> (stop, note),
+    called after every chunk; with it the end points are scored first (in the first chunk) and the
+    run stops as soon as ``stop`` is true (``RunResult.stopped``: "converged" or "max_samples").
     """
     if overlap is None:
         overlap = model.provider != "CPUExecutionProvider"
@@ -237,6 +249,8 @@ def run(
     n = n_masks + ends
     t0 = time.perf_counter()
     chunk = chunk_size_for(model, n, memory_budget, chunk_size, rpm)
+    if check is not None and chunk_size is None and model.fixed_batch is None:
+        chunk = min(chunk, CHECK_CHUNK)  # tables' chunks are 16384 rows: too coarse to stop in
     staged = image and model.input.dtype != np.float32  # uint8 / float16 / float64 pictures
     if image:  # the kernels composite in float32, in the model's input space
         try:
@@ -251,16 +265,19 @@ def run(
     buffers = [np.empty(shape, model.input.dtype) for _ in range(2 if overlap else 1)]
     stages = [np.empty(shape, np.float32) for _ in buffers] if staged else buffers
 
+    first = ends if check is not None else 0  # positions of the masks: [first, first + n_masks)
+    end_at = 0 if check is not None else n_masks  # positions of the end points
+
     def fill(i: int) -> int:
         start, stop = i * chunk, min(n, (i + 1) * chunk)
         rows = (stop - start) * rpm
         buf = stages[i % len(buffers)][:rows]
         view = buf if (not image or model.input.layout == "NCHW") else buf.transpose(0, 3, 1, 2)
-        last = min(stop, n_masks)
-        if last > start:
-            source.composite(x_v, b_v, start, last, view[: (last - start) * rpm])
-        for j in range(max(start, n_masks), stop):  # the end points close the run
-            source.composite_end(j - n_masks, x_v, b_v, view[(j - start) * rpm: (j - start + 1) * rpm])
+        lo, hi = max(start, first), min(stop, first + n_masks)
+        if hi > lo:
+            source.composite(x_v, b_v, lo - first, hi - first, view[(lo - start) * rpm: (hi - start) * rpm])
+        for j in range(max(start, end_at), min(stop, end_at + ends)):  # the end points
+            source.composite_end(j - end_at, x_v, b_v, view[(j - start) * rpm: (j - start + 1) * rpm])
         if staged:
             cast_into(buf, buffers[i % len(buffers)][:rows])
         return stop - start
@@ -270,6 +287,7 @@ def run(
     forward = wait = 0.0
     bar = _progress_bar(n, progress, desc)
     pool = ThreadPoolExecutor(1, thread_name_prefix="onnxai-composite") if overlap and n_chunks > 1 else None
+    stopped, done_at = None, n
     try:
         pending = pool.submit(fill, 0) if pool else None
         for i in range(n_chunks):
@@ -287,6 +305,18 @@ def run(
             scores[i * chunk: i * chunk + m] = s
             if bar is not None:
                 bar.update(m)
+            if check is not None:
+                stop_at = i * chunk + m
+                done = max(0, stop_at - ends)
+                if stop_at >= ends:
+                    halt, msg = check(done, scores[ends:stop_at], scores[0] if ends else None,
+                                      scores[1] if ends == 2 else None)
+                    if bar is not None and msg:
+                        bar.set_postfix_str(msg, refresh=False)
+                    if halt or stop_at == n:
+                        stopped = "converged" if halt else "max_samples"
+                        done_at = stop_at
+                        break
     finally:
         if pool:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -295,6 +325,10 @@ def run(
     if scores is None:
         scores = np.zeros((0, model.num_classes), np.float32)
     total = time.perf_counter() - t0
+    if check is not None:
+        return RunResult(scores=scores[ends:done_at], forward_s=forward, composite_wait_s=wait, total_s=total,
+                         chunk=chunk, input_scores=scores[0] if ends else None,
+                         baseline_scores=scores[1] if ends == 2 else None, stopped=stopped)
     if ends:
         return RunResult(scores=scores[:n_masks], forward_s=forward, composite_wait_s=wait, total_s=total,
                          chunk=chunk, input_scores=scores[n_masks],

@@ -15,7 +15,7 @@ import numpy as np
 from .errors import InputError
 from .safe_io import check_destinations, open_atomic, write_text
 
-_ARRAYS = ("map", "segments", "importance", "image", "raw_map")
+_ARRAYS = ("map", "segments", "importance", "image", "raw_map", "stderr")
 
 
 @dataclass
@@ -30,6 +30,10 @@ class Explanation:
     importance: (k,) float32 per-feature importance or None.
     image: (H, W, 3) uint8 picture the model saw (the crop), for drawing.
     raw_map: the map before upsampling, when it differs (grid LIME, CAMs).
+    stderr: the standard error of each sampled number, shaped like ``importance`` (per feature) or,
+        for methods without features (RISE), like ``map``; 0 for deterministic methods, NaN where no
+        estimator is defined (LIME's tree surrogate). ``unsettled()`` marks the features whose sign
+        the 95% interval does not settle.
     extras: method-specific numbers (surrogate R^2, intercept, chosen layer, ...).
     timings: seconds: total, forward, ...
     """
@@ -47,6 +51,23 @@ class Explanation:
     extras: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     source: str | None = None
+    stderr: np.ndarray | None = None
+
+    def unsettled(self, z: float = 1.96) -> np.ndarray | None:
+        """(H, W) bool: pixels whose value's 95% interval (z standard errors) contains 0. RISE maps
+        are all positive, so there the interval is of the map minus its mean (above / below average).
+        None without standard errors."""
+        if self.stderr is None:
+            return None
+        se = np.asarray(self.stderr, np.float64)
+        if self.importance is not None and self.segments is not None and se.shape == np.shape(self.importance):
+            value = np.asarray(self.importance, np.float64)
+            flag = np.abs(value) < z * se
+            return flag[self.segments]
+        if se.shape == np.shape(self.map):
+            m = np.asarray(self.map, np.float64)
+            return np.abs(m - m.mean()) < z * se
+        return None
 
     @property
     def title(self) -> str:
@@ -133,6 +154,7 @@ class Explanation:
             importance=arrays.get("importance"),
             image=arrays.get("image"),
             raw_map=arrays.get("raw_map"),
+            stderr=arrays.get("stderr"),
             extras=meta.get("extras", {}),
             timings=meta.get("timings", {}),
             source=meta.get("source"),

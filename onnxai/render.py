@@ -78,8 +78,12 @@ def _fit_map(map_: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def overlay(image: np.ndarray, map_: np.ndarray, alpha: float = 0.5, cmap: str | None = None,
-            signed: bool | None = None, colorbar: bool = True, title: str | None = None) -> Image.Image:
-    """Blend the coloured map over the picture; optional colour bar and title. Returns a PIL image."""
+            signed: bool | None = None, colorbar: bool = True, title: str | None = None,
+            unsettled: np.ndarray | None = None) -> Image.Image:
+    """Blend the coloured map over the picture; optional colour bar and title. Returns a PIL image.
+
+    unsettled: (H, W) bool, pixels whose value the 95% interval does not settle: drawn grey with
+    diagonal hatching instead of the colour map."""
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise InputError(f"overlay needs an (H, W, 3) picture, got {image.shape}")
@@ -89,6 +93,12 @@ def overlay(image: np.ndarray, map_: np.ndarray, alpha: float = 0.5, cmap: str |
     cmap = cmap or ("coolwarm" if is_signed else "jet")
     colours = colormap(t, cmap).astype(np.float32)
     blend = (1 - alpha) * image.astype(np.float32) + alpha * colours
+    if unsettled is not None:
+        u = _fit_map(np.asarray(unsettled, np.float32), h, w) > 0.5
+        grey = image.astype(np.float32).mean(axis=2, keepdims=True) * 0.6 + 60
+        hatch = ((np.arange(h)[:, None] + np.arange(w)[None, :]) % 6 == 0)[..., None]
+        shaded = np.where(hatch, 40.0, np.broadcast_to(grey, blend.shape))
+        blend = np.where(u[..., None], shaded, blend)
     out = Image.fromarray(np.clip(np.rint(blend), 0, 255).astype(np.uint8))
     if colorbar:
         out = _with_colorbar(out, cmap, lo, hi)
@@ -158,12 +168,17 @@ def montage(panels: list[Image.Image | np.ndarray], titles: list[str] | None = N
     return canvas
 
 
-def explanation_panel(expl, alpha: float = 0.5, cmap: str | None = None, colorbar: bool = True) -> Image.Image:
-    """Overlay of one Explanation on the picture it explains, titled "method (label p=...)"."""
+def explanation_panel(expl, alpha: float = 0.5, cmap: str | None = None, colorbar: bool = True,
+                      mark_unsettled: bool = False) -> Image.Image:
+    """Overlay of one Explanation on the picture it explains, titled "method (label p=...)";
+    ``mark_unsettled`` greys and hatches what ``expl.unsettled()`` marks (sign not settled at 95%)."""
     if expl.image is None:
         raise InputError("the explanation carries no picture; pass the image to overlay() yourself")
     title = f"{expl.method} ({expl.label}, p={expl.score:.2f})"
-    return overlay(expl.image, expl.map, alpha=alpha, cmap=cmap, colorbar=colorbar, title=title)
+    u = expl.unsettled() if mark_unsettled and hasattr(expl, "unsettled") else None
+    if u is not None and u.shape != np.shape(expl.map):
+        u = None
+    return overlay(expl.image, expl.map, alpha=alpha, cmap=cmap, colorbar=colorbar, title=title, unsettled=u)
 
 
 def save_png(img: Image.Image | np.ndarray, path, force: bool = True) -> Path:

@@ -127,7 +127,8 @@ class Report:
                 panel = render.overlay(pic, map_, alpha=alpha, cmap=cmap)
                 secs = float(e.timings.get("total", 0.0))
                 out.append(f'<figure data-method="{_e(e.method)}">{_img(panel, f"{e.method} map for {label}")}'
-                           f"<figcaption><b>{_e(e.method)}</b> &middot; {secs:.2f} s</figcaption></figure>")
+                           f"<figcaption><b>{_e(e.method)}</b> &middot; {secs:.2f} s{stderr_caption(e)}"
+                           f"</figcaption></figure>")
             out.append("</div>")
             rows = []
             for e in group:
@@ -186,6 +187,30 @@ class Report:
         from .safe_io import write_text
 
         return write_text(Path(path), self.html(), force)
+
+
+def stderr_caption(e) -> str:
+    """' · stderr ≤ X (Y% of max |value|), K of N features unsettled' for a sampled map, '' otherwise."""
+    se = getattr(e, "stderr", None)
+    if se is None or not np.size(se):
+        return ""
+    se = np.asarray(se, np.float64)
+    if not np.any(se):
+        return " &middot; exact (stderr 0)"
+    if not np.isfinite(se).any():
+        return " &middot; stderr not estimated"
+    values = np.asarray(e.importance if e.importance is not None and np.shape(e.importance) == se.shape else e.map,
+                        np.float64)
+    if values.shape != se.shape:
+        return ""
+    ref = values - values.mean() if e.importance is None else values
+    scale = float(np.max(np.abs(ref))) or 1.0
+    top = float(np.nanmax(se))
+    what = "features" if e.importance is not None else "pixels"
+    unsettled = int(np.sum(np.abs(ref) < 1.96 * se))
+    stop = f", {e.extras['stopped']} at {e.extras.get('num_samples')}" if e.extras.get("stopped") else ""
+    return (f" &middot; stderr &le; {top:.3g} ({100 * top / scale:.0f}% of max |value|), {unsettled} of {se.size} "
+            f"{what} unsettled at 95%{stop}")
 
 
 def metrics_table(scores) -> str:

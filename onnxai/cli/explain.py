@@ -44,6 +44,8 @@ TABLE_OPTIONS = ("rows", "background", "feature_names")
               help="Deprecated spelling of --opacity.")
 @click.option("--cmap", type=click.Choice(["jet", "viridis", "coolwarm"]), default=None,
               help="Colour map (default: coolwarm for signed maps, jet otherwise).")
+@click.option("--mark-unsettled", is_flag=True,
+              help="Sampled methods: grey and hatch the features whose sign the 95% interval does not settle.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--report", "write_report", is_flag=True,
               help="Also write OUT/report.html: the overlays side by side, top-5, parameters, timings (one self-contained file).")
@@ -59,7 +61,7 @@ TABLE_OPTIONS = ("rows", "background", "feature_names")
 @model_options
 @handle_errors
 def explain(model_path, images, methods, target, out_dir, force, params, show_top, opacity, deprecated_alpha, cmap,
-            no_progress, write_report, with_metrics, rows, background, feature_names, cropped, **kw):
+            mark_unsettled, no_progress, write_report, with_metrics, rows, background, feature_names, cropped, **kw):
     """Explain the model's decision on each IMAGE and write pictures and maps to --out.
 
     For each image, method and target class it writes NAME_METHOD_INDEX_CLASS.png (the map over the
@@ -117,7 +119,9 @@ def explain(model_path, images, methods, target, out_dir, force, params, show_to
             for e in expls:
                 base, files = _files(out, stem, name, e.target, e.label, show_top if e.segments is not None else None)
                 draw = getattr(method, "picture", None) or render.explanation_panel  # a method may draw its own
-                render.save_png(draw(e, alpha=blend, cmap=cmap), files[0], force)
+                panel = (render.explanation_panel(e, alpha=blend, cmap=cmap, mark_unsettled=True) if mark_unsettled
+                         and not getattr(method, "picture", None) else draw(e, alpha=blend, cmap=cmap))
+                render.save_png(panel, files[0], force)
                 e.extras.setdefault("provider", model.provider)  # the JSON says where it ran
                 e.save(base, force)
                 extra = ""
@@ -129,6 +133,11 @@ def explain(model_path, images, methods, target, out_dir, force, params, show_to
                     facts = ", ".join([f"layer {e.extras['layer']} ({e.extras.get('layer_choice', '')})"]
                                       + [f"gradient={v}" for v in [e.extras.get("gradient")] if v]
                                       + ([facts] if facts else []))
+                if e.extras.get("stopped"):  # num_samples="auto": how many samples, and why it stopped
+                    facts += (f"; {e.extras.get('num_samples')} samples ({e.extras['stopped']}, error "
+                              f"{e.extras.get('error_ratio', float('nan')):.3f} of tolerance {e.extras.get('tolerance')})")
+                if e.extras.get("score_note"):
+                    facts += f"; {e.extras['score_note']}"
                 click.echo(f"{image}: {name} for {clean_label(e.label)!r} (class {e.target}, p={e.score:.3f}) in "
                            f"{e.timings.get('total', 0):.2f}s{'; ' + facts if facts else ''} -> {files[0]}{extra}")
             shown.extend(expls)

@@ -37,13 +37,42 @@ class PixelPair(click.ParamType):
             self.fail(str(e), param, ctx)
         return value
 
+class Samples(click.ParamType):
+    """--samples: a whole number >= 1, or "auto" (stop when the standard errors settle)."""
+
+    name = "N|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == "auto":
+            return value
+        text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
+        if text.isdigit() and int(text) >= 1:
+            return int(text)
+        self.fail(f"{value!r} is neither a whole number >= 1 nor 'auto'", param, ctx)
+
+
+class Number(click.ParamType):
+    """A float with a one-line message when it is not one (the range is the method's to check)."""
+
+    name = "X"
+
+    def convert(self, value, param, ctx):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+
 
 # (option, canonical parameter, click settings); the option's value is the parameter's value.
 OPTIONS = [
-    ("--samples", "num_samples", dict(type=click.IntRange(1), help="Perturbed inputs to score (LIME samples, Kernel SHAP coalitions, RISE masks; tables: Kernel SHAP's default is shap's 2M+2048).")),
+    ("--samples", "num_samples", dict(type=Samples(), help="Perturbed inputs to score (LIME samples, Kernel SHAP coalitions, RISE masks; tables: Kernel SHAP's default is shap's 2M+2048), or 'auto': score until every standard error is below --tolerance x the largest |value|, at most --max-samples.")),
+    ("--tolerance", "tolerance", dict(type=Number(), help="--samples auto: stop when the largest standard error is below this share of the largest |value| (default 0.1).")),
+    ("--max-samples", "max_samples", dict(type=int, help="--samples auto: the most samples to score (permutation-shap: permutations).")),
     ("--features", "num_features", dict(type=click.IntRange(1), help="Number of superpixels / grid cells.")),
     ("--keep-probability", "keep_probability", dict(type=click.FloatRange(0, 1, min_open=True), help="Chance that a feature / mask cell stays visible in a sample.")),
-    ("--score", "score", dict(type=click.Choice(["probabilities", "logits"]), help="What the method explains: the class probability or its logit.")),
+    ("--score", "score", dict(type=click.Choice(["auto", "probabilities", "logits"]), help="What the method explains: the class probability or its logit; auto (occlusion, RISE, LIME, Kernel SHAP) takes the logits when the target's probability on the input is above 0.99 (a saturated softmax is flat) and says so.")),
     ("--segmentation", "segmentation", dict(type=click.Choice(["slic", "quickshift", "felzenszwalb", "grid"]), help="How features are made.")),
     ("--surrogate", "surrogate", dict(type=click.Choice(["tree", "linear", "ridge"]), help="LIME: regression tree (MATLAB default), lasso, or ridge (lime package).")),
     ("--kernel-width", "kernel_width", dict(type=float, help="LIME: locality kernel width.")),
@@ -197,6 +226,9 @@ def build_methods(names: list[str], settings: dict, params: list[str], no_progre
     for n in names:
         if n not in classes:
             make_method(n)  # raises the registry's "unknown method ... available: ..." error
+    if settings.get("num_samples", (None, None))[1] == "auto" and not takers("num_samples", {n: classes[n] for n in names}):
+        raise InputError(f"--samples auto is for sampled methods ({_either(takers('tolerance', classes))}); "
+                         f"{_either(names)} {'is' if len(names) == 1 else 'are'} deterministic: drop --samples")
     by_method = params_for(names, params)
     per = route(names, settings, classes)
     objs = []

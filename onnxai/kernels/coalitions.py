@@ -362,3 +362,54 @@ def _shap_coalitions(M, nsamples, seed) -> tuple[np.ndarray, np.ndarray]:
         if sw > 0:
             weights[n_full:rows] *= wl / sw
     return masks[:rows], weights[:rows]
+
+
+def sequential_coalitions(M: int, n: int, seed=0) -> dict:
+    """A design every prefix of which is a Kernel SHAP design (for num_samples="auto"): the sizes 1
+    and M - 1 enumerated first (2M rows, each subset with its complement), then independent
+    complementary pairs (Covert & Lee 2021's paired sampling), each pair's size drawn from the
+    remaining Shapley-kernel mass and its subset uniformly within the size.
+
+    -> {"masks": (n', M) uint8 with n' = min(n, ...) rows, "enumerated": rows enumerated first,
+    "mass": the kernel mass of the enumerated sizes}. ``sequential_weights`` gives the weights of any
+    prefix of whole pairs.
+    """
+    M = _check_positive_int(M, "M")
+    n = _check_positive_int(n, "n", minimum=0)
+    plan = shapley_strata(M, 0)
+    wv = plan["weights"]  # per stratum (size s and M - s together)
+    first = 2 * M if M > 2 else 0
+    enum = np.zeros((first, M), np.uint8)
+    if first:
+        eye = np.eye(M, dtype=np.uint8)
+        enum[0::2], enum[1::2] = eye, 1 - eye
+    mass = float(wv[0]) if first else 0.0
+    rest = wv[1:] if first else wv
+    sizes = np.arange(2 if first else 1, 2 + rest.size - (0 if first else 1))
+    pairs = max(0, (n - first + 1) // 2)
+    rng = np.random.default_rng(check_seed(seed))
+    out = np.zeros((first + 2 * pairs, M), np.uint8)
+    out[:first] = enum
+    if pairs and rest.size and rest.sum() > 0:
+        s = rng.choice(sizes, size=pairs, p=rest / rest.sum())
+        order = np.argsort(rng.random((pairs, M)), axis=1)
+        pos = np.empty_like(order)
+        np.put_along_axis(pos, order, np.arange(M)[None].repeat(pairs, 0), axis=1)
+        pick = (pos < s[:, None]).astype(np.uint8)
+        out[first::2], out[first + 1::2] = pick, 1 - pick
+    return {"masks": out[:max(n, first) if n >= first else first], "enumerated": first, "mass": mass}
+
+
+def sequential_weights(design: dict, rows: int) -> np.ndarray:
+    """Weights (rows,) summing to 1 of the first ``rows`` rows of a ``sequential_coalitions`` design
+    (rows past the enumerated ones in whole pairs): enumerated rows share their sizes' mass, sampled
+    rows share the rest equally."""
+    e = design["enumerated"]
+    w = np.zeros(rows)
+    if e:
+        w[:e] = design["mass"] / e
+    if rows > e:
+        w[e:] = (1.0 - design["mass"]) / (rows - e)
+    elif e:
+        w[:e] = 1.0 / e
+    return w

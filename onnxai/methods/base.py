@@ -10,6 +10,11 @@ perturbation base class that owns the engine.
                          engine run, and assembles the Explanations
     deprecated_alias     the old spelling of a renamed parameter, accepted with a warning
 
+score="auto" (the default of occlusion, RISE, LIME and Kernel SHAP): the class probabilities, or the
+logits when a target's probability on the input is above 0.99 (``resolve_score``): a saturated softmax
+hardly moves when parts of the picture are hidden, so differences, means and regressions of it are
+flat or noise. The choice and why are in ``extras["score"]`` / ``extras["score_note"]``.
+
 Fills are described in picture terms and turned into the model's input space with the model's own
 preprocessing, so they are right for any mean/std, channel order or layout:
 
@@ -124,11 +129,53 @@ def deprecated_alias(cls_name: str, old: str, new: str, old_value, new_value, de
     return old_value
 
 
-def check_score(score, allow_raw: bool = False) -> str:
-    allowed = SCORES + (("raw",) if allow_raw else ())
+SATURATED = 0.99  # a target probability above this on the input: score="auto" explains the logits
+
+
+def check_score(score, allow_raw: bool = False, allow_auto: bool = False) -> str:
+    allowed = SCORES + (("raw",) if allow_raw else ()) + (("auto",) if allow_auto else ())
     if score not in allowed:
         raise InputError(f"score must be one of {', '.join(map(repr, allowed))}, not {score!r}")
     return score
+
+
+AUTO_FIRST = 100  # samples before the first convergence check of num_samples="auto"
+AUTO_TOLERANCE = 0.1  # stop when every standard error is below this share of the largest |value|
+AUTO_MAX_SAMPLES = 10000
+AUTO_STEP = 1.05  # checks at least 5% of the samples apart (then at the next chunk's end)
+
+
+def check_budget(num_samples, tolerance, max_samples, minimum: int = 1, allow_none: bool = False,
+                 first: int = AUTO_FIRST, unit: str = "samples"):
+    """-> (num_samples, tolerance, max_samples) checked: num_samples an integer >= minimum or "auto";
+    with "auto", max_samples at least ``first`` (the first convergence check)."""
+    if isinstance(num_samples, str) and num_samples.strip().lower() == "auto":
+        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(tolerance) or tolerance <= 0:
+            raise InputError(f"tolerance must be a number > 0 (the largest standard error as a share of the "
+                             f"largest |value|, e.g. 0.1); got {tolerance!r}")
+        if isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer)) or max_samples < first:
+            raise InputError(f"max_samples must be an integer >= {first} (the first convergence check comes "
+                             f"after {first} {unit}); got {max_samples!r}")
+        return "auto", float(tolerance), int(max_samples)
+    if num_samples is None and allow_none:
+        return None, float(tolerance), max_samples
+    if isinstance(num_samples, str):
+        raise InputError(f"num_samples is a whole number or 'auto', not {num_samples!r}")
+    return check_count(num_samples, "num_samples", minimum), float(tolerance), max_samples
+
+
+def converged(values, stderr, tolerance: float) -> tuple[bool, float]:
+    """(every target settled, the worst ratio): max stderr <= tolerance * max |value| for each target.
+    values, stderr: lists of per-target arrays."""
+    worst = 0.0
+    for v, se in zip(values, stderr):
+        scale = float(np.max(np.abs(v))) if np.size(v) else 0.0
+        top = float(np.max(se)) if np.size(se) else 0.0
+        if not np.isfinite(top):
+            return False, float("inf")
+        worst = max(worst, top / scale if scale > 0 else (0.0 if top == 0 else float("inf")))
+    return worst <= tolerance, worst
 
 
 def check_count(value, name: str, minimum: int = 1) -> int:
@@ -165,6 +212,8 @@ class Method:
         results = self._explain(model, x, crop, probs, targets, **extra)
         total = time.perf_counter() - t0
         for e in results:
+            if e.stderr is None:  # deterministic: exact given the input (sampled methods set their own)
+                e.stderr = np.zeros_like(e.importance if e.importance is not None else e.map, dtype=np.float32)
             e.timings["total"] = total
             e.image = crop
             if isinstance(image, (str,)) or hasattr(image, "__fspath__"):
@@ -193,12 +242,46 @@ class Method:
         self._chunk_size = None if chunk_size is None else check_count(chunk_size, "chunk_size")
         self._memory_budget = check_count(memory_budget, "memory_budget")
 
-    def _run(self, model, x, baseline, source, ends: int = 2) -> engine.RunResult:
+    def _run(self, model, x, baseline, source, ends: int = 2, check=None, kind: str | None = None) -> engine.RunResult:
         """Score every perturbation of ``source`` and the end points (1: the input, 2: and the
-        baseline) in one engine run."""
-        return engine.run(model, x, baseline, source, kind=self.score, ends=ends,
+        baseline) in one engine run; ``check`` (see ``auto_check``) stops it when the estimate settles."""
+        kind = kind or (self.score if self.score != "auto" else "probabilities")
+        return engine.run(model, x, baseline, source, kind=kind, ends=ends,
                           chunk_size=self._chunk_size, memory_budget=self._memory_budget,
-                          progress=self._progress, desc=self.name)
+                          progress=self._progress, desc=self.name, check=check)
+
+    # ------------------------------------------------------------------ num_samples="auto"
+    @property
+    def auto(self) -> bool:
+        return getattr(self, "num_samples", None) == "auto"
+
+    def draws(self) -> int:
+        """How many samples to draw: num_samples, or max_samples when the budget is "auto"."""
+        return self.max_samples if self.auto else self.num_samples
+
+    def auto_check(self, estimate, first: int = AUTO_FIRST):
+        """The engine's ``check`` for num_samples="auto": ``estimate(run)`` on the samples scored so far
+        -> (per-target values, per-target stderr); stops when ``converged`` says so. Checks start at
+        ``first`` samples and are >= 5% of the samples apart. ``state["last"]`` keeps the last ratio."""
+        state = {"next": max(int(first), AUTO_FIRST), "ratio": float("inf"), "at": 0}
+
+        def check(done, scores, input_scores, baseline_scores):
+            if done < state["next"]:
+                return False, None
+            state["next"] = max(done + 1, int(np.ceil(done * AUTO_STEP)))
+            run = engine.RunResult(scores=scores, forward_s=0.0, composite_wait_s=0.0, total_s=0.0, chunk=0,
+                                   input_scores=input_scores, baseline_scores=baseline_scores)
+            values, stderr = estimate(run)
+            ok, ratio = converged(values, stderr, self.tolerance)
+            state.update(ratio=ratio, at=done)
+            return ok, f"error {ratio:.3f} (stop at {self.tolerance:g})"
+
+        check.state = state
+        return check
+
+    def auto_extras(self, res: engine.RunResult, used: int, check) -> dict:
+        return {"samples_scored": int(used), "stopped": res.stopped, "tolerance": self.tolerance,
+                "max_samples": self.max_samples, "error_ratio": float(check.state["ratio"])}
 
 
 @dataclass
@@ -234,9 +317,32 @@ class PerturbationMethod(Method):
 
     end_points = 2  # the input and the baseline; 1: the input only
 
+    def estimate(self, run: engine.RunResult, setup: Setup, targets: list[int]) -> tuple[list, list]:
+        """(per-target values, per-target standard errors) from the samples in ``run`` (a prefix of
+        the drawn ones): what the num_samples="auto" check reads. Default: ``aggregate``'s
+        importance and stderr."""
+        parts = self.aggregate(run, setup, targets)
+        return [p["importance"] for p in parts], [p["stderr"] for p in parts]
+
+    def resolve_score(self, probs, targets) -> tuple[str, str | None]:
+        """score="auto": the logits when a target's probability on the input is above SATURATED (a
+        saturated softmax carries almost no signal: differences, means and regressions of it go flat),
+        else the probabilities. -> (kind, a note saying why, or None)."""
+        if self.score != "auto":
+            return self.score, None
+        p = float(max(probs[t] for t in targets))
+        if p > SATURATED:
+            return "logits", (f"saturated: p={p:.4f} > {SATURATED} on the input, so the logits were explained "
+                              f"(score='probabilities' / --score probabilities to override)")
+        return "probabilities", None
+
     def _explain(self, model, x, crop, probs, targets):
+        kind, why = self.resolve_score(probs, targets)
         setup = self.setup(model, x, crop, probs)
-        res = self._run(model, x, setup.baseline, setup.source, ends=self.end_points)
+        check = None
+        if self.auto:
+            check = self.auto_check(lambda r: self.estimate(r, setup, targets), setup.state.get("first", AUTO_FIRST))
+        res = self._run(model, x, setup.baseline, setup.source, ends=self.end_points, check=check, kind=kind)
         t0 = time.perf_counter()
         parts = self.aggregate(res, setup, targets)
         fold_s = time.perf_counter() - t0
@@ -245,7 +351,11 @@ class PerturbationMethod(Method):
             extras = part.pop("extras", {})
             e = self._explanation(model, t, probs, part.pop("map"), **part)
             e.extras.update(extras)
-            e.extras.setdefault("score", self.score)
+            e.extras.setdefault("score", kind)
+            if why:
+                e.extras["score_note"] = why
+            if check is not None:
+                e.extras.update(self.auto_extras(res, res.scores.shape[0], check))
             e.timings.update(forward=res.forward_s, engine=res.total_s, aggregate=fold_s)
             out.append(e)
         return out

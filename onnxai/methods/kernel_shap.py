@@ -29,6 +29,17 @@ sum(phi) = f(x) - f(baseline) exactly, for every class from the same forward pas
                    background's values and the model output is the weighted average over background
                    rows. The expected value E[f(background)] is the base value.
 
+    num_samples="auto", tolerance, max_samples: coalitions are scored in a design every prefix of which
+                   is a Kernel SHAP design (``kernels.coalitions.sequential_coalitions``: sizes 1 and
+                   M - 1 enumerated, then independent complementary pairs) until every standard error
+                   is below tolerance x the largest |phi| (checked between chunks; tables: per row)
+
+Standard errors (``Explanation.stderr`` per feature, ``TabularExplanation.stderr`` (r, M, C)): the
+delta-method variance of the constrained weighted least squares of Covert & Lee (AISTATS 2021,
+"Improving KernelSHAP", sec. 4), with complementary pairs as the sampling unit (paired sampling),
+size strata and their sampled fractions as drawn, enumerated sizes exact
+(``kernels.variance.shapley_stderr``). The sum of phi has standard error 0 (efficiency is exact).
+
 ``explain(model, picture, target)`` returns Explanations like LIME's (importance = phi per superpixel,
 extras: base_value, prediction, efficiency_gap); ``explain(model, rows, target)`` on a tabular model
 returns one ``tabular.TabularExplanation`` for all rows and all classes.
@@ -36,6 +47,7 @@ returns one ``tabular.TabularExplanation`` for all rows and all classes.
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -43,9 +55,11 @@ import numpy as np
 from .. import engine
 from .. import tables as tabular
 from ..errors import InputError
-from ..kernels.coalitions import SAMPLING, default_nsamples, shapley_coalitions
+from ..kernels.coalitions import (SAMPLING, default_nsamples, sequential_coalitions, sequential_weights,
+                                  shapley_coalitions, shapley_strata)
 from ..kernels.shapley import shapley_solve
-from .base import check_count, check_score, deprecated_alias
+from ..kernels.variance import shapley_stderr
+from .base import AUTO_FIRST, AUTO_MAX_SAMPLES, AUTO_TOLERANCE, check_budget, check_count, check_score, deprecated_alias
 from .superpixels import SuperpixelMethod
 
 _NUM_FEATURES = "num_features("  # l1_reg="num_features(k)", shap's spelling
@@ -68,16 +82,19 @@ class KernelSHAP(SuperpixelMethod):
         summarise: str = "kmeans",
         feature_names=None,
         seed: int = 0,
-        score: str = "probabilities",
+        score: str = "auto",
         progress: bool | None = None,
         memory_budget: int = engine.DEFAULT_MEMORY_BUDGET,
         chunk_size: int | None = None,
         nsamples: int | None = None,
         kind: str | None = None,
+        tolerance: float = AUTO_TOLERANCE,
+        max_samples: int = AUTO_MAX_SAMPLES,
     ):
         num_samples = deprecated_alias("KernelSHAP", "nsamples", "num_samples", nsamples, num_samples, 1000)
-        score = deprecated_alias("KernelSHAP", "kind", "score", kind, score, "probabilities")
-        self.num_samples = None if num_samples is None else check_count(num_samples, "num_samples")
+        score = deprecated_alias("KernelSHAP", "kind", "score", kind, score, "auto")
+        self.num_samples, self.tolerance, self.max_samples = check_budget(num_samples, tolerance, max_samples,
+                                                                          allow_none=True)
         self.num_features = check_count(num_features, "num_features")
         _check_l1(l1_reg)
         if sampling not in SAMPLING:
@@ -91,7 +108,7 @@ class KernelSHAP(SuperpixelMethod):
         self.summarise = summarise
         self.feature_names = feature_names
         self.seed = int(seed)
-        self._engine_options(check_score(score, allow_raw=True), progress, chunk_size, memory_budget)
+        self._engine_options(check_score(score, allow_raw=True, allow_auto=True), progress, chunk_size, memory_budget)
         self._coalitions: dict = {}
         self._summary = None  # (the background it was made from, its tabular.Background)
 
@@ -103,11 +120,73 @@ class KernelSHAP(SuperpixelMethod):
 
     # ------------------------------------------------------------------ shared steps
     def coalitions(self, M: int) -> tuple[np.ndarray, np.ndarray]:
-        """(masks (n, M) uint8, weights (n,)) for M features; cached per M."""
+        """(masks (n, M) uint8, weights (n,)) for M features; cached per M. With num_samples="auto"
+        the max_samples rows of the sequential design (weights of all of them)."""
         if M not in self._coalitions:
-            n = default_nsamples(M) if self.num_samples is None else self.num_samples
-            self._coalitions[M] = shapley_coalitions(M, n, self.seed, self.sampling)
-        return self._coalitions[M]
+            if self.auto:
+                d = sequential_coalitions(M, self.max_samples, self.seed)
+                self._coalitions[M] = (d["masks"], sequential_weights(d, d["masks"].shape[0]), d)
+            else:
+                n = default_nsamples(M) if self.num_samples is None else self.num_samples
+                self._coalitions[M] = shapley_coalitions(M, n, self.seed, self.sampling) + (None,)
+        return self._coalitions[M][:2]
+
+    def prefix(self, M: int, n: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """The design of the first n scored rows: (masks, weights, rows used), whole pairs only."""
+        masks, weights, d = self._coalitions[M]
+        if d is None or n >= masks.shape[0]:
+            return masks[:n], weights[:n], min(n, masks.shape[0])
+        e = d["enumerated"]
+        used = n if n <= e else e + 2 * ((n - e) // 2)
+        return masks[:used], sequential_weights(d, used), used
+
+    def design(self, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+        """(units, strata, sampled fraction per stratum) of a coalition design for the standard errors:
+        a row and the complement right after it are one unit; a stratum is a size s <= M / 2 with its
+        complement size, -1 where every coalition of it is in the design (no sampling variance)."""
+        n, M = masks.shape
+        comp = np.zeros(n, np.bool_)
+        if n > 1:
+            comp[1:] = (masks[1:] + masks[:-1] == 1).all(axis=1)
+        units = np.empty(n, np.int64)
+        u, i = 0, 0
+        while i < n:
+            units[i] = u
+            if i + 1 < n and comp[i + 1]:
+                units[i + 1] = u
+                i += 1
+            u, i = u + 1, i + 1
+        size = masks.sum(axis=1).astype(np.int64)
+        stratum = np.minimum(size, M - size)
+        count = np.array([float(math.comb(M, s) if 2 * s == M else 2 * math.comb(M, s)) if s else 1.0
+                          for s in range(M // 2 + 1)])
+        drawn = np.bincount(stratum, minlength=M // 2 + 1)
+        full = drawn >= count
+        fraction = {}
+        if self.auto:  # sequential design: sizes 1 and M - 1 enumerated, then pairs drawn with replacement
+            e = self._coalitions[M][2]["enumerated"] if M in self._coalitions else 0
+            strata = np.zeros(n, np.int64)
+            strata[:e] = -1
+            fraction[0] = 0.0
+        elif self.sampling == "shap":  # drawn with replacement: one stratum, sizes random
+            strata = np.where(full[stratum], -1, 0)
+            fraction[0] = 0.0
+        else:
+            strata = np.where(full[stratum], -1, stratum)
+            for h in np.unique(strata[strata >= 0]):
+                fraction[int(h)] = min(1.0, drawn[h] / count[h])
+        return units, strata, fraction
+
+    def stderr(self, masks, weights, scores, fnull, fx, phi, classes) -> np.ndarray:
+        """Standard errors (M, len(classes)) of ``solve``'s phi (see the module's docstring)."""
+        M = masks.shape[1]
+        if masks.shape[0] == 0 or M < 2:
+            return np.zeros((M, len(classes)))
+        if self.l1_reg not in (False, None, 0):
+            return np.full((M, len(classes)), np.nan)  # after a selection step the delta method does not apply
+        y = np.asarray(scores, np.float64)[:, classes] - np.asarray(fnull, np.float64)[classes]
+        units, strata, fraction = self.design(masks)
+        return shapley_stderr(masks, weights, y, phi, units, strata, fraction)
 
     def solve(self, masks, weights, y, fnull, fx, classes) -> np.ndarray:
         """phi (M, len(classes)): y (n, C) scores of the coalitions, fnull / fx (C,) scores of the ends."""
@@ -137,17 +216,27 @@ class KernelSHAP(SuperpixelMethod):
         masks, weights = self.coalitions(k)
         return masks, {"weights": weights}
 
+    def setup(self, model, x, crop, probs):
+        out = super().setup(model, x, crop, probs)
+        if self.auto:  # the first check after the enumerated sizes and as many sampled pairs
+            out.state["first"] = max(AUTO_FIRST, 4 * out.state["k"])
+        return out
+
     def aggregate(self, run, setup, targets):
         fnull = run.baseline_scores.astype(np.float64)
         fx = run.input_scores.astype(np.float64)
-        masks = setup.state["masks"]
-        phi = self.solve(masks, setup.state["weights"], run.scores, fnull, fx, list(targets))
+        masks, weights, used = self.prefix(setup.state["k"], run.scores.shape[0])
+        scores = run.scores[:used]
+        phi = self.solve(masks, weights, scores, fnull, fx, list(targets))
+        se = self.stderr(masks, weights, scores, fnull, fx, phi, list(targets))
         out = []
         for i, t in enumerate(targets):
             importance = phi[:, i]
-            out.append(self.feature_result(
+            part = self.feature_result(
                 setup, importance, base_value=float(fnull[t]), prediction=float(fx[t]),
-                num_samples=int(masks.shape[0]), efficiency_gap=float(importance.sum() - (fx[t] - fnull[t]))))
+                num_samples=int(used), efficiency_gap=float(importance.sum() - (fx[t] - fnull[t])))
+            part["stderr"] = se[:, i].astype(np.float32)
+            out.append(part)
         return out
 
     # ------------------------------------------------------------------ tables
@@ -180,12 +269,14 @@ class KernelSHAP(SuperpixelMethod):
             raise InputError("the rows to explain contain empty or NaN cells; fill them first")
         bg = self.background_for(model, X)
         r, M = X.shape
-        preds = model.scores(X, self.score).astype(np.float64)
-        fnull = (model.scores(bg.data, self.score).astype(np.float64) * bg.weights[:, None]).sum(axis=0)
+        score = "probabilities" if self.score == "auto" else self.score  # tables: no saturation switch
+        preds = model.scores(X, score).astype(np.float64)
+        fnull = (model.scores(bg.data, score).astype(np.float64) * bg.weights[:, None]).sum(axis=0)
         C = preds.shape[1]
         values = np.zeros((r, M, C))
+        stderr = np.zeros((r, M, C))
         forward = engine_s = 0.0
-        used = []
+        used, stopped = [], []
         dtype = model.input.dtype
         background = np.ascontiguousarray(bg.data, dtype=dtype)
         for i in range(r):
@@ -202,20 +293,37 @@ class KernelSHAP(SuperpixelMethod):
                 masks = np.ones((masks_v.shape[0], M), np.uint8)
                 masks[:, varying] = masks_v
             source = engine.TableCoalitions(masks, background, bg.weights)
-            res = self._run(model, np.ascontiguousarray(X[i:i + 1], dtype=dtype), None, source)
+            classes = list(range(C))
+
+            def estimate(run, Mv=Mv):
+                mv, wv, n_used = self.prefix(Mv, run.scores.shape[0])
+                sc = run.scores[:n_used]
+                phi = self.solve(mv, wv, sc, run.baseline_scores, run.input_scores, classes)
+                se = self.stderr(mv, wv, sc, run.baseline_scores, run.input_scores, phi, classes)
+                return phi, se, n_used
+
+            check = None
+            if self.auto:
+                check = self.auto_check(lambda run: tuple(list(a.T) for a in estimate(run)[:2]), max(AUTO_FIRST, 4 * Mv))
+            res = self._run(model, np.ascontiguousarray(X[i:i + 1], dtype=dtype), None, source, check=check, kind=score)
             forward += res.forward_s
             engine_s += res.total_s
-            values[i][varying] = self.solve(masks_v, weights, res.scores, res.baseline_scores, res.input_scores,
-                                            list(range(C)))
-            used.append(int(masks_v.shape[0]))
+            phi, se, n_used = estimate(res)
+            values[i][varying] = phi
+            stderr[i][varying] = se
+            used.append(int(n_used))
+            stopped.append(res.stopped)
         targets = tabular.resolve_row_targets(model, preds, target)
         gap = float(np.abs(values.sum(axis=1) - (preds - fnull[None])).max()) if r else 0.0
+        extras = {"num_samples": used, "background_rows": int(bg.data.shape[0]), "efficiency_gap": gap,
+                  "score": score}
+        if self.auto:
+            extras.update(stopped=stopped, tolerance=self.tolerance, max_samples=self.max_samples)
         return tabular.TabularExplanation(
-            values=values, base_values=fnull, predictions=preds, data=X, feature_names=names,
+            values=values, base_values=fnull, predictions=preds, data=X, feature_names=names, stderr=stderr,
             class_names=tabular.class_names(model), method=self.name,
             rows=list(range(r)) if rows is None else list(rows), targets=targets, params=self.params(),
-            extras={"num_samples": used, "background_rows": int(bg.data.shape[0]), "efficiency_gap": gap,
-                    "score": self.score},
+            extras=extras,
             timings={"total": time.perf_counter() - t0, "forward": forward, "engine": engine_s})
 
 

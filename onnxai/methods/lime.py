@@ -19,6 +19,13 @@ Names follow MATLAB's ``imageLIME`` where it has one, the ``lime`` package's oth
 
     keep_probability  the chance that a feature is shown in a sample (0.5)
     score           "probabilities" (default) or "logits": which class score the surrogate fits
+    num_samples="auto", tolerance, max_samples: score samples until every standard error is below
+                    tolerance x the largest |importance| (checked between chunks), at most max_samples
+
+Standard errors (``Explanation.stderr``, per feature): ridge, the sandwich estimator of the weighted
+least squares (White 1980; ``kernels.variance.ridge_stderr``), robust to the surrogate's misfit;
+lasso ("linear"), a bootstrap over the samples (Efron & Tibshirani 1993; 64 refits with the Numba
+solver); the tree's impurity importance has none (NaN).
 
 Outputs: ``map`` (positive = evidence for the class with linear surrogates; tree importance is
 unsigned), ``segments`` (the feature map), ``importance`` (per feature), and in ``extras`` the
@@ -31,7 +38,8 @@ import numpy as np
 
 from .. import engine, kernels
 from ..errors import InputError
-from .base import check_count, check_score
+from ..kernels.variance import bootstrap_stderr, ridge_stderr
+from .base import AUTO_MAX_SAMPLES, AUTO_TOLERANCE, check_budget, check_count, check_score
 from .superpixels import SuperpixelMethod
 
 SURROGATES = ("tree", "linear", "ridge")
@@ -54,17 +62,22 @@ class LIME(SuperpixelMethod):
         alpha: float | None = None,
         keep_probability: float = 0.5,
         seed: int = 0,
-        score: str = "probabilities",
+        score: str = "auto",
         progress: bool | None = None,
         memory_budget: int = engine.DEFAULT_MEMORY_BUDGET,
         chunk_size: int | None = None,
+        tolerance: float = AUTO_TOLERANCE,
+        max_samples: int = AUTO_MAX_SAMPLES,
     ):
         if surrogate not in SURROGATES:
             raise InputError(f"unknown surrogate {surrogate!r}; use one of {SURROGATES}")
         if upsample not in UPSAMPLING:
             raise InputError(f"unknown upsampling {upsample!r}; use one of {UPSAMPLING}")
         self.num_features = check_count(num_features, "num_features")
-        self.num_samples = check_count(num_samples, "num_samples", 2)
+        self.num_samples, self.tolerance, self.max_samples = check_budget(num_samples, tolerance, max_samples, 2)
+        if self.auto and surrogate == "tree":
+            raise InputError("num_samples='auto' needs standard errors, which the tree surrogate has none of; use "
+                             "surrogate='ridge' or 'linear' (--surrogate ridge), or a fixed number of samples")
         self.segmentation = segmentation
         self.surrogate = surrogate
         self.fill = fill
@@ -73,7 +86,7 @@ class LIME(SuperpixelMethod):
         self.alpha = alpha
         self.keep_probability = float(keep_probability)
         self.seed = int(seed)
-        self._engine_options(check_score(score), progress, chunk_size, memory_budget)
+        self._engine_options(check_score(score, allow_auto=True), progress, chunk_size, memory_budget)
 
     def params(self) -> dict:
         p = super().params()
@@ -86,7 +99,7 @@ class LIME(SuperpixelMethod):
     # ------------------------------------------------------------------ steps
     def sample_masks(self, k: int) -> tuple[np.ndarray, dict]:
         """(num_samples, k) uint8; row 0 is all ones (the unperturbed picture)."""
-        masks = kernels.random_binary_masks(self.num_samples, k, p=self.keep_probability, seed=self.seed,
+        masks = kernels.random_binary_masks(self.draws(), k, p=self.keep_probability, seed=self.seed,
                                             first_all_ones=True)
         return masks, {}
 
@@ -95,40 +108,53 @@ class LIME(SuperpixelMethod):
             return np.ones(masks.shape[0])
         return kernels.lime_kernel_weights(masks, self.kernel_width)
 
-    def fit(self, masks: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float | None, float]:
-        """Weighted surrogate on (masks -> y): (importance (k,), intercept or None for a tree, weighted R^2)."""
+    def fit(self, masks: np.ndarray, y: np.ndarray, w: np.ndarray, stderr: bool = False):
+        """Weighted surrogate on (masks -> y): (importance (k,), intercept or None for a tree, weighted
+        R^2), and with ``stderr`` the standard errors (k,) as a fourth item."""
         X = masks.astype(np.float64)
         y = np.asarray(y, np.float64)
+        n = X.shape[0]
         if self.surrogate == "ridge":
-            coef, icpt = kernels.weighted_ridge(X, y, w, alpha=1.0 if self.alpha is None else self.alpha)
-            return coef, icpt, kernels.weighted_r2(X, y, w, coef, icpt)
+            alpha = 1.0 if self.alpha is None else self.alpha
+            coef, icpt = kernels.weighted_ridge(X, y, w, alpha=alpha)
+            out = (coef, icpt, kernels.weighted_r2(X, y, w, coef, icpt))
+            return out + (ridge_stderr(X, y, w, coef, icpt, alpha),) if stderr else out
         if self.surrogate == "linear":
-            coef, icpt = kernels.weighted_lasso(X, y, w, alpha=self._lasso_alpha(),
-                                                max_iter=5000, tol=1e-6)
-            return coef, icpt, kernels.weighted_r2(X, y, w, coef, icpt)
+            alpha = self._lasso_alpha(n)
+            coef, icpt = kernels.weighted_lasso(X, y, w, alpha=alpha, max_iter=5000, tol=1e-6)
+            out = (coef, icpt, kernels.weighted_r2(X, y, w, coef, icpt))
+            if not stderr:
+                return out
+            se = bootstrap_stderr(lambda rows: kernels.weighted_lasso(X[rows], y[rows], w[rows], alpha=alpha,
+                                                                      max_iter=5000, tol=1e-6)[0], n, seed=self.seed)
+            return out + (se,)
         from sklearn.tree import DecisionTreeRegressor
 
-        leaf = max(1, self.num_samples // TREE_LEAF_FRACTION)
+        leaf = max(1, n // TREE_LEAF_FRACTION)
         tree = DecisionTreeRegressor(random_state=self.seed, min_samples_leaf=leaf)
         tree.fit(X, y, sample_weight=w)
         pred = tree.predict(X)
         r2 = _weighted_r2_of(y, pred, w)
-        return tree.feature_importances_.astype(np.float64), None, r2
+        out = (tree.feature_importances_.astype(np.float64), None, r2)
+        return out + (np.full(X.shape[1], np.nan),) if stderr else out
 
-    def _lasso_alpha(self) -> float:
+    def _lasso_alpha(self, n: int | None = None) -> float:
         # MATLAB's fitrlinear (behind imageLIME's "linear") defaults to lambda = 1 / n observations.
-        return 1.0 / self.num_samples if self.alpha is None else float(self.alpha)
+        return 1.0 / (n or self.num_samples) if self.alpha is None else float(self.alpha)
 
     def aggregate(self, run, setup, targets):
-        masks = setup.state["masks"]
+        n = run.scores.shape[0]  # all drawn masks, or the prefix scored before "auto" stopped
+        masks = setup.state["masks"][:n]
         w = self.sample_weights(masks)
         out = []
         for t in targets:
-            importance, intercept, r2 = self.fit(masks, run.scores[:, t], w)
-            extras = dict(r2=float(r2), num_samples=self.num_samples)
+            importance, intercept, r2, se = self.fit(masks, run.scores[:, t], w, stderr=True)
+            extras = dict(r2=float(r2), num_samples=int(n))
             if intercept is not None:
                 extras["intercept"] = float(intercept)
-            out.append(self.feature_result(setup, importance, **extras))
+            part = self.feature_result(setup, importance, **extras)
+            part["stderr"] = np.asarray(se, np.float32)
+            out.append(part)
         return out
 
 

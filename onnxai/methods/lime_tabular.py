@@ -15,7 +15,8 @@ import numpy as np
 from .. import engine, kernels
 from ..errors import InputError
 from ..tables import Background, TabularExplanation, class_names, resolve_row_targets, table_rows
-from .base import Method, check_count, check_score, deprecated_alias
+from ..kernels.variance import ridge_stderr
+from .base import AUTO_MAX_SAMPLES, AUTO_TOLERANCE, Method, check_budget, check_score, deprecated_alias
 
 
 class LimeTabular(Method):
@@ -26,7 +27,9 @@ class LimeTabular(Method):
     num_samples: perturbed rows per explained row (lime: 5000); discretize: True = quartiles;
     sample_around_instance: False samples bins by their frequency in the training data (lime's default);
     kernel_width: None = sqrt(M) * 0.75; alpha: ridge penalty (lime: Ridge(alpha=1)).
-    values[r, j, c] are the ridge weights on the binary "same bin as the row" features.
+    values[r, j, c] are the ridge weights on the binary "same bin as the row" features; stderr[r, j, c]
+    their sandwich standard errors (``kernels.variance.ridge_stderr``). num_samples="auto" (with
+    tolerance, max_samples) samples each row until its standard errors settle (all classes).
     """
 
     name = "lime-tabular"
@@ -35,7 +38,8 @@ class LimeTabular(Method):
     def __init__(self, background=None, num_samples: int = 5000, discretize: bool = True,
                  sample_around_instance: bool = False, kernel_width: float | None = None, alpha: float = 1.0,
                  seed: int = 0, feature_names=None, score: str = "probabilities", progress: bool | None = None,
-                 chunk_size: int | None = None, memory_budget: int = engine.DEFAULT_MEMORY_BUDGET, training=None):
+                 chunk_size: int | None = None, memory_budget: int = engine.DEFAULT_MEMORY_BUDGET, training=None,
+                 tolerance: float = AUTO_TOLERANCE, max_samples: int = AUTO_MAX_SAMPLES):
         background = deprecated_alias("LimeTabular", "training", "background", training, background, None)
         if background is None:
             raise InputError("LIME for a table model needs training rows to learn the quartiles from: "
@@ -44,7 +48,7 @@ class LimeTabular(Method):
         if T.ndim != 2 or T.shape[0] < 2:
             raise InputError("LIME for tables needs training data: at least 2 rows of the model's features")
         self._training = T
-        self.num_samples = check_count(num_samples, "num_samples", 2)
+        self.num_samples, self.tolerance, self.max_samples = check_budget(num_samples, tolerance, max_samples, 2)
         self.discretize = bool(discretize)
         self.sample_around_instance = bool(sample_around_instance)
         self.kernel_width = kernel_width
@@ -73,7 +77,8 @@ class LimeTabular(Method):
                 self.bin_stats.append(stats)
 
     def params(self) -> dict:
-        return {"num_samples": self.num_samples, "discretize": self.discretize,
+        return {"num_samples": self.num_samples, "tolerance": self.tolerance, "max_samples": self.max_samples,
+                "discretize": self.discretize,
                 "sample_around_instance": self.sample_around_instance, "kernel_width": self.kernel_width,
                 "alpha": self.alpha, "seed": self.seed, "score": self.score}
 
@@ -99,7 +104,7 @@ class LimeTabular(Method):
 
     def samples(self, row: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
         """-> (binary/scaled representation (n, M) for the surrogate, rows in data space (n, M))."""
-        n, M = self.num_samples, row.shape[0]
+        n, M = (self.max_samples if self.num_samples == "auto" else self.num_samples), row.shape[0]
         if self.discretize:
             first = self._bins(row[None])[0]
             D = np.empty((n, M), np.int64)
@@ -130,26 +135,46 @@ class LimeTabular(Method):
         values = np.zeros((X.shape[0], M, C))
         intercepts = np.zeros((X.shape[0], C))
         r2 = np.zeros((X.shape[0], C))
+        stderr = np.zeros((X.shape[0], M, C))
         forward = engine_s = 0.0
         dtype = model.input.dtype
+        used, stopped = [], []
         for i, row in enumerate(X):
             rep, inverse = self.samples(row, rng)
+            # lime sets mean 0 / scale 1 for discretised (categorical) columns: distances on the binary rows
+            d = np.sqrt(((rep - rep[0]) ** 2).sum(axis=1))
+            w_all = np.sqrt(np.exp(-(d ** 2) / width ** 2))
+
+            def fit(y, rep=rep, w_all=w_all):
+                n = y.shape[0]
+                coef = np.zeros((M, C))
+                icpt = np.zeros(C)
+                for c in range(C):
+                    coef[:, c], icpt[c] = kernels.weighted_ridge(rep[:n], y[:, c], w_all[:n], alpha=self.alpha)
+                return coef, icpt, ridge_stderr(rep[:n], y, w_all[:n], coef, icpt, self.alpha)
+
+            check = None
+            if self.num_samples == "auto":
+                check = self.auto_check(lambda run: (lambda f: (list(f[0].T), list(f[2].T)))(
+                    fit(run.scores.astype(np.float64))))
             res = self._run(model, np.ascontiguousarray(row[None], dtype=dtype), None, engine.RowSamples(inverse),
-                            ends=0)
+                            ends=0, check=check)
             forward += res.forward_s
             engine_s += res.total_s
             y = res.scores.astype(np.float64)
-            # lime sets mean 0 / scale 1 for discretised (categorical) columns: distances on the binary rows
-            d = np.sqrt(((rep - rep[0]) ** 2).sum(axis=1))
-            w = np.sqrt(np.exp(-(d ** 2) / width ** 2))
+            coef, icpt, se = fit(y)
+            values[i], intercepts[i], stderr[i] = coef, icpt, se
+            n = y.shape[0]
             for c in range(C):
-                coef, icpt = kernels.weighted_ridge(rep, y[:, c], w, alpha=self.alpha)
-                values[i, :, c] = coef
-                intercepts[i, c] = icpt
-                r2[i, c] = kernels.weighted_r2(rep, y[:, c], w, coef, icpt)
+                r2[i, c] = kernels.weighted_r2(rep[:n], y[:, c], w_all[:n], coef[:, c], icpt[c])
+            used.append(int(n))
+            stopped.append(res.stopped)
         targets = resolve_row_targets(model, preds, target)
-        return TabularExplanation(values=values, base_values=intercepts, predictions=preds, data=X,
+        extras = {"r2": r2.tolist(), "kernel_width": float(width), "score": self.score, "num_samples": used}
+        if self.num_samples == "auto":
+            extras.update(stopped=stopped, tolerance=self.tolerance, max_samples=self.max_samples)
+        return TabularExplanation(values=values, base_values=intercepts, predictions=preds, data=X, stderr=stderr,
                                   feature_names=names, class_names=class_names(model), method=self.name,
                                   rows=list(range(X.shape[0])), targets=targets, params=self.params(),
-                                  extras={"r2": r2.tolist(), "kernel_width": float(width), "score": self.score},
+                                  extras=extras,
                                   timings={"total": time.perf_counter() - t0, "forward": forward, "engine": engine_s})

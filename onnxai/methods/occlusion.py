@@ -29,16 +29,16 @@ class Occlusion(PerturbationMethod):
     name = "occlusion"
 
     def __init__(self, window=None, stride=None, fill="mean", clip_mode: str = "inside",
-                 score: str = "probabilities", progress: bool | None = None, chunk_size: int | None = None,
+                 score: str = "auto", progress: bool | None = None, chunk_size: int | None = None,
                  memory_budget: int = engine.DEFAULT_MEMORY_BUDGET, kind: str | None = None):
-        score = deprecated_alias("Occlusion", "kind", "score", kind, score, "probabilities")
+        score = deprecated_alias("Occlusion", "kind", "score", kind, score, "auto")
         if clip_mode not in ("inside", "clip"):
             raise InputError(f"clip_mode must be 'inside' or 'clip', not {clip_mode!r}")
         self.window = window
         self.stride = stride
         self.fill = fill
         self.clip_mode = clip_mode
-        self._engine_options(check_score(score), progress, chunk_size, memory_budget)
+        self._engine_options(check_score(score, allow_auto=True), progress, chunk_size, memory_budget)
 
     def geometry(self, h: int, w: int) -> tuple[tuple[int, int], tuple[int, int]]:
         if self.window is not None:

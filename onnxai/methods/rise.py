@@ -11,6 +11,13 @@
 
     map = sum_i f_c(x o M_i) M_i / (N p)
 
+Standard error per pixel (``Explanation.stderr``, shaped like the map): the map is a Monte Carlo mean
+of N independent draws f_c(x o M_i) M_i / p, so its standard error is their sample standard deviation
+over sqrt(N), from the running sums of f M and (f M)^2 (``kernels.variance.mean_stderr``; the masks
+are made a second time, a chunk at a time, for the squares). num_samples="auto" (with tolerance and
+max_samples) stops when every pixel's standard error is below tolerance x the largest
+|map - mean(map)|.
+
 The masks are made chunk by chunk when the engine asks for them (the cell grids and shifts of all N
 are drawn up front, in random_grid_masks's order, so chunk i is bit for bit rows i of
 ``random_grid_masks(N, H, W, s, p, seed)``). The scores are folded in from the cell grids and the
@@ -19,41 +26,81 @@ upsampling matrices (``GridMasks.fold``), without making the masks a second time
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from .. import engine
 from ..errors import InputError
 from ..kernels.masks import GridMasks
-from .base import PerturbationMethod, Setup, check_count, check_score, deprecated_alias, make_fill
+from ..kernels.variance import mean_stderr
+from .base import (AUTO_MAX_SAMPLES, AUTO_TOLERANCE, PerturbationMethod, Setup, check_budget, check_count,
+                   check_score, deprecated_alias, make_fill)
+
+SQUARES_CHUNK = 128  # masks made at a time for the running sum of squares
 
 
 class RISE(PerturbationMethod):
     name = "rise"
 
     def __init__(self, num_samples: int = 2000, cells: int = 8, keep_probability: float = 0.5, seed: int = 0,
-                 fill="zero", score: str = "probabilities", progress: bool | None = None,
+                 fill="zero", score: str = "auto", progress: bool | None = None,
                  chunk_size: int | None = None, memory_budget: int = engine.DEFAULT_MEMORY_BUDGET,
-                 num_masks: int | None = None, p: float | None = None, kind: str | None = None):
+                 num_masks: int | None = None, p: float | None = None, kind: str | None = None,
+                 tolerance: float = AUTO_TOLERANCE, max_samples: int = AUTO_MAX_SAMPLES):
         num_samples = deprecated_alias("RISE", "num_masks", "num_samples", num_masks, num_samples, 2000)
         keep_probability = deprecated_alias("RISE", "p", "keep_probability", p, keep_probability, 0.5)
-        score = deprecated_alias("RISE", "kind", "score", kind, score, "probabilities")
-        self.num_samples = check_count(num_samples, "num_samples")
+        score = deprecated_alias("RISE", "kind", "score", kind, score, "auto")
+        self.num_samples, self.tolerance, self.max_samples = check_budget(num_samples, tolerance, max_samples)
         self.cells = check_count(cells, "cells")
         if not 0.0 < float(keep_probability) <= 1.0:
             raise InputError(f"keep_probability must be in (0, 1], not {keep_probability}")
         self.keep_probability = float(keep_probability)
         self.seed = int(seed)
         self.fill = fill
-        self._engine_options(check_score(score), progress, chunk_size, memory_budget)
+        self._engine_options(check_score(score, allow_auto=True), progress, chunk_size, memory_budget)
 
     def setup(self, model, x, crop, probs) -> Setup:
         H, W = crop.shape[:2]
-        masks = GridMasks(self.num_samples, H, W, self.cells, self.keep_probability, self.seed)
-        return Setup(engine.SoftMasks(n=masks.n, make=masks), make_fill(model, crop, x, self.fill), {"masks": masks})
+        masks = GridMasks(self.draws(), H, W, self.cells, self.keep_probability, self.seed)
+        return Setup(engine.SoftMasks(n=masks.n, make=masks), make_fill(model, crop, x, self.fill),
+                     {"masks": masks, "sums": None})
+
+    def _sums(self, setup, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """Running sums over the first len(scores) masks of f M and (f M)^2: (T, H, W) each, and n.
+        Only the masks not yet summed are made again (a prefix grows between "auto" checks)."""
+        masks = setup.state["masks"]
+        n, T = scores.shape
+        sums = setup.state["sums"]
+        if sums is None or sums[0].shape[0] != T:
+            sums = [np.zeros((T, masks.height, masks.width)), np.zeros((T, masks.height, masks.width)), 0]
+        for a in range(sums[2], n, SQUARES_CHUNK):
+            b = min(n, a + SQUARES_CHUNK)
+            m = masks(a, b).astype(np.float64)  # (c, H, W)
+            f = scores[a:b]
+            sums[0] += np.tensordot(f, m, axes=(0, 0))
+            sums[1] += np.tensordot(f * f, m * m, axes=(0, 0))
+        sums[2] = max(sums[2], n)
+        setup.state["sums"] = sums
+        return sums[0], sums[1], n
+
+    def estimate(self, run, setup, targets):
+        s1, s2, n = self._sums(setup, run.scores[:, targets].astype(np.float64))
+        p = self.keep_probability
+        maps = s1 / (n * p)
+        se = mean_stderr(s1, s2, n) / p
+        return [m - m.mean() for m in maps], list(se)
 
     def aggregate(self, run, setup, targets):
         masks = setup.state["masks"]
-        maps = masks.fold(run.scores[:, targets].astype(np.float64)) / (masks.n * self.keep_probability)  # (T, H, W)
-        return [{"map": maps[i], "extras": dict(masks=masks.n, cells=self.cells,
-                                                keep_probability=self.keep_probability)}
+        n = run.scores.shape[0]
+        if n < masks.n:  # "auto" stopped early: the first n masks
+            masks = copy.copy(masks)
+            masks.n, masks.grid, masks.shifts = n, masks.grid[:n], masks.shifts[:n]
+        scores = run.scores[:, targets].astype(np.float64)
+        maps = masks.fold(scores) / (n * self.keep_probability)  # (T, H, W)
+        s1, s2, _ = self._sums(setup, scores)
+        se = mean_stderr(s1, s2, n) / self.keep_probability
+        return [{"map": maps[i], "stderr": se[i].astype(np.float32),
+                 "extras": dict(masks=n, num_samples=n, cells=self.cells, keep_probability=self.keep_probability)}
                 for i in range(len(targets))]

@@ -24,6 +24,7 @@ class TabularExplanation:
     base_values: (C,) or (r, C): E[f(background)] for SHAP (the expected value), the intercept for LIME
     predictions: (r, C) f(row); data: (r, M) the rows; rows: their indices in the table
     targets: (r,) the class each row's pictures show (the predicted class unless asked otherwise)
+    stderr: (r, M, C) the standard error of each value (sampled methods), or None
     """
 
     values: np.ndarray
@@ -38,6 +39,7 @@ class TabularExplanation:
     params: dict = field(default_factory=dict)
     extras: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+    stderr: np.ndarray | None = None
 
     @property
     def expected_value(self) -> np.ndarray:
@@ -55,7 +57,8 @@ class TabularExplanation:
             for j, name in enumerate(self.feature_names):
                 out.append({"row": int(r), "class": self.class_names[t], "feature": name,
                             "value": float(self.data[i, j]), "contribution": float(self.values[i, j, t]),
-                            "base_value": float(self.base(i)[t]), "prediction": float(self.predictions[i, t])})
+                            "base_value": float(self.base(i)[t]), "prediction": float(self.predictions[i, t]),
+                            **({} if self.stderr is None else {"stderr": float(self.stderr[i, j, t])})})
         return out
 
     def to_json(self) -> dict:
@@ -65,7 +68,8 @@ class TabularExplanation:
             "class_order": "the model's classlabels (ZipMap / classifier node), else output columns",
             "rows": [int(r) for r in self.rows], "targets": [int(t) for t in self.targets],
             "base_values": np.asarray(self.base_values).tolist(), "predictions": self.predictions.tolist(),
-            "values": self.values.tolist(), "data": np.where(np.isnan(self.data), None, self.data).tolist(),
+            "values": self.values.tolist(),
+            **({} if self.stderr is None else {"stderr": np.asarray(self.stderr).tolist()}), "data": np.where(np.isnan(self.data), None, self.data).tolist(),
             "extras": _jsonable(self.extras), "timings": _jsonable(self.timings),
         }
 

@@ -159,6 +159,6 @@ def test_help_of_every_command(command):
 @pytest.mark.parametrize("command", ["explain", "evaluate", "sanity"])
 def test_help_lists_the_methods_that_take_each_option(command):
     text = " ".join(invoke(command, "--help").output.split())
-    assert "--samples INTEGER RANGE" in text and "lime=1000" in text
+    assert "--samples N|AUTO" in text and "lime=1000" in text
     assert "--window N|HXW" in text and "[occlusion]" in text
     assert "--nsamples" not in text and "--masks" not in text and "--alpha" not in text  # hidden

@@ -36,7 +36,7 @@ def _slow_occlusion(model, pic, window, stride, fill_value):
 def test_occlusion_equals_slow_loop(layout):
     model, _ = onnx_models.region_model(layout=layout)
     pic = onnx_models.region_picture()
-    e = onnxai.Occlusion(window=5, stride=3, fill=0).explain(model, pic, target=1)
+    e = onnxai.Occlusion(window=5, stride=3, fill=0, score="probabilities").explain(model, pic, target=1)
     ref = _slow_occlusion(model, pic, 5, 3, 0)
     np.testing.assert_allclose(e.map, ref, atol=1e-6)
     assert e.map.shape == (16, 16)
@@ -44,7 +44,7 @@ def test_occlusion_equals_slow_loop(layout):
 
 def test_occlusion_mass_inside_region(region_model):
     model, mask = region_model
-    e = onnxai.Occlusion(window=4, stride=2, fill="black").explain(model, onnx_models.region_picture(), target="top1")
+    e = onnxai.Occlusion(window=4, stride=2, fill="black", score="probabilities").explain(model, onnx_models.region_picture(), target="top1")
     assert e.target == 1
     pos = np.clip(e.map, 0, None)
     assert pos[mask > 0].sum() / pos.sum() > 0.8

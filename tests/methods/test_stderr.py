@@ -1,0 +1,240 @@
+"""Standard errors of the sampled methods: calibration against exact values over many seeds.
+
+Each hand-built model's game (the score of every coalition of features) is scored once by brute
+force through the engine; each seed then draws the method's own design, reads the scores of its rows
+from that table (the same numbers the engine would return) and runs the method's own aggregation, so
+150 seeds cost milliseconds. The 95% intervals must cover the exact values for 90-98% of the
+features, and a wrong variance formula (units that ignore the pairing) must leave that band.
+"""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+import onnxai
+from onnxai import engine
+from onnxai.kernels.variance import design_variance, shapley_stderr
+from onnxai.methods.base import make_fill
+from onnxai.tables import Background
+import onnx_models
+
+SEEDS = range(150)
+BAND = (0.90, 0.98)
+
+
+def _all_masks(k):
+    return np.array(list(itertools.product([0, 1], repeat=k)), np.uint8)
+
+
+def _index(masks):
+    return masks.astype(np.int64) @ (1 << np.arange(masks.shape[1] - 1, -1, -1))
+
+
+def _shapley(v, k):
+    """Exact Shapley values from v (2^k, C) indexed by _index."""
+    phi = np.zeros((k, v.shape[1]))
+    masks = _all_masks(k)
+    idx = _index(masks)
+    for j in range(k):
+        without = masks[masks[:, j] == 0]
+        with_j = without.copy()
+        with_j[:, j] = 1
+        s = without.sum(axis=1)
+        w = np.array([math.factorial(a) * math.factorial(k - a - 1) / math.factorial(k) for a in s])
+        phi[j] = (w[:, None] * (v[idx[_index(with_j)]] - v[idx[_index(without)]])).sum(axis=0)
+    return phi
+
+
+def _picture_game(model, pic, segments, fill="mean"):
+    """Scores (2^k, classes) of every on/off pattern of the k segments, row i = pattern with index i."""
+    x, crop = model.prepare(pic)
+    k = int(segments.max()) + 1
+    masks = _all_masks(k)
+    baseline = make_fill(model, crop, x, fill, segments=segments)
+    res = engine.run(model, x, baseline, engine.FeatureMasks(masks, segments))
+    out = np.empty_like(res.scores, dtype=np.float64)
+    out[_index(masks)] = res.scores
+    return out
+
+
+def _blocks(size=16, rows=2, cols=4):
+    r = np.arange(size)[:, None] * rows // size
+    c = np.arange(size)[None, :] * cols // size
+    return (r * cols + c).astype(np.int32)
+
+
+@pytest.fixture(scope="module")
+def picture_case():
+    model = onnx_models.conv_model(classes=3, seed=3)
+    pic = np.random.default_rng(5).integers(0, 256, (16, 16, 3)).astype(np.uint8)
+    segments = _blocks()
+    return model, pic, segments, _picture_game(model, pic, segments)
+
+
+class _Run:
+    def __init__(self, scores, fx=None, fnull=None):
+        self.scores, self.input_scores, self.baseline_scores = scores, fx, fnull
+
+
+def _coverage(estimates, errors, exact):
+    est, se = np.asarray(estimates), np.asarray(errors)
+    return float(np.mean(np.abs(est - exact[None]) <= 1.96 * se))
+
+
+def _kernel_shap_draws(game, k, num_samples, classes, units_of=None):
+    """(estimates, stderrs) over SEEDS of Kernel SHAP with the game's scores looked up."""
+    ests, ses = [], []
+    for seed in SEEDS:
+        ks = onnxai.KernelSHAP(num_samples=num_samples, seed=seed)
+        masks, weights = ks.coalitions(k)
+        scores = game[_index(masks)]
+        fnull, fx = game[0], game[-1]
+        phi = ks.solve(masks, weights, scores, fnull, fx, classes)
+        if units_of is None:
+            se = ks.stderr(masks, weights, scores, fnull, fx, phi, classes)
+        else:  # a wrong formula: the same estimator with other units
+            _, strata, fraction = ks.design(masks)
+            y = scores[:, classes] - fnull[classes]
+            se = shapley_stderr(masks, weights, y, phi, units_of(masks), strata, fraction)
+        ests.append(phi)
+        ses.append(se)
+    return ests, ses
+
+
+def test_kernel_shap_picture_intervals_cover_the_exact_shapley_values(picture_case):
+    model, pic, segments, game = picture_case
+    k = 8
+    exact = _shapley(game, k)
+    ests, ses = _kernel_shap_draws(game, k, 100, [0, 1, 2])
+    cov = _coverage(ests, ses, exact)
+    assert BAND[0] <= cov <= BAND[1], cov
+    # ignoring the pairing (each row its own unit) gives intervals that are far too wide
+    ests, ses = _kernel_shap_draws(game, k, 100, [0, 1, 2], units_of=lambda m: np.arange(m.shape[0]))
+    assert _coverage(ests, ses, exact) > BAND[1]
+
+
+def test_kernel_shap_picture_stderr_from_explain_matches_the_lookup(picture_case):
+    model, pic, segments, game = picture_case
+    e = onnxai.KernelSHAP(num_samples=100, segmentation=segments, seed=4).explain(model, pic, target=1)
+    ests, ses = [], []
+    ks = onnxai.KernelSHAP(num_samples=100, seed=4)
+    masks, weights = ks.coalitions(8)
+    phi = ks.solve(masks, weights, game[_index(masks)], game[0], game[-1], [1])
+    se = ks.stderr(masks, weights, game[_index(masks)], game[0], game[-1], phi, [1])
+    np.testing.assert_allclose(e.importance, phi[:, 0], atol=2e-5)
+    np.testing.assert_allclose(e.stderr, se[:, 0], rtol=1e-3, atol=1e-6)
+    assert e.stderr.shape == e.importance.shape and (e.stderr > 0).all()
+
+
+def test_kernel_shap_table_intervals_cover_brute_force_shapley_values():
+    M = 8  # (with fewer than ~40 sampled pairs the delta method undercovers: 6 features, 30 rows: 79%)
+    model = onnx_models.mlp_model(M, C=3, seed=1)
+    rng = np.random.default_rng(0)
+    bg = Background(rng.standard_normal((4, M)), np.ones(4))
+    row = rng.standard_normal(M)
+    masks = _all_masks(M)
+    res = engine.run(model, row[None].astype(np.float32), None,
+                     engine.TableCoalitions(masks, bg.data.astype(np.float32), bg.weights))
+    game = np.empty_like(res.scores, dtype=np.float64)
+    game[_index(masks)] = res.scores
+    exact = _shapley(game, M)
+    ests, ses = _kernel_shap_draws(game, M, 100, [0, 1, 2])
+    cov = _coverage(ests, ses, exact)
+    assert BAND[0] <= cov <= BAND[1], cov
+    # and end to end through explain_table: the same numbers, stderr in the result and its JSON
+    e = onnxai.KernelSHAP(num_samples=100, background=bg, seed=7).explain(model, row[None])
+    ks = onnxai.KernelSHAP(num_samples=100, seed=7)
+    mk, wk = ks.coalitions(M)
+    phi = ks.solve(mk, wk, game[_index(mk)], game[0], game[-1], [0, 1, 2])
+    np.testing.assert_allclose(e.values[0], phi, atol=1e-5)
+    np.testing.assert_allclose(e.stderr[0], ks.stderr(mk, wk, game[_index(mk)], game[0], game[-1], phi, [0, 1, 2]),
+                               rtol=1e-3, atol=1e-6)
+    assert "stderr" in e.to_json() and "stderr" in e.records()[0]
+
+
+def _lime_target(game, k, n, t, alpha=1.0, width=0.25):
+    """What LIME's ridge on n samples estimates: the population weighted least squares over every
+    on/off pattern (each of probability 2^-k), with the penalty alpha / n of n samples."""
+    Z = _all_masks(k).astype(np.float64)
+    w = onnxai.kernels.lime_kernel_weights(Z.astype(np.uint8), width)
+    y = game[_index(Z.astype(np.uint8)), t]
+    mu = (w @ Z) / w.sum()
+    Zc = Z - mu
+    G = (Zc * w[:, None]).T @ Zc / Z.shape[0]
+    r = (Zc * w[:, None]).T @ (y - (w @ y) / w.sum()) / Z.shape[0]
+    return np.linalg.solve(G + alpha / n * np.eye(k), r)
+
+
+@pytest.mark.parametrize("n", [400])
+def test_lime_ridge_intervals_cover_the_population_surrogate(picture_case, n):
+    model, pic, segments, game = picture_case
+    exact = _lime_target(game, 8, n, 1)
+    ests, ses = [], []
+    for seed in SEEDS:
+        lime = onnxai.LIME(num_samples=n, surrogate="ridge", seed=seed)
+        masks, state = lime.sample_masks(8)
+        state.update(masks=masks, segments=segments, k=8)
+        part = lime.aggregate(_Run(game[_index(masks)]), onnxai.methods.base.Setup(None, None, state), [1])[0]
+        ests.append(part["importance"])
+        ses.append(part["stderr"])
+    cov = _coverage(ests, ses, exact)
+    assert BAND[0] <= cov <= BAND[1], cov
+
+
+def test_permutation_shap_intervals_cover_and_pairs_are_the_unit(picture_case):
+    model, pic, segments, game = picture_case
+    exact = _shapley(game, 8)[:, 1]
+    ests, ses, wrong = [], [], []
+    for seed in SEEDS:
+        ps = onnxai.PermutationSHAP(num_samples=40, seed=seed)
+        masks, state = ps.sample_masks(8)
+        state.update(masks=masks, segments=segments, k=8)
+        run = _Run(game[_index(masks)], game[-1], game[0])
+        part = ps.aggregate(run, onnxai.methods.base.Setup(None, None, state), [1])[0]
+        ests.append(part["importance"])
+        ses.append(part["stderr"])
+        # each permutation its own unit, ignoring that pi and its reverse were drawn together
+        perms, where = state["perms"], state["where"]
+        table = np.concatenate([game[:1, 1], run.scores[:, 1], game[-1:, 1]])
+        walk = np.concatenate([np.zeros((40, 1), np.int64), where + 1, np.full((40, 1), table.size - 1)], axis=1)
+        per = np.zeros((40, 8))
+        np.put_along_axis(per, perms, np.diff(table[walk], axis=1) / 40, axis=1)
+        wrong.append(np.sqrt(np.diag(design_variance(per, np.arange(40)))))
+    cov = _coverage(ests, ses, exact)
+    assert BAND[0] <= cov <= BAND[1], cov
+    assert not BAND[0] <= _coverage(ests, wrong, exact) <= BAND[1]
+
+
+def test_rise_intervals_cover_a_long_run(region_model):
+    model, _ = region_model
+    pic = onnx_models.region_picture()
+    ref = onnxai.RISE(num_samples=40000, cells=4, seed=10_000, score="logits").explain(model, pic, target=1)
+    covs = []
+    for seed in range(100):
+        e = onnxai.RISE(num_samples=200, cells=4, seed=seed, score="logits").explain(model, pic, target=1)
+        assert e.stderr.shape == e.map.shape
+        covs.append(np.mean(np.abs(e.map - ref.map) <= 1.96 * np.sqrt(e.stderr.astype(np.float64) ** 2
+                                                                         + ref.stderr.astype(np.float64) ** 2)))
+    assert BAND[0] <= float(np.mean(covs)) <= BAND[1], np.mean(covs)
+
+
+def test_deterministic_methods_report_zero(region_model):
+    model, _ = region_model
+    pic = onnx_models.region_picture()
+    for method in ("occlusion", "feature-ablation"):
+        e = onnxai.explain(model, pic, method=method, target=1)
+        assert e.stderr is not None and not np.any(e.stderr)
+    e = onnxai.PermutationSHAP(num_samples=None, num_features=4, segmentation="grid").explain(model, pic, target=1)
+    assert not np.any(e.stderr)
+
+
+def test_stderr_is_saved_and_loaded(region_model, tmp_path):
+    model, _ = region_model
+    e = onnxai.LIME(num_samples=200, surrogate="ridge", segmentation="grid", num_features=16).explain(
+        model, onnx_models.region_picture(), target=1)
+    e.save(tmp_path / "lime")
+    back = onnxai.Explanation.load(tmp_path / "lime")
+    np.testing.assert_array_equal(back.stderr, e.stderr)
+    assert back.unsettled().shape == e.map.shape
