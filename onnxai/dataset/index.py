@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from ..safe_io import write_text
 from .store import PART_GLOB
 
 
@@ -29,8 +30,4 @@ def write_index(out) -> Path:
     page = ("<!doctype html><meta charset=utf-8><title>onnxai explain-dataset</title><style>"
             "body{font-family:sans-serif} figure{display:inline-block;width:200px;margin:6px;vertical-align:top}"
             "img{width:200px} .err{color:#a00}</style>" + "\n".join(cells))
-    path = out / "_index.html"
-    tmp = out / "._index.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text(out / "_index.html", page)  # safe_io: a unique temporary, never through a link

@@ -4,8 +4,8 @@
     params_key      the hash that says "same method, same parameters, same model"
     Store           what is already there (for resuming), atomic part writes, --force
 
-Every part file is written as ``.part-*.parquet.tmp`` (a dot name: pyarrow, pandas and Ray skip it) and
-renamed into place, so a run killed at any moment leaves only whole part files. Rows are appended,
+Every part file is written through safe_io as a unique dot-named temporary (pyarrow, pandas and Ray
+skip it) and renamed into place, so a run killed at any moment leaves only whole part files. Rows are appended,
 never rewritten: a rerun adds parts for the items not yet in the store. Side files start with "_"
 (``_params.json``, ``_pictures/``, ``_index.html``), which Parquet readers skip too.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import uuid
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 
 from ..errors import InputError, OnnxaiError
 from ..explanation import to_jsonable
+from ..safe_io import open_atomic, write_text
 
 PART_GLOB = "part-*.parquet"
 PARAMS_FILE = "_params.json"
@@ -34,6 +34,9 @@ def _pa():
     except ImportError:  # pragma: no cover - pyarrow is a runtime dependency
         raise InputError("the data-set store needs pyarrow: pip install pyarrow") from None
     return pa, pq
+
+
+COMPRESSION = "snappy"  # measured: zstd took 2.9x as long to write 200 Grad-CAM rows for ~10% fewer bytes
 
 
 def schema():
@@ -79,6 +82,16 @@ def map_array(row) -> np.ndarray:
     return np.frombuffer(row["map"], dtype="<f4").reshape(tuple(row["map_shape"]))
 
 
+def _float_lists(pa, vectors: list):
+    """[np.ndarray | None, ...] -> a list<float32> Arrow array, built from one flat array and offsets."""
+    sizes = np.array([0 if v is None else v.size for v in vectors], np.int32)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
+    flat = np.concatenate([v for v in vectors if v is not None]) if sizes.sum() else np.zeros(0, np.float32)
+    mask = np.array([v is None for v in vectors])
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float32()),
+                                    mask=pa.array(mask) if mask.any() else None)
+
+
 class Rows:
     """Rows collected for one part file (column lists in SCHEMA order)."""
 
@@ -102,8 +115,8 @@ class Rows:
         c["score"].append(None if score is None else float(score))
         c["map"].append(None if m is None else m.tobytes())
         c["map_shape"].append(None if m is None else list(m.shape))
-        c["importance"].append(None if importance is None else np.asarray(importance, np.float32).ravel().tolist())
-        c["std_error"].append(None if std_error is None else np.asarray(std_error, np.float32).ravel().tolist())
+        c["importance"].append(None if importance is None else np.asarray(importance, np.float32).ravel())
+        c["std_error"].append(None if std_error is None else np.asarray(std_error, np.float32).ravel())
         c["extras"].append(json.dumps(to_jsonable(extras or {}, max_array=64), default=repr))
         c["seconds"].append(float(seconds))
         c["status"].append("ok" if error is None else "error")
@@ -115,7 +128,11 @@ class Rows:
 
     def table(self):
         pa, _ = _pa()
-        return pa.Table.from_pydict(self.cols, schema=schema())
+        sch = schema()
+        cols = dict(self.cols)
+        for name in ("importance", "std_error"):  # float32 vectors: one flat array + offsets, no Python floats
+            cols[name] = _float_lists(pa, cols[name])
+        return pa.Table.from_pydict(cols, schema=sch)
 
     def summary(self) -> list[tuple]:
         """(item_id, method, status, error) per row: what a Ray actor hands back to the driver."""
@@ -143,7 +160,7 @@ class Store:
         if force:
             for p in self.parts():
                 p.unlink()
-            for p in self.out.glob(".part-*.parquet.tmp"):
+            for p in self.out.glob(".part-*.tmp*"):
                 p.unlink()
 
     def done(self) -> dict[str, set[str]]:
@@ -166,12 +183,10 @@ class Store:
         _, pq = _pa()
         name = f"part-{tag + '-' if tag else ''}{uuid.uuid4().hex[:12]}.parquet"
         final = self.out / name
-        tmp = self.out / f".{name}.tmp"
-        try:
-            pq.write_table(rows.table(), tmp, compression="zstd")
-            os.replace(tmp, final)
+        try:  # a unique dot-named temporary (readers skip it), then a rename; never through a link
+            with open_atomic(final, "wb", force=False) as f:
+                pq.write_table(rows.table(), f, compression=COMPRESSION)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             raise OnnxaiError(f"cannot write {final}: {e.strerror or e}; the parts already written are kept, "
                               "rerun to resume") from None
         return final
@@ -181,6 +196,4 @@ class Store:
         path = self.out / PARAMS_FILE
         known = json.loads(path.read_text()) if path.exists() else {}
         known.update(to_jsonable(entries))
-        tmp = self.out / f".{PARAMS_FILE}.tmp"
-        tmp.write_text(json.dumps(known, indent=2, sort_keys=True, default=repr))
-        os.replace(tmp, path)
+        write_text(path, json.dumps(known, indent=2, sort_keys=True, default=repr))
