@@ -50,6 +50,7 @@ class LinearHead:
     bias: np.ndarray
     logits: str
     nodes: list[str]
+    features_shape: list | None = None  # the pooled tensor's inferred shape (None: unknown)
 
 
 def _pool_axes(node, proto, producers) -> list[int] | None:
@@ -167,7 +168,8 @@ def find_linear_head(proto: onnx.ModelProto, output: str | None = None) -> Linea
         head_nodes.append("class maps (no linear layer: the pooled channels are the classes)")
     return LinearHead(features=features, pooled=pooled, channel_axis=channel_axis,
                       weight=np.asarray(weight, np.float32), bias=np.asarray(bias, np.float32).reshape(-1),
-                      logits=logits, nodes=list(reversed(head_nodes)))
+                      logits=logits, nodes=list(reversed(head_nodes)),
+                      features_shape=infos.get(features, (None, 0))[0])
 
 
 def _no_head(found: list[str]) -> LayerError:

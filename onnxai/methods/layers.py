@@ -48,16 +48,32 @@ class LayerChoice:
     head_error: str | None = None
 
 
+class _Facts(dict):
+    """A model's facts: "head" and "head_error" at once; "layers" and "by_name" (every tensor with its
+    inferred shape and reading: shape inference over the whole graph) only when first asked for, since a
+    CAM at the head's features never needs them."""
+
+    def __init__(self, model, head, why):
+        super().__init__(head=head, head_error=why)
+        self._model = weakref.ref(model)
+
+    def __missing__(self, key):
+        if key not in ("layers", "by_name"):
+            raise KeyError(key)
+        layers = self._model().layers()
+        self.update(layers=layers, by_name={l.name: l for l in layers})
+        return self[key]
+
+
 def model_facts(model) -> dict:
-    """Per model, computed once: its layers (with inferred shapes) and its linear head or why it has none."""
+    """Per model, computed once: its linear head or why it has none, and (lazily) its layers."""
     facts = _layers_cache.get(model)
     if facts is None:
         try:
             head, why = heads.find_linear_head(model.proto, model.output), None
         except LayerError as e:
             head, why = None, str(e)
-        layers = model.layers()
-        facts = {"layers": layers, "by_name": {l.name: l for l in layers}, "head": head, "head_error": why}
+        facts = _Facts(model, head, why)
         _layers_cache[model] = facts
     return facts
 
@@ -134,10 +150,10 @@ def _token_stream(model, candidates, usable, gradients: bool = True) -> tuple | 
 
 def _head_grid(facts, head) -> tuple | None:
     """The (h, w) grid the linear head pools, in its own channel layout (None: unknown)."""
-    l = None if head is None else facts["by_name"].get(head.features)
-    if l is None or l.shape is None or len(l.shape) != 4:
+    shape = None if head is None else head.features_shape
+    if shape is None or len(shape) != 4:
         return None
-    grid = l.shape[2:] if head.channel_axis == 1 else l.shape[1:3]
+    grid = shape[2:] if head.channel_axis == 1 else shape[1:3]
     return tuple(grid) if all(isinstance(g, int) for g in grid) else None
 
 
@@ -340,8 +356,9 @@ class LayerMethod(Method):
         if acts is None:
             acts = model.activations(x, [choice.name])[0][choice.name]
         axis, reading = self.channel_axis, None
-        layer = model_facts(model)["by_name"].get(choice.name)
-        if axis is None and acts.ndim == 4 and choice.head is not None and choice.name == choice.head.features:
+        at_head = acts.ndim == 4 and choice.head is not None and choice.name == choice.head.features
+        layer = None if at_head else model_facts(model)["by_name"].get(choice.name)
+        if axis is None and at_head:
             axis = choice.head.channel_axis  # the head pools it: its own convention
         elif layer is not None and layer.reading is not None:
             reading = layer.reading.for_shape(acts.shape)  # the graph's layout, checked on the real shape
