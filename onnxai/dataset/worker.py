@@ -16,6 +16,7 @@ batch it landed in, the worker that ran it, or the order.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 from dataclasses import dataclass, field
@@ -43,7 +44,9 @@ class Job:
     pictures: object = None                               # folder for PNG overlays, or None
 
 
+@functools.lru_cache(maxsize=None)
 def seeded(cls) -> bool:
+    """Whether the method class takes a seed (asked once per class, not once per item)."""
     return "seed" in inspect.signature(cls).parameters
 
 
