@@ -219,16 +219,33 @@ def random_grid_masks(n, height, width, s=8, p=0.5, seed=0) -> np.ndarray:
 
 
 class GridMasks:
-    """The RISE masks of ``random_grid_masks(n, H, W, s, p, seed)``, made ``[start, stop)`` at a time."""
+    """The RISE masks of ``random_grid_masks(n, H, W, s, p, seed)``, made ``[start, stop)`` at a time;
+    ``sampling="sobol"`` draws the cell grids and shifts from one scrambled Sobol sequence instead."""
 
-    def __init__(self, n: int, height: int, width: int, s: int = 8, p: float = 0.5, seed: int = 0):
+    def __init__(self, n: int, height: int, width: int, s: int = 8, p: float = 0.5, seed: int = 0,
+                 sampling: str = "independent"):
         rng = np.random.default_rng(check_seed(seed))
         self.n, self.height, self.width = int(n), int(height), int(width)
-        self.grid = (rng.random((self.n, s, s)) < _check_probability(p)).astype(np.float32)
         cell_h, cell_w = -(-height // s), -(-width // s)
         self.shifts = np.empty((self.n, 2), np.int64)
-        self.shifts[:, 0] = rng.integers(0, cell_h, size=self.n)
-        self.shifts[:, 1] = rng.integers(0, cell_w, size=self.n)
+        if sampling == "sobol":
+            # One scrambled Sobol point (Owen scrambling, scipy.stats.qmc) per mask, s*s + 2 coordinates:
+            # a cell is shown where its coordinate is below p, the two last give the shifts. Every
+            # aligned block of 2^m masks is balanced in each coordinate; the first n points of the
+            # sequence do not depend on how many are drawn, so every prefix is the design of n masks.
+            from scipy.stats import qmc
+
+            m = max(0, int(np.ceil(np.log2(max(self.n, 1)))))
+            u = qmc.Sobol(s * s + 2, scramble=True, seed=rng).random_base2(m)[: self.n]
+            self.grid = (u[:, : s * s] < _check_probability(p)).reshape(self.n, s, s).astype(np.float32)
+            self.shifts[:, 0] = np.minimum((u[:, s * s] * cell_h).astype(np.int64), cell_h - 1)
+            self.shifts[:, 1] = np.minimum((u[:, s * s + 1] * cell_w).astype(np.int64), cell_w - 1)
+        elif sampling == "independent":
+            self.grid = (rng.random((self.n, s, s)) < _check_probability(p)).astype(np.float32)
+            self.shifts[:, 0] = rng.integers(0, cell_h, size=self.n)
+            self.shifts[:, 1] = rng.integers(0, cell_w, size=self.n)
+        else:
+            raise InputError(f"unknown sampling {sampling!r}; use 'independent' or 'sobol'")
         self.taps_y = _axis_taps(s, (s + 1) * cell_h, 1, False)[:2]
         self.taps_x = _axis_taps(s, (s + 1) * cell_w, 1, False)[:2]
 
@@ -262,14 +279,6 @@ class GridMasks:
             per_shift[shifts_present] = np.add.reduceat(rows[order], starts, axis=0)
             out[t] = uy.transpose(1, 0, 2).reshape(self.height, -1) @ per_shift.reshape(-1, self.width)
         return out
-
-
-def _dense(idx: np.ndarray, wts: np.ndarray, s: int) -> np.ndarray:
-    """Bilinear taps (rows, 2) -> the dense (rows, s) upsampling matrix, float64."""
-    u = np.zeros((idx.shape[0], s))
-    for j in range(2):
-        np.add.at(u, (np.arange(idx.shape[0]), idx[:, j]), wts[:, j])
-    return u
 
 
 def _dense(idx: np.ndarray, wts: np.ndarray, s: int) -> np.ndarray:

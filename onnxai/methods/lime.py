@@ -18,6 +18,11 @@ Names follow MATLAB's ``imageLIME`` where it has one, the ``lime`` package's oth
                     "auto" = bicubic for grids, nearest otherwise
 
     keep_probability  the chance that a feature is shown in a sample (0.5)
+    sampling        "independent" (default, lime's draw: every sample on its own) or "paired": each
+                    drawn mask is followed by its complement (rows 2i and 2i+1; rows 0 and 1 are the
+                    full and the empty picture), the complementary pairs of Covert & Lee (2021) carried
+                    over to LIME; the sandwich standard errors then take the pair as the unit.
+                    Needs keep_probability 0.5 (a complement shows each feature with 1 - p).
     score           "probabilities" (default) or "logits": which class score the surrogate fits
     num_samples="auto", tolerance, max_samples: score samples until every standard error is below
                     tolerance x the largest |importance| (checked between chunks), at most max_samples
@@ -43,6 +48,7 @@ from .base import AUTO_MAX_SAMPLES, AUTO_TOLERANCE, check_budget, check_count, c
 from .superpixels import SuperpixelMethod
 
 SURROGATES = ("tree", "linear", "ridge")
+SAMPLING = ("independent", "paired")
 UPSAMPLING = ("auto", "nearest", "bicubic", "none")
 TREE_LEAF_FRACTION = 200  # the tree surrogate's smallest leaf holds num_samples / 200 samples (at least 1)
 
@@ -68,6 +74,7 @@ class LIME(SuperpixelMethod):
         chunk_size: int | None = None,
         tolerance: float = AUTO_TOLERANCE,
         max_samples: int = AUTO_MAX_SAMPLES,
+        sampling: str = "independent",
     ):
         if surrogate not in SURROGATES:
             raise InputError(f"unknown surrogate {surrogate!r}; use one of {SURROGATES}")
@@ -85,6 +92,12 @@ class LIME(SuperpixelMethod):
         self.upsample = upsample
         self.alpha = alpha
         self.keep_probability = float(keep_probability)
+        if sampling not in SAMPLING:
+            raise InputError(f"unknown sampling {sampling!r}; use one of {SAMPLING}")
+        if sampling == "paired" and self.keep_probability != 0.5:
+            raise InputError(f"sampling='paired' needs keep_probability 0.5 (a complement shows each feature with "
+                             f"1 - p); got {self.keep_probability}")
+        self.sampling = sampling
         self.seed = int(seed)
         self._engine_options(check_score(score, allow_auto=True), progress, chunk_size, memory_budget)
 
@@ -98,8 +111,16 @@ class LIME(SuperpixelMethod):
 
     # ------------------------------------------------------------------ steps
     def sample_masks(self, k: int) -> tuple[np.ndarray, dict]:
-        """(num_samples, k) uint8; row 0 is all ones (the unperturbed picture)."""
-        masks = kernels.random_binary_masks(self.draws(), k, p=self.keep_probability, seed=self.seed,
+        """(num_samples, k) uint8; row 0 is all ones (the unperturbed picture). With sampling="paired"
+        row 2i + 1 is the complement of row 2i (row 1 all zeros); every prefix is a paired design."""
+        n = self.draws()
+        if self.sampling == "paired":
+            drawn = kernels.random_binary_masks(-(-n // 2), k, p=self.keep_probability, seed=self.seed,
+                                                first_all_ones=True)
+            masks = np.empty((2 * drawn.shape[0], k), np.uint8)
+            masks[0::2], masks[1::2] = drawn, 1 - drawn
+            return masks[:n], {}
+        masks = kernels.random_binary_masks(n, k, p=self.keep_probability, seed=self.seed,
                                             first_all_ones=True)
         return masks, {}
 
@@ -108,7 +129,7 @@ class LIME(SuperpixelMethod):
             return np.ones(masks.shape[0])
         return kernels.lime_kernel_weights(masks, self.kernel_width)
 
-    def fit(self, masks: np.ndarray, y: np.ndarray, w: np.ndarray, stderr: bool = False):
+    def fit(self, masks: np.ndarray, y: np.ndarray, w: np.ndarray, stderr: bool = False, units=None):
         """Weighted surrogate on (masks -> y): (importance (k,), intercept or None for a tree, weighted
         R^2), and with ``stderr`` the standard errors (k,) as a fourth item."""
         X = masks.astype(np.float64)
@@ -118,7 +139,7 @@ class LIME(SuperpixelMethod):
             alpha = 1.0 if self.alpha is None else self.alpha
             coef, icpt = kernels.weighted_ridge(X, y, w, alpha=alpha)
             out = (coef, icpt, kernels.weighted_r2(X, y, w, coef, icpt))
-            return out + (ridge_stderr(X, y, w, coef, icpt, alpha),) if stderr else out
+            return out + (ridge_stderr(X, y, w, coef, icpt, alpha, units),) if stderr else out
         if self.surrogate == "linear":
             alpha = self._lasso_alpha(n)
             coef, icpt = kernels.weighted_lasso(X, y, w, alpha=alpha, max_iter=5000, tol=1e-6)
@@ -146,9 +167,10 @@ class LIME(SuperpixelMethod):
         n = run.scores.shape[0]  # all drawn masks, or the prefix scored before "auto" stopped
         masks = setup.state["masks"][:n]
         w = self.sample_weights(masks)
+        units = np.arange(n) // 2 if self.sampling == "paired" else None  # a pair is one draw
         out = []
         for t in targets:
-            importance, intercept, r2, se = self.fit(masks, run.scores[:, t], w, stderr=True)
+            importance, intercept, r2, se = self.fit(masks, run.scores[:, t], w, stderr=True, units=units)
             extras = dict(r2=float(r2), num_samples=int(n))
             if intercept is not None:
                 extras["intercept"] = float(intercept)
