@@ -96,6 +96,7 @@ class Report:
     model: object = None
     params: dict = field(default_factory=dict)
     _parts: list = field(default_factory=list)
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))  # saving twice: same file
 
     def add_picture(self, name: str, crop: np.ndarray, predictions=(), explanations=(), scores=None,
                     alpha: float = 0.5, cmap: str | None = None) -> None:
@@ -174,7 +175,7 @@ class Report:
         if self.model is not None:
             meta.append(f"model {_e(getattr(self.model, 'path', None) or 'in memory')} "
                         f"({_e(getattr(self.model, 'provider', ''))}, {getattr(self.model, 'num_classes', '?')} classes)")
-        meta.append(f"written {_e(time.strftime('%Y-%m-%d %H:%M:%S'))} by onnxai")
+        meta.append(f"written {_e(self.created)} by onnxai")
         head.append(f'<p class="meta">{"; ".join(meta)}</p>')
         if self.params:
             head.append(f"<details><summary>run parameters</summary><pre>{_e(json.dumps(_plain(self.params), indent=1))}</pre></details>")
