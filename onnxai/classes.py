@@ -56,17 +56,26 @@ def check_finite(s: np.ndarray) -> np.ndarray:
     return s.astype(np.float32, copy=False)
 
 
-def read_labels(path) -> list[str]:
-    """Labels from a text file (one per line) or a JSON list."""
+def read_user_file(path, what: str, json_start: str):
+    """(text, parsed JSON or None) of a small file the user names: JSON when it starts with
+    ``json_start`` ("[" or "{"), else plain text; a clear error when it is missing or bad JSON."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"labels file not found: {path}")
+        raise InputError(f"{what} not found: {path}")
     text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
-        try:
-            return [str(v) for v in json.loads(text)]
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path} looks like JSON but does not parse ({e})") from None
+    if not text.lstrip().startswith(json_start):
+        return text, None
+    try:
+        return text, json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path} looks like JSON but does not parse ({e})") from None
+
+
+def read_labels(path) -> list[str]:
+    """Labels from a text file (one per line) or a JSON list."""
+    text, parsed = read_user_file(path, "labels file", "[")
+    if parsed is not None:
+        return [str(v) for v in parsed]
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..classes import read_user_file
 from ..errors import InputError
 from ..safe_io import write_text
 
@@ -260,15 +261,9 @@ def typical_names(h: Hierarchy, weight: np.ndarray, shown: int = SHOWN) -> list[
 
 def read_names(path) -> dict:
     """A names file: a JSON object {key: name}, or lines "key<TAB>name" / "key: name" (# comments)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"names file {path} not found")
-    text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("{"):
-        try:
-            return {str(k): str(v) for k, v in json.loads(text).items()}
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path} is not valid JSON ({e})") from None
+    text, parsed = read_user_file(path, "names file", "{")
+    if parsed is not None:
+        return {str(k): str(v) for k, v in parsed.items()}
     out = {}
     for i, line in enumerate(text.splitlines(), 1):
         line = line.strip()
