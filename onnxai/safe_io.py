@@ -32,10 +32,15 @@ from .errors import InputError
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# Read once, at import: setting the process-wide umask around every write would leave a window in
+# which files another thread creates are world-writable.
+_UMASK = _read_umask()
 
 
 def check_destination(path, force: bool = True) -> Path:
@@ -118,7 +123,7 @@ def write_text(path, text: str, force: bool = True) -> Path:
 
 
 def _publish(tmp: Path, path: Path, force: bool) -> None:
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes the file private; give it the usual mode
     check_destination(path, force)  # again: a link or a file may have appeared while we wrote
     if force:
         os.replace(tmp, path)  # replaces a name; a link planted meanwhile is replaced, not followed

@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 
 from ..safe_io import write_text
-from .store import PART_GLOB
+from .store import PART_GLOB, overlay_name
 
 
 def write_index(out) -> Path:
@@ -18,8 +18,7 @@ def write_index(out) -> Path:
     for part in sorted(out.glob(PART_GLOB)):
         t = pq.read_table(part, columns=["item_id", "method", "target", "label", "score", "status", "error"])
         for r in t.to_pylist():
-            name = "".join(c if c.isalnum() or c in "-_." else "_" for c in r["item_id"])
-            png = f"_pictures/{name}__{r['method']}__{r['target']}.png"
+            png = f"_pictures/{overlay_name(r['item_id'], r['method'], r['target'])}"
             caption = html.escape(f"{r['item_id']} · {r['method']}")
             if r["status"] != "ok":
                 cells.append(f'<figure class="err"><figcaption>{caption}<br>error: '

@@ -77,6 +77,14 @@ def model_id(path) -> str:
     return h.hexdigest()[:16]
 
 
+def overlay_name(item_id: str, method: str, target) -> str:
+    """The file name of an item's overlay under ``_pictures/``: a readable stem and a hash of the id,
+    so "a/b.png" and "a_b.png" never share a file and deep paths stay short."""
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in item_id)[-80:]
+    tag = hashlib.sha256(item_id.encode()).hexdigest()[:8]
+    return f"{stem}_{tag}__{method}__{target}.png"
+
+
 def map_array(row) -> np.ndarray:
     """A stored row (dict, pandas row) -> its map as a float32 array of its shape."""
     return np.frombuffer(row["map"], dtype="<f4").reshape(tuple(row["map_shape"]))

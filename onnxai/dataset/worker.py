@@ -25,12 +25,11 @@ import numpy as np
 
 from ..errors import OnnxaiError
 from ..methods import make_method
-from ..methods.base import Method, resolve_targets
+from ..methods.base import Method
 from ..methods.layers import LayerMethod
 from .sources import PictureItem, item_seed
-from .store import Rows
+from .store import Rows, overlay_name
 
-STD_ERROR_KEYS = ("std_error", "standard_error", "std_errors")
 
 
 @dataclass
@@ -103,20 +102,22 @@ class Worker:
                     probs, extra = first
                     obj = make_method(name, **{**params, "seed": seed}) if seed is not None else method
                     target = item.target if item.target is not None else self.job.target
-                    targets, _ = resolve_targets(self.model, probs, target)
+                    targets, _ = obj.resolve(self.model, probs, extra, target)
                     expls = obj._explain(self.model, x, crop, probs, targets, **extra)
                 except Exception as e:  # noqa: BLE001
                     rows.add(item.item_id, item.path, name, key, seed, seconds=share + time.perf_counter() - t1,
                              error=_message(e))
                     continue
                 seconds = share + time.perf_counter() - t1
+                method.finish(expls, crop, item.path, seconds)
                 for e in expls:
-                    e.image, e.source = crop, item.path
-                    e.timings["total"] = seconds
-                    rows.add(item.item_id, item.path, name, key, seed, e.target, e.label, e.score, e.map,
-                             e.importance, _std_error(e.extras), e.extras, seconds)
                     if self.job.pictures is not None:
-                        _overlay(e, self.job.pictures, item.item_id, name)
+                        try:
+                            _overlay(e, self.job.pictures, item.item_id, name)
+                        except (OSError, OnnxaiError) as err:  # the row is still stored; it says why
+                            e.extras["picture_error"] = _message(err)
+                    rows.add(item.item_id, item.path, name, key, seed, e.target, e.label, e.score, e.map,
+                             e.importance, e.stderr, e.extras, seconds)
         return rows
 
     def _first_passes(self, method, xs: list[np.ndarray]):
@@ -182,7 +183,8 @@ class Worker:
                     extras = {"base_value": float(base[t]), "feature_names": e.feature_names,
                               "classes": e.class_names, "map": "values (features, classes)"}
                     rows.add(ids[i], source.describe(ids[i]), name, key, seed, t, e.class_names[t],
-                             float(e.predictions[k, t]), e.values[k], e.values[k, :, t], None, extras, seconds)
+                             float(e.predictions[k, t]), e.values[k], e.values[k, :, t],
+                             None if e.stderr is None else e.stderr[k, :, t], extras, seconds)
         return rows
 
 
@@ -191,18 +193,9 @@ def _message(e: BaseException) -> str:
     return text if isinstance(e, OnnxaiError) else f"{type(e).__name__}: {text}"
 
 
-def _std_error(extras: dict):
-    for k in STD_ERROR_KEYS:
-        if extras.get(k) is not None:
-            return extras[k]
-    return None
-
-
 def _overlay(e, folder, item_id: str, method: str):
     from pathlib import Path
 
     from .. import render
 
-    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in item_id)
-    path = Path(folder) / f"{name}__{method}__{e.target}.png"
-    render.save_png(render.explanation_panel(e), path, force=True)
+    render.save_png(render.explanation_panel(e), Path(folder) / overlay_name(item_id, method, e.target), force=True)

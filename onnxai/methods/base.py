@@ -208,17 +208,28 @@ class Method:
         model.require_image()
         x, crop = model.prepare(image, cropped=cropped)
         probs, extra = self._first_pass(model, x)
-        targets, single = resolve_targets(model, probs, target)
+        targets, single = self.resolve(model, probs, extra, target)
         results = self._explain(model, x, crop, probs, targets, **extra)
-        total = time.perf_counter() - t0
+        source = str(image) if isinstance(image, str) or hasattr(image, "__fspath__") else None
+        self.finish(results, crop, source, time.perf_counter() - t0)
+        return results[0] if single else results
+
+    def resolve(self, model, probs: np.ndarray, extra: dict, target) -> tuple[list[int], bool]:
+        """The classes to explain from the first pass (see ``resolve_targets``); a method whose own
+        prediction differs from the network's (NBDT) ranks "top1" / "topK" its way."""
+        return resolve_targets(model, probs, target)
+
+    @staticmethod
+    def finish(results, crop: np.ndarray, source: str | None, total: float) -> None:
+        """What every result gets after ``_explain``: the picture, where it came from, the total time,
+        and a zero standard error for deterministic methods (sampled methods set their own)."""
         for e in results:
-            if e.stderr is None:  # deterministic: exact given the input (sampled methods set their own)
+            if e.stderr is None:  # deterministic: exact given the input
                 e.stderr = np.zeros_like(e.importance if e.importance is not None else e.map, dtype=np.float32)
             e.timings["total"] = total
             e.image = crop
-            if isinstance(image, (str,)) or hasattr(image, "__fspath__"):
-                e.source = str(image)
-        return results[0] if single else results
+            if source is not None:
+                e.source = source
 
     def _first_pass(self, model, x) -> tuple[np.ndarray, dict]:
         """The forward pass on the unperturbed input: (class probabilities, extra keyword arguments

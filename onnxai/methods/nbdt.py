@@ -110,55 +110,47 @@ class NBDT(LayerMethod):
         acts, probs = model.activations(x, [head.features, head.pooled])
         return probs[0], {"acts": acts[head.features], "pooled": acts[head.pooled]}
 
-    def explain(self, model, image, target=None, cropped: bool = False):
-        """As ``Method.explain``, except that "top1" (the default) and "topK" rank the tree's leaves."""
-        t0 = time.perf_counter()
-        model.require_image()
-        x, crop = model.prepare(image, cropped=cropped)
-        probs, extra = self._first_pass(model, x)
-        t1 = time.perf_counter()
+    def _decide(self, model, pooled):
+        """(the tree, its descent on the pooled features, the tree's prediction)."""
         tree = self.tree(model)
-        t2 = time.perf_counter()
-        pooled = np.asarray(extra["pooled"], np.float64).reshape(-1)
-        d = tree.decide(pooled)
-        prediction = d.hard_leaf if self.mode == "hard" else int(np.argmax(d.leaf_probs))
-        t3 = time.perf_counter()
-        if target is None or (isinstance(target, str) and target.lower() == "top1"):
-            targets, single = [prediction], True
-        elif isinstance(target, str) and target.lower().startswith("top") and target[3:].isdigit():
-            k = int(target[3:])
+        d = tree.decide(np.asarray(pooled, np.float64).reshape(-1))
+        return tree, d, (d.hard_leaf if self.mode == "hard" else int(np.argmax(d.leaf_probs)))
+
+    def resolve(self, model, probs, extra, target):
+        """"top1" (the default) and "topK" rank the tree's leaves; a class or a list as usual."""
+        if target is None or (isinstance(target, str) and target.lower().startswith("top") and target[3:].isdigit()):
+            k = 1 if target is None else int(target[3:])
             if k < 1:
                 raise InputError("topK needs K >= 1")
+            _, d, prediction = self._decide(model, extra["pooled"])
             order = [prediction] + [int(i) for i in np.argsort(-d.leaf_probs, kind="stable") if i != prediction]
-            targets, single = order[:k], k == 1
-        else:
-            targets, single = resolve_targets(model, probs, target)
-        layer = self.read_layer(model, x, extra["acts"])
+            return order[:k], k == 1
+        return resolve_targets(model, probs, target)
+
+    def _explain(self, model, x, crop, probs, targets, acts=None, pooled=None):
+        t1 = time.perf_counter()
+        tree, d, prediction = self._decide(model, pooled)
+        t2 = time.perf_counter()
+        layer = self.read_layer(model, x, acts)
         A = layer.maps[0].astype(np.float64)  # (K, h, w)
         H, W = crop.shape[:2]
+        top1 = int(np.argmax(probs))
         results = []
         for t in targets:
-            t4 = time.perf_counter()
+            t3 = time.perf_counter()
             steps, low = tree.explain_path(t, d, A)
             total_low = low.sum(axis=0) if len(low) else np.zeros(A.shape[1:])
             map_ = upsample(total_low, H, W, self.align_corners)
             e = self._explanation(model, t, probs, map_, raw_map=np.asarray(total_low, np.float32))
             e.extras.update(
                 mode=self.mode, vectors=self.vectors, hierarchy=tree.source, layer=layer.choice.name,
-                layer_choice=layer.choice.how,
-                prediction=prediction, prediction_label=model.label(prediction),
-                network_top1=int(np.argmax(probs)), network_top1_label=model.label(int(np.argmax(probs))), agrees=bool(prediction == int(np.argmax(probs))),
+                layer_choice=layer.choice.how, prediction=prediction, prediction_label=model.label(prediction),
+                network_top1=top1, network_top1_label=model.label(top1), agrees=bool(prediction == top1),
                 leaf_probability=float(d.leaf_probs[t]), depth=len(steps),
                 path=steps, maps=[m.astype(np.float32) for m in low])
-            e.timings.update(forward=t1 - t0, tree=t2 - t1, decide=t3 - t2, maps=time.perf_counter() - t4)
-            e.image = crop
-            if isinstance(image, str) or hasattr(image, "__fspath__"):
-                e.source = str(image)
+            e.timings.update(decide=t2 - t1, maps=time.perf_counter() - t3)
             results.append(e)
-        total = time.perf_counter() - t0
-        for e in results:
-            e.timings["total"] = total
-        return results[0] if single else results
+        return results
 
     def report_section(self, report, model, explanations) -> None:
         """The browsable tree in an HTML report, the paths of ``explanations`` opened and marked."""

@@ -126,3 +126,20 @@ def test_table_in_row_chunks_equals_one_call(files, tmp_path):
     row = df[(df.method == "lime-tabular") & (df.item_id == "3")].iloc[0]  # per-row seed, one row at a time
     lt = onnxai.LimeTabular(background=train, num_samples=64, seed=item_seed(0, "3")).explain(model, X[3:4])
     np.testing.assert_array_equal(map_array(row), lt.values[0].astype(np.float32))
+
+
+def test_std_error_column_nbdt_and_overlay_names(files, tmp_path):
+    """The store's std_error column is filled from Explanation.stderr; NBDT (its own first pass and its
+    own "top1") runs item by item; overlays of "a/b.png" and "a_b.png" do not share a file."""
+    from onnxai.dataset.store import overlay_name
+
+    assert overlay_name("a/b.png", "lime", 1) != overlay_name("a_b.png", "lime", 1)
+    assert len(overlay_name("x/" * 200 + "p.png", "grad-cam", 3)) < 120
+    s = run(files, tmp_path / "out", methods=("lime", "nbdt"), surrogate="ridge", num_samples=120)
+    df = pd.read_parquet(tmp_path / "out")
+    ok = df[df.status == "ok"]
+    assert s.failed == 1 and set(ok.method) == {"lime", "nbdt"}, df.error.tolist()  # only broken.png fails
+    assert (ok.method == "nbdt").sum() == (ok.method == "lime").sum() == 6
+    lime = ok[ok.method == "lime"]
+    for se, imp in zip(lime.std_error, lime.importance):  # the ridge sandwich: one finite value per feature
+        assert se is not None and len(se) == len(imp) and np.isfinite(se).all() and (se > 0).any()

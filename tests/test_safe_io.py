@@ -1,0 +1,37 @@
+"""safe_io, the one writer: what its callers rely on beyond the CLI tests (tests/cli/test_outputs.py)."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from onnxai import safe_io
+from onnxai.errors import InputError
+
+
+def test_writes_never_touch_the_process_umask(tmp_path, monkeypatch):
+    """The umask is process-wide: setting it around a write would let another thread's files be created
+    world-writable. It is read once at import; a write must not call os.umask."""
+    def forbidden(mask):
+        raise AssertionError("os.umask called during a write")
+
+    monkeypatch.setattr(os, "umask", forbidden)
+    path = safe_io.write_text(tmp_path / "a.txt", "hello")
+    assert path.read_text() == "hello"
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    assert mode == 0o666 & ~safe_io._UMASK  # the usual mode of a new file, not mkstemp's private 0600
+
+
+def test_refuses_existing_files_without_force_and_links_always(tmp_path):
+    safe_io.write_text(tmp_path / "a.txt", "one")
+    with pytest.raises(InputError, match="exists"):
+        safe_io.write_text(tmp_path / "a.txt", "two", force=False)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    (tmp_path / "link.txt").symlink_to(victim)
+    with pytest.raises(InputError, match="symbolic link"):
+        safe_io.write_text(tmp_path / "link.txt", "evil", force=True)
+    assert victim.read_text() == "keep" and (tmp_path / "a.txt").read_text() == "one"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp") or ".tmp." in p.name]
