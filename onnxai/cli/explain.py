@@ -93,7 +93,8 @@ def explain(model_path, images, methods, target, out_dir, force, params, show_to
     out = Path(out_dir)
     report_path = out / "report.html"
     stems = dict(zip(images, unique_stems(images)))  # same-named pictures from different folders differ
-    targets = _first_pass(model, images, target, cropped)
+    prepared = _first_pass(model, images, target, cropped)
+    targets = {image: t for image, (t, _, _) in prepared.items()}
     plan = _planned_outputs(model, out, images, stems, targets, method_objs, show_top, report_path if write_report else None)
     check_outputs(out, plan, force)  # before the expensive part: every output and that --out is writable
     report = None
@@ -109,7 +110,8 @@ def explain(model_path, images, methods, target, out_dir, force, params, show_to
         shown = []
         for name, method in method_objs:
             try:
-                result = method.explain(model, image, target=target, cropped=cropped)
+                _, x, crop = prepared[image]  # decoded and resized once, for every method
+                result = method.explain_prepared(model, x, crop, target, str(image))
             except OnnxaiError as err:
                 if "all" not in methods.lower().split(","):
                     raise
@@ -153,13 +155,14 @@ def explain(model_path, images, methods, target, out_dir, force, params, show_to
 
 
 def _first_pass(model, images, target, cropped) -> dict:
-    """{image: [class indices]}: the targets from one forward pass per picture, before any method runs."""
+    """{image: ([class indices], x, crop)}: each picture prepared once, and its targets from one forward
+    pass, before any method runs."""
     from ..methods.base import resolve_targets
 
     out = {}
     for image in images:
-        x, _ = model.prepare(image, cropped=cropped)
-        out[image] = resolve_targets(model, model.scores(x)[0], target)[0]
+        x, crop = model.prepare(image, cropped=cropped)
+        out[image] = (resolve_targets(model, model.scores(x)[0], target)[0], x, crop)
     return out
 
 

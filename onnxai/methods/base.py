@@ -207,10 +207,16 @@ class Method:
         t0 = time.perf_counter()
         model.require_image()
         x, crop = model.prepare(image, cropped=cropped)
+        source = str(image) if isinstance(image, str) or hasattr(image, "__fspath__") else None
+        return self.explain_prepared(model, x, crop, target, source, t0)
+
+    def explain_prepared(self, model, x, crop, target=None, source: str | None = None, t0: float | None = None):
+        """``explain`` for a picture already through ``Model.prepare`` (x: the model input, crop: the
+        picture it shows), so a caller running several methods decodes and resizes it once."""
+        t0 = time.perf_counter() if t0 is None else t0
         probs, extra = self._first_pass(model, x)
         targets, single = self.resolve(model, probs, extra, target)
         results = self._explain(model, x, crop, probs, targets, **extra)
-        source = str(image) if isinstance(image, str) or hasattr(image, "__fspath__") else None
         self.finish(results, crop, source, time.perf_counter() - t0)
         return results[0] if single else results
 

@@ -81,7 +81,15 @@ def model_facts(model) -> dict:
 def resolve_layer(model, layer="auto", gradients: bool = True) -> LayerChoice:
     """The tensor a CAM reads. See the module docstring for the rule of ``layer="auto"``; ``gradients``:
     whether the method differentiates the layer (Grad-CAM) or only reads its activations (Score-CAM),
-    which matters for a transformer's token streams (``_token_stream``)."""
+    which matters for a transformer's token streams (``_token_stream``). Decided once per model."""
+    memo = model_facts(model).setdefault("choices", {})
+    key = (layer if isinstance(layer, str) or layer is None else id(layer), bool(gradients))
+    if key not in memo:
+        memo[key] = _resolve_layer(model, layer, gradients)
+    return memo[key]
+
+
+def _resolve_layer(model, layer, gradients) -> LayerChoice:
     facts = model_facts(model)
     head = facts["head"]
     if layer is None or layer == "auto":

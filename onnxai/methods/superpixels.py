@@ -58,7 +58,7 @@ class SuperpixelMethod(PerturbationMethod):
 
     def setup(self, model, x, crop, probs) -> Setup:
         segments, how = self.segments_for(crop)
-        k = int(segments.max()) + 1
+        k = features.num_segments(segments)
         masks, state = self.sample_masks(k)
         baseline = make_fill(model, crop, x, self.fill, segments=segments)
         state.update(segments=segments, masks=masks, k=k, segmentation_note=how)

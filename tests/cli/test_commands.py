@@ -260,3 +260,17 @@ def test_main_help_has_a_quick_start():
     result = invoke("--help")
     assert result.exit_code == 0
     assert "onnxai predict models/efficientnet_lite0.onnx samples/chelsea.png" in result.output
+
+
+def test_explain_prepares_each_picture_once_for_all_methods(files, tmp_path, monkeypatch):
+    """Several methods on one picture: it is decoded, resized and cropped once (the planning pass), not
+    once more per method."""
+    from onnxai.model import Model
+
+    calls = []
+    real = Model.prepare
+    monkeypatch.setattr(Model, "prepare", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    r = invoke("explain", files / "tiny.onnx", files / "pic.png", "--method", "occlusion,grad-cam,rise",
+               "--samples", "20", "--out", tmp_path / "o", "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert len(calls) == 1 and len(list((tmp_path / "o").glob("*.png"))) >= 3
