@@ -38,6 +38,7 @@ from PIL import Image, ImageFilter
 
 from .. import engine, kernels
 from ..errors import InputError
+from ..kernels._checks import _check_positive_int
 from ..explanation import Explanation
 
 FILLS = ("mean", "segment-mean", "blur", "black", "zero")
@@ -179,9 +180,8 @@ def converged(values, stderr, tolerance: float) -> tuple[bool, float]:
 
 
 def check_count(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, not {value!r}")
-    return int(value)
+    """An integer parameter >= minimum (the kernels' own check, one message everywhere)."""
+    return _check_positive_int(value, name, minimum)
 
 
 class Method:
