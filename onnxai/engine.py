@@ -309,8 +309,8 @@ def run(
                 stop_at = i * chunk + m
                 done = max(0, stop_at - ends)
                 if stop_at >= ends:
-                    halt, msg = check(done, scores[ends:stop_at], scores[0] if ends else None,
-                                      scores[1] if ends == 2 else None)
+                    halt, msg = check(done, scores[first:stop_at], scores[end_at] if ends else None,
+                                      scores[end_at + 1] if ends == 2 else None)
                     if bar is not None and msg:
                         bar.set_postfix_str(msg, refresh=False)
                     if halt or stop_at == n:
@@ -325,12 +325,7 @@ def run(
     if scores is None:
         scores = np.zeros((0, model.num_classes), np.float32)
     total = time.perf_counter() - t0
-    if check is not None:
-        return RunResult(scores=scores[ends:done_at], forward_s=forward, composite_wait_s=wait, total_s=total,
-                         chunk=chunk, input_scores=scores[0] if ends else None,
-                         baseline_scores=scores[1] if ends == 2 else None, stopped=stopped)
-    if ends:
-        return RunResult(scores=scores[:n_masks], forward_s=forward, composite_wait_s=wait, total_s=total,
-                         chunk=chunk, input_scores=scores[n_masks],
-                         baseline_scores=scores[n_masks + 1] if ends == 2 else None)
-    return RunResult(scores=scores, forward_s=forward, composite_wait_s=wait, total_s=total, chunk=chunk)
+    masks_end = done_at if check is not None else first + n_masks  # a stopped run scored a prefix
+    return RunResult(scores=scores[first:masks_end], forward_s=forward, composite_wait_s=wait, total_s=total,
+                     chunk=chunk, input_scores=scores[end_at] if ends else None,
+                     baseline_scores=scores[end_at + 1] if ends == 2 else None, stopped=stopped)
