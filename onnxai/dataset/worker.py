@@ -25,8 +25,6 @@ import numpy as np
 
 from ..errors import OnnxaiError
 from ..methods import make_method
-from ..methods.base import Method
-from ..methods.layers import LayerMethod
 from .sources import PictureItem, item_seed
 from .store import Rows, overlay_name
 
@@ -96,7 +94,7 @@ class Worker:
                 seed = item_seed(self.job.seed, item.item_id) if "seed" in params or seeded(type(method)) else None
                 t1 = time.perf_counter()
                 try:
-                    first = passes[j] if passes is not None else method._first_pass(self.model, x)
+                    first = passes[j]
                     if isinstance(first, BaseException):
                         raise first
                     probs, extra = first
@@ -121,28 +119,15 @@ class Worker:
         return rows
 
     def _first_passes(self, method, xs: list[np.ndarray]):
-        """One (probs, extra) per input from batched forward passes, or None when the method's first
-        pass is its own. A batch that fails (a NaN score) is redone one input at a time, so only the
-        bad input fails."""
-        own = type(method)._first_pass
-        if own is LayerMethod._first_pass:
-            layer = method.choose_layer(self.model).name
-
-            def run(batch):
-                acts, probs = self.model.activations(batch, [layer])
-                return [(probs[k], {"acts": acts[layer][k:k + 1]}) for k in range(len(probs))]
-        elif own is Method._first_pass:
-            def run(batch):
-                return [(p, {}) for p in self.model.scores(batch)]
-        else:
-            return None
+        """One (probs, extra) per input from the method's batched first pass. A batch that fails (a NaN
+        score) is redone one input at a time, so only the bad input fails."""
         try:
-            return run(np.concatenate(xs))
+            return method.first_passes(self.model, np.concatenate(xs))
         except OnnxaiError:
             out = []
             for x in xs:
                 try:
-                    out.extend(run(x))
+                    out.extend(method.first_passes(self.model, x))
                 except OnnxaiError as e:
                     out.append(e)
             return out

@@ -238,9 +238,15 @@ class Method:
                 e.source = source
 
     def _first_pass(self, model, x) -> tuple[np.ndarray, dict]:
-        """The forward pass on the unperturbed input: (class probabilities, extra keyword arguments
-        for ``_explain``). Methods that read an inner layer expose it here, in the same pass."""
-        return model.run_batch(x)[0], {}
+        """The forward pass on the unperturbed input (1, ...): (class probabilities, extra keyword
+        arguments for ``_explain``)."""
+        return self.first_passes(model, x)[0]
+
+    def first_passes(self, model, batch: np.ndarray) -> list[tuple[np.ndarray, dict]]:
+        """The first pass of a batch of prepared inputs (B, ...), one (probabilities, extra) per input,
+        in batched forward passes (the data-set runner batches pictures through it). Methods that read
+        an inner layer override it to expose the layer in the same pass."""
+        return [(p, {}) for p in model.scores(batch)]
 
     def _explain(self, model, x, crop, probs, targets) -> list[Explanation]:
         raise NotImplementedError

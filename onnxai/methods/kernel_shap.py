@@ -56,7 +56,7 @@ from .. import engine
 from .. import tables as tabular
 from ..errors import InputError
 from ..kernels.coalitions import (SAMPLING, default_nsamples, sequential_coalitions, sequential_weights,
-                                  shapley_coalitions, shapley_strata)
+                                  shapley_coalitions)
 from ..kernels.shapley import shapley_solve
 from ..kernels.variance import shapley_stderr
 from .base import AUTO_FIRST, AUTO_MAX_SAMPLES, AUTO_TOLERANCE, check_budget, check_count, check_score, deprecated_alias

@@ -352,11 +352,11 @@ class LayerMethod(Method):
         low = np.maximum(low, 0.0)
         return upsample(low, h, w, self.align_corners), low
 
-    def _first_pass(self, model, x):
+    def first_passes(self, model, batch):
         """Expose the layer in the first forward pass: one pass gives both probabilities and activations."""
-        choice = self.choose_layer(model)
-        acts, probs = model.activations(x, [choice.name])
-        return probs[0], {"acts": acts[choice.name]}
+        name = self.choose_layer(model).name
+        acts, probs = model.activations(batch, [name])
+        return [(probs[k], {"acts": acts[name][k:k + 1]}) for k in range(len(probs))]
 
     def read_layer(self, model, x, acts=None) -> "LayerRead":
         """The chosen layer's activation (1, ...) in its own layout, how to view it, and its maps (1, K, h, w)."""

@@ -105,10 +105,11 @@ class NBDT(LayerMethod):
         return induce(head.weight, labels, self.linkage, self.normalise), "induced"
 
     # ------------------------------------------------------------------ one forward pass
-    def _first_pass(self, model, x):
+    def first_passes(self, model, batch):
         head = head_of(model)
-        acts, probs = model.activations(x, [head.features, head.pooled])
-        return probs[0], {"acts": acts[head.features], "pooled": acts[head.pooled]}
+        acts, probs = model.activations(batch, [head.features, head.pooled])
+        return [(probs[k], {"acts": acts[head.features][k:k + 1], "pooled": acts[head.pooled][k:k + 1]})
+                for k in range(len(probs))]
 
     def _decide(self, model, pooled):
         """(the tree, its descent on the pooled features, the tree's prediction)."""
