@@ -17,6 +17,7 @@ import json
 import click
 
 from ..errors import InputError
+from ..methods import takes
 from .common import note
 
 FILLS = "mean, segment-mean, blur, black, zero, a grey value or R,G,B"
@@ -104,12 +105,6 @@ def method_classes() -> dict:
     from ..methods import METHODS
 
     return METHODS
-
-
-def takes(cls, param: str) -> bool:
-    """Does the constructor of ``cls`` take a parameter named ``param``?"""
-    ps = inspect.signature(cls).parameters
-    return param in ps or any(p.kind == p.VAR_KEYWORD for p in ps.values())
 
 
 def takers(param: str, classes: dict | None = None) -> list[str]:

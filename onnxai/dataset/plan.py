@@ -11,12 +11,11 @@ created or removed: nothing already in the store is lost.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..methods import METHODS, make_method
+from ..methods import METHODS, make_method, takes
 from .sources import PictureItem, TableSource, list_pictures
 from .store import Store, model_id, params_key
 from .worker import Job
@@ -59,7 +58,7 @@ def route(names: list[str], params: dict) -> dict[str, dict]:
     """Each parameter to every method that takes it; one that none takes is an error."""
     per = {n: {} for n in names}
     for key, value in params.items():
-        to = [n for n in names if key in inspect.signature(METHODS[n]).parameters]
+        to = [n for n in names if takes(METHODS[n], key)]
         if not to:
             raise InputError(f"{key}= is not a parameter of {', '.join(names)}")
         for n in to:
@@ -104,7 +103,7 @@ def make_plan(model, source, methods, out, target=None, params=None, method_para
             raise InputError(f"parameters for {n} but the methods are {names}")
         per[n].update(extra)
     for n in names:
-        if "progress" in inspect.signature(METHODS[n]).parameters:
+        if takes(METHODS[n], "progress"):
             per[n]["progress"] = False  # one bar for the whole run
         if not is_image and n in ("kernel-shap", "lime-tabular"):
             per[n]["background"] = None if background is None else str(background)

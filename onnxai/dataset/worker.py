@@ -16,15 +16,13 @@ batch it landed in, the worker that ran it, or the order.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import OnnxaiError
-from ..methods import make_method
+from ..methods import make_method, takes
 from .sources import PictureItem, item_seed
 from .store import Rows, overlay_name
 
@@ -39,12 +37,6 @@ class Job:
     seed: int = 0
     background: dict | None = None                        # tables: {method: its background, prepared once}
     pictures: object = None                               # folder for PNG overlays, or None
-
-
-@functools.lru_cache(maxsize=None)
-def seeded(cls) -> bool:
-    """Whether the method class takes a seed (asked once per class, not once per item)."""
-    return "seed" in inspect.signature(cls).parameters
 
 
 class Worker:
@@ -91,7 +83,7 @@ class Worker:
             share = (time.perf_counter() - t0) / len(run)
             for j, i in enumerate(run):
                 item, (x, crop) = items[i], decoded[i]
-                seed = item_seed(self.job.seed, item.item_id) if "seed" in params or seeded(type(method)) else None
+                seed = item_seed(self.job.seed, item.item_id) if "seed" in params or takes(type(method), "seed") else None
                 t1 = time.perf_counter()
                 try:
                     first = passes[j]
@@ -148,7 +140,7 @@ class Worker:
                 continue
             # kernel-shap: one coalition design for every row (shap's way), so the rows of a chunk go
             # together; a method that draws per row (lime-tabular) runs each row with its own seed
-            per_row = name != "kernel-shap" and seeded(type(method))
+            per_row = name != "kernel-shap" and takes(type(method), "seed")
             groups = [[i] for i in good] if per_row else [list(good)]
             for g in groups:
                 t0 = time.perf_counter()

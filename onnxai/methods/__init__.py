@@ -4,6 +4,9 @@ builds one by name. A class's ``inputs`` says what it explains: "pictures", "tab
 Adding a method: its own file here, one line in ``METHODS``, and its test in tests/methods/.
 """
 
+import functools
+import inspect
+
 from ..errors import InputError
 
 from .kernel_shap import KernelSHAP
@@ -32,6 +35,14 @@ METHODS = {
 }
 
 
+@functools.lru_cache(maxsize=None)
+def takes(cls, param: str) -> bool:
+    """Does the constructor of method class ``cls`` take a parameter named ``param``? (How the CLI and
+    the data-set runner route options; asked once per class and name.)"""
+    ps = inspect.signature(cls).parameters
+    return param in ps or any(p.kind == p.VAR_KEYWORD for p in ps.values())
+
+
 def make_method(method: str, **params):
     """Build a method object by its CLI name ("lime", "occlusion", ...) with its parameters."""
     key = method.lower().replace("_", "-")
@@ -43,4 +54,4 @@ def make_method(method: str, **params):
         raise InputError(f"{method}: {e}") from None
 
 
-__all__ = ["METHODS", "make_method", "masked_topk"] + [cls.__name__ for cls in METHODS.values()]
+__all__ = ["METHODS", "make_method", "masked_topk", "takes"] + [cls.__name__ for cls in METHODS.values()]
