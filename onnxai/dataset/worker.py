@@ -66,21 +66,34 @@ class Worker:
             return e
 
     def pictures(self, items: list[PictureItem], decoded=None) -> Rows:
-        rows = Rows()
         decoded = [self.decode(i) for i in items] if decoded is None else decoded
-        good = {i for i, d in enumerate(decoded) if not isinstance(d, BaseException)}
+        return self.assemble(items, decoded, self.first(items, decoded))
+
+    def first(self, items: list[PictureItem], decoded: list) -> list:
+        """Stage 1, the batched forward passes: per method, (item positions it runs on, one first pass
+        per position, seconds per item). Only this stage runs the model for CAM / exact Grad-CAM, so the
+        local runner overlaps it with stage 2 of the previous batch."""
+        stage = []
         for name, params, key, method in self.methods:
-            wanted = [i for i in range(len(items)) if items[i].methods is None or name in items[i].methods]
-            for i in wanted:
-                if isinstance(decoded[i], BaseException):
-                    rows.add(items[i].item_id, items[i].path, name, key, None, seconds=0.0,
-                             error=_message(decoded[i]))
-            run = [i for i in wanted if i in good]
+            run = [i for i in range(len(items)) if (items[i].methods is None or name in items[i].methods)
+                   and not isinstance(decoded[i], BaseException)]
             if not run:
+                stage.append((run, [], 0.0))
                 continue
             t0 = time.perf_counter()
             passes = self._first_passes(method, [decoded[i][0] for i in run])
-            share = (time.perf_counter() - t0) / len(run)
+            stage.append((run, passes, (time.perf_counter() - t0) / len(run)))
+        return stage
+
+    def assemble(self, items: list[PictureItem], decoded: list, stage: list) -> Rows:
+        """Stage 2: each item's explanations from its first pass (and whatever passes its method still
+        needs), the error rows, the overlays; -> Rows in item order per method."""
+        rows = Rows()
+        for (name, params, key, method), (run, passes, share) in zip(self.methods, stage):
+            for i in range(len(items)):
+                if (items[i].methods is None or name in items[i].methods) and isinstance(decoded[i], BaseException):
+                    rows.add(items[i].item_id, items[i].path, name, key, None, seconds=0.0,
+                             error=_message(decoded[i]))
             for j, i in enumerate(run):
                 item, (x, crop) = items[i], decoded[i]
                 seed = item_seed(self.job.seed, item.item_id) if "seed" in params or takes(type(method), "seed") else None

@@ -57,8 +57,10 @@ def resolve_targets(model, probs: np.ndarray, target) -> tuple[list[int], bool]:
         k = int(target[3:])
         if k < 1:
             raise InputError("topK needs K >= 1")
+        if k == 1:  # the first of equal maxima, as the stable sort below would give
+            return [int(np.argmax(probs))], True
         order = np.argsort(-probs, kind="stable")[:k]
-        return [int(i) for i in order], k == 1
+        return [int(i) for i in order], False
     if isinstance(target, str) and "," in target:
         target = [t.strip() for t in target.split(",") if t.strip()]
     if isinstance(target, (list, tuple)):

@@ -57,19 +57,19 @@ def test_interrupted_run_keeps_whole_parts_and_resumes(files, tmp_path, monkeypa
     from onnxai.dataset import worker
 
     out = tmp_path / "out"
-    real = worker.Worker.pictures
+    real = worker.Worker.first  # the forward passes: the main thread, where a Ctrl-C lands
     calls = []
 
-    def flaky(self, items, decoded=None):
+    def flaky(self, items, decoded):
         calls.append(len(items))
         if len(calls) == 3:
             raise KeyboardInterrupt
         return real(self, items, decoded)
 
-    monkeypatch.setattr(worker.Worker, "pictures", flaky)
+    monkeypatch.setattr(worker.Worker, "first", flaky)
     with pytest.raises(KeyboardInterrupt):
         run(files, out, methods=["grad-cam"], batch_items=2)
-    monkeypatch.setattr(worker.Worker, "pictures", real)
+    monkeypatch.setattr(worker.Worker, "first", real)
     assert not list(out.glob(".*.tmp"))
     assert len(pd.read_parquet(out)) == 4  # the two finished batches
     s = run(files, out, methods=["grad-cam"], batch_items=2)
