@@ -267,6 +267,18 @@ class Method:
         self._chunk_size = None if chunk_size is None else check_count(chunk_size, "chunk_size")
         self._memory_budget = check_count(memory_budget, "memory_budget")
 
+    def resolve_score(self, probs, targets) -> tuple[str, str | None]:
+        """score="auto": the logits when a target's probability on the input is above SATURATED (a
+        saturated softmax carries almost no signal: differences, means and regressions of it go flat),
+        else the probabilities. -> (kind, a note saying why, or None)."""
+        if self.score != "auto":
+            return self.score, None
+        p = float(max(probs[t] for t in targets))
+        if p > SATURATED:
+            return "logits", (f"saturated: p={p:.4f} > {SATURATED} on the input, so the logits were explained "
+                              f"(score='probabilities' / --score probabilities to override)")
+        return "probabilities", None
+
     def _run(self, model, x, baseline, source, ends: int = 2, check=None, kind: str | None = None) -> engine.RunResult:
         """Score every perturbation of ``source`` and the end points (1: the input, 2: and the
         baseline) in one engine run; ``check`` (see ``auto_check``) stops it when the estimate settles."""
@@ -348,18 +360,6 @@ class PerturbationMethod(Method):
         importance and stderr."""
         parts = self.aggregate(run, setup, targets)
         return [p["importance"] for p in parts], [p["stderr"] for p in parts]
-
-    def resolve_score(self, probs, targets) -> tuple[str, str | None]:
-        """score="auto": the logits when a target's probability on the input is above SATURATED (a
-        saturated softmax carries almost no signal: differences, means and regressions of it go flat),
-        else the probabilities. -> (kind, a note saying why, or None)."""
-        if self.score != "auto":
-            return self.score, None
-        p = float(max(probs[t] for t in targets))
-        if p > SATURATED:
-            return "logits", (f"saturated: p={p:.4f} > {SATURATED} on the input, so the logits were explained "
-                              f"(score='probabilities' / --score probabilities to override)")
-        return "probabilities", None
 
     def _explain(self, model, x, crop, probs, targets):
         kind, why = self.resolve_score(probs, targets)

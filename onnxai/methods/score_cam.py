@@ -12,13 +12,16 @@ made when the engine asks for them (never all K at once). With s_k the target's 
               "increase"  w_k = s_k - s(baseline)            the paper's "increase of confidence", eq. 2
               "softmax"   w = softmax_k(s_k)                 pytorch-grad-cam's ScoreCAM, MATLAB's example
     score     "probabilities" (post-softmax, the authors') or "logits" (pre-softmax; pytorch-grad-cam
-              scores logits and soft-maxes them over channels)
+              scores logits and soft-maxes them over channels); "auto" (the authors' and paper presets):
+              the probabilities unless the target's probability on the input is above 0.99, where a
+              saturated softmax leaves the masked scores nearly equal, then the logits (said in
+              extras["score"] and extras["score_note"])
     align_corners  of the bilinear upsampling of the masks: False is F.interpolate's default (the
               authors); pytorch-grad-cam's nn.UpsamplingBilinear2d uses True. The map itself is always
               upsampled with align_corners=False (the authors' F.interpolate, pytorch-grad-cam's cv2.resize)
     relu_first  clip the low-resolution map at 0 before upsampling it (pytorch-grad-cam) instead of after
-    preset    "authors" (default: score, probabilities, align_corners False), "paper" (increase,
-              probabilities), "pytorch-grad-cam" (softmax, logits, align_corners True, relu_first,
+    preset    "authors" (default: score, auto, align_corners False), "paper" (increase, auto),
+              "pytorch-grad-cam" (softmax, logits, align_corners True, relu_first,
               chunks of 16, its default batch); explicit options override the preset
 
 Constant channels (max == min: the normalised map is 0/0) take the convention H_k = 0, so x o H_k is
@@ -40,8 +43,8 @@ from .layers import LayerMethod, upsample
 
 WEIGHTINGS = ("score", "increase", "softmax")
 PRESETS = {
-    "authors": dict(weighting="score", score="probabilities", align_corners=False, relu_first=False),
-    "paper": dict(weighting="increase", score="probabilities", align_corners=False, relu_first=False),
+    "authors": dict(weighting="score", score="auto", align_corners=False, relu_first=False),
+    "paper": dict(weighting="increase", score="auto", align_corners=False, relu_first=False),
     "pytorch-grad-cam": dict(weighting="softmax", score="logits", align_corners=True, relu_first=True, chunk_size=16),
 }
 
@@ -71,7 +74,8 @@ class ScoreCAM(LayerMethod):
         self.channel_axis = channel_axis
         self.prefix_tokens = prefix_tokens
         chunk_size = chunk_size if chunk_size is not None else p.get("chunk_size")
-        self._engine_options(check_score(p["score"] if score is None else score), progress, chunk_size, memory_budget)
+        self._engine_options(check_score(p["score"] if score is None else score, allow_auto=True), progress,
+                            chunk_size, memory_budget)
 
     def channel_weights(self, model, x, crop, probs, targets, layer):
         A = np.ascontiguousarray(layer.maps[0], np.float32)  # (K, h, w)
@@ -94,7 +98,8 @@ class ScoreCAM(LayerMethod):
             return up
 
         baseline = make_fill(model, crop, x, self.fill)
-        res = self._run(model, x, baseline, engine.SoftMasks(n=len(pushed), make=make))
+        kind, why = self.resolve_score(probs, targets)
+        res = self._run(model, x, baseline, engine.SoftMasks(n=len(pushed), make=make), kind=kind)
         base_scores = res.baseline_scores.astype(np.float64)  # the fill itself: what every constant channel shows
         scores = np.zeros((K, base_scores.shape[0]), np.float64)
         scores[pushed] = res.scores
@@ -111,7 +116,7 @@ class ScoreCAM(LayerMethod):
                 z = np.exp(s - s.max())
                 weights[i] = z / z.sum()
         extras = dict(channels=int(K), constant_channels=int(constant.sum()), forward_passes=int(len(pushed)),
-                      weighting=self.weighting, score=self.score)
+                      weighting=self.weighting, score=kind, **({"score_note": why} if why else {}))
         timings = dict(forward=res.forward_s, engine=res.total_s)
         return weights, [dict(extras, timings=timings) for _ in targets]
 

@@ -30,6 +30,8 @@ def _top_inside(e, mask, share=0.1):
     lambda s: onnxai.RISE(num_samples=400, cells=4, seed=0, score=s),
     lambda s: onnxai.LIME(num_samples=300, surrogate="ridge", segmentation="grid", num_features=16, fill="black", score=s),
     lambda s: onnxai.KernelSHAP(num_samples=300, segmentation="grid", num_features=16, fill="black", score=s),
+    lambda s: onnxai.ScoreCAM(score=s),
+    lambda s: onnxai.ScoreCAM(preset="paper", score=s),
 ])
 def test_saturated_model_is_explained_on_logits_by_default(saturated, make):
     model, mask, pic = saturated
@@ -51,3 +53,10 @@ def test_unsaturated_input_stays_on_probabilities(region_model):
     pic = np.full((16, 16, 3), 128, np.uint8)  # p(class 1) about 0.5
     e = onnxai.Occlusion(window=4, stride=2).explain(model, pic, target=1)
     assert e.extras["score"] == "probabilities" and "score_note" not in e.extras
+
+
+def test_score_cam_presets_default_to_auto(saturated):
+    model, _, pic = saturated
+    assert onnxai.ScoreCAM().explain(model, pic, target=1).extras["score"] == "logits"  # authors' preset
+    kept = onnxai.ScoreCAM(preset="pytorch-grad-cam").explain(model, pic, target=1)
+    assert kept.extras["score"] == "logits" and "score_note" not in kept.extras  # its own choice, not a switch
