@@ -25,7 +25,9 @@ sum(phi) = f(x) - f(baseline) exactly, for every class from the same forward pas
                    same for every size 1..M-1, so the leftover budget is spread evenly over sizes
                    rather than by kernel mass; otherwise as "stratified" (distinct complementary
                    pairs, sizes that fit enumerated, each row weighing its size's kernel mass over the
-                   rows drawn at it, so the same Shapley values are targeted). Sampling applies to a
+                   rows drawn at it, so the same Shapley values are targeted). Measured (bench_shap
+                   designs): 11-19% lower RMSE than "stratified" on a 50-feature game at 2M..20M rows;
+                   on 12 features a tie (forest) or +-10%, so not the default. Sampling applies to a
                    numeric num_samples; "auto" always uses the sequential design below.
     l1_reg         False (default), "num_features(k)", "aic", "bic" or a float alpha: select features
                    by L1 first as the shap package does, then solve the constrained problem on them
