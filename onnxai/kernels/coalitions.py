@@ -5,8 +5,10 @@
                           the budget allows, the remaining sizes sampled in complementary pairs from a
                           seeded generator. sampling="stratified" (default) splits the leftover budget
                           over the remaining sizes in proportion to their mass and draws distinct subsets
-                          within each; sampling="shap" is the shap package's design (random size per
-                          pair, duplicates merged into weights)
+                          within each; sampling="leverage" spreads it evenly over sizes instead
+                          (Musco & Witter's leverage-score sampling, without replacement);
+                          sampling="shap" is the shap package's design (random size per pair,
+                          duplicates merged into weights)
     shapley_strata        the stratified plan: sizes enumerated whole, pairs and lone rows per size
     shapley_kernel_sizes  the per-size weights and how many sizes shap's rule enumerates (pure Python)
     default_nsamples      shap's "auto" budget
@@ -231,32 +233,37 @@ def shapley_kernel_sizes(M: int, nsamples: int) -> dict:
             "full_weights": per_size_w, "full_paired": paired, "left": max(int(left), 0)}
 
 
-SAMPLING = ("stratified", "shap")
+SAMPLING = ("stratified", "shap", "leverage")
 
 
-def shapley_strata(M: int, nsamples: int) -> dict:
+def shapley_strata(M: int, nsamples: int, allocation: str = "kernel") -> dict:
     """The stratified plan: size strata enumerated whole, and pairs / lone rows drawn in each other one.
 
     A stratum is a size s <= M / 2 together with its complement size M - s; its mass is its share of
     the Shapley kernel (``shapley_kernel_sizes``'s weights). The budget is spread over the strata in
-    proportion to mass; a stratum whose share covers all its coalitions is enumerated whole and the
-    rest is spread again, until none fits. What is left goes to the other strata as complementary
-    pairs, in proportion to mass with largest-remainder rounding; an odd budget leaves one lone row,
-    which goes to the stratum with the largest remainder after that.
+    proportion to their share (allocation="kernel": the mass; "leverage": the number of sizes in the
+    stratum, 2, or 1 for s = M / 2, so every size gets as many rows); a stratum whose share covers all
+    its coalitions is enumerated whole and the rest is spread again, until none fits. What is left
+    goes to the other strata as complementary pairs, in proportion to share with largest-remainder
+    rounding; an odd budget leaves one lone row, which goes to the stratum with the largest remainder
+    after that. The rows' weights always come from the mass ("weights"), whatever the allocation.
     """
     plan = shapley_kernel_sizes(M, 0)
     wv, n_sizes = plan["weights"], plan["n_sizes"]
     sizes = np.arange(1, n_sizes + 1)
     # coalitions per stratum (capped far above any budget, so huge M stays finite)
     count = np.array([float(min(math.comb(M, s), 2 ** 62) * (1 if 2 * s == M else 2)) for s in sizes])
+    if allocation not in ("kernel", "leverage"):
+        raise InputError(f"allocation must be 'kernel' or 'leverage'; got {allocation!r}")
+    share = wv if allocation == "kernel" else np.where(2 * sizes == M, 1.0, 2.0)
     full = np.zeros(n_sizes, np.bool_)
     left = int(nsamples)
     while True:
         rest = ~full
-        mass = wv[rest].sum()
+        mass = share[rest].sum()
         if not rest.any() or mass <= 0:
             break
-        fits = rest & (left * wv / mass >= count - 1e-8)
+        fits = rest & (left * share / mass >= count - 1e-8)
         if not fits.any():
             break
         full |= fits
@@ -265,7 +272,7 @@ def shapley_strata(M: int, nsamples: int) -> dict:
     single = np.zeros(n_sizes, np.int64)
     rest = np.flatnonzero(~full)
     if rest.size and left > 0:
-        quota = (left // 2) * wv[rest] / wv[rest].sum()
+        quota = (left // 2) * share[rest] / share[rest].sum()
         cap = np.minimum(count[rest] // 2, 2.0 ** 62).astype(np.int64)
         got = np.minimum(np.floor(quota).astype(np.int64), cap)
         for i in np.argsort(-(quota - got), kind="stable")[: left // 2 - int(got.sum())]:
@@ -284,13 +291,23 @@ def shapley_coalitions(M, nsamples=None, seed=0, sampling="stratified") -> tuple
     """Kernel SHAP's coalitions -> (masks (n, M) uint8, weights (n,) float64 summing to 1).
 
     nsamples: the budget (None = shap's "auto", 2M + 2048); never more than 2^M - 2 rows come back.
-    sampling: how the coalitions not enumerated are chosen (both keep the Shapley kernel's mass per
+    sampling: how the coalitions not enumerated are chosen (all keep the Shapley kernel's mass per
     size, complementary pairs, and enumerate whole sizes while the budget allows):
         "stratified"  the budget left after enumeration is split over the remaining sizes in
                       proportion to their kernel mass (largest-remainder rounding, in pairs); within
                       a size, distinct subsets drawn uniformly without replacement, each with its
                       complement; each row weighs (mass of its size) / (rows drawn at that size).
                       Exactly min(nsamples, 2^M - 2) rows. Lower variance than "shap" at equal budget.
+        "leverage"    Leverage SHAP (Musco & Witter, ICLR 2025, "Provably accurate Shapley value
+                      estimation via leverage score sampling"): once the efficiency constraint is
+                      projected out, a row's leverage score depends on its size only, as 1 / C(M, s),
+                      so sampling by leverage makes every size 1..M-1 equally likely. Here: the
+                      "stratified" design with the budget spread evenly over sizes (a stratum s, M - s
+                      gets two sizes' share, s = M / 2 one) instead of by kernel mass, strata that
+                      fit enumerated whole, distinct complementary pairs drawn uniformly within a
+                      size, and the same weights (mass of the size) / (rows drawn at it): their
+                      kernel weight over their inclusion probability, so the regression targets the
+                      same Shapley values (the without-replacement form of their importance weights).
         "shap"        the shap package's KernelExplainer design: each pair's size drawn at random from
                       the remaining kernel mass, repeats merged into weights (so possibly fewer rows),
                       the sampled weights renormalised to the remaining mass.
@@ -309,7 +326,7 @@ def shapley_coalitions(M, nsamples=None, seed=0, sampling="stratified") -> tuple
         nsamples = min(nsamples, 2 ** M - 2)
     if sampling == "shap":
         return _shap_coalitions(M, nsamples, seed)
-    plan = shapley_strata(M, nsamples)
+    plan = shapley_strata(M, nsamples, "leverage" if sampling == "leverage" else "kernel")
     wv, sizes, count = plan["weights"], plan["sizes"], plan["count"]
     full = np.flatnonzero(plan["full"])
     drawn = 2 * plan["pairs"] + plan["single"]

@@ -20,6 +20,15 @@ sum(phi) = f(x) - f(baseline) exactly, for every class from the same forward pas
                    budget on the bench's 12-feature forest (tools/bench/bench_shap.py).
                    "shap": the shap package's KernelExplainer design, row for row: each pair's size
                    drawn at random from the remaining kernel mass, repeats merged into weights.
+                   "leverage": Leverage SHAP (Musco & Witter, ICLR 2025): the rows a size gets are
+                   proportional to its leverage score once efficiency is projected out, which is the
+                   same for every size 1..M-1, so the leftover budget is spread evenly over sizes
+                   rather than by kernel mass; otherwise as "stratified" (distinct complementary
+                   pairs, sizes that fit enumerated, each row weighing its size's kernel mass over the
+                   rows drawn at it, so the same Shapley values are targeted). Measured (bench_shap
+                   designs): 11-19% lower RMSE than "stratified" on a 50-feature game at 2M..20M rows;
+                   on 12 features a tie (forest) or +-10%, so not the default. Sampling applies to a
+                   numeric num_samples; "auto" always uses the sequential design below.
     l1_reg         False (default), "num_features(k)", "aic", "bic" or a float alpha: select features
                    by L1 first as the shap package does, then solve the constrained problem on them
     pictures:      num_features, segmentation, fill (see methods.base: "mean", "blur", a grey value,
@@ -171,7 +180,7 @@ class KernelSHAP(SuperpixelMethod):
         elif self.sampling == "shap":  # drawn with replacement: one stratum, sizes random
             strata = np.where(full[stratum], -1, 0)
             fraction[0] = 0.0
-        else:
+        else:  # "stratified", "leverage": distinct pairs drawn without replacement within each size
             strata = np.where(full[stratum], -1, stratum)
             for h in np.unique(strata[strata >= 0]):
                 fraction[int(h)] = min(1.0, drawn[h] / count[h])

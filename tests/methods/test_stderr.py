@@ -83,11 +83,11 @@ def _coverage(estimates, errors, exact):
     return float(np.mean(np.abs(est - exact[None]) <= 1.96 * se))
 
 
-def _kernel_shap_draws(game, k, num_samples, classes, units_of=None):
+def _kernel_shap_draws(game, k, num_samples, classes, units_of=None, sampling="stratified"):
     """(estimates, stderrs) over SEEDS of Kernel SHAP with the game's scores looked up."""
     ests, ses = [], []
     for seed in SEEDS:
-        ks = onnxai.KernelSHAP(num_samples=num_samples, seed=seed)
+        ks = onnxai.KernelSHAP(num_samples=num_samples, seed=seed, sampling=sampling)
         masks, weights = ks.coalitions(k)
         scores = game[_index(masks)]
         fnull, fx = game[0], game[-1]
@@ -103,23 +103,26 @@ def _kernel_shap_draws(game, k, num_samples, classes, units_of=None):
     return ests, ses
 
 
-def test_kernel_shap_picture_intervals_cover_the_exact_shapley_values(picture_case):
+@pytest.mark.parametrize("sampling", ["stratified", "leverage"])
+def test_kernel_shap_picture_intervals_cover_the_exact_shapley_values(picture_case, sampling):
     model, pic, segments, game = picture_case
     k = 8
     exact = _shapley(game, k)
-    ests, ses = _kernel_shap_draws(game, k, 100, [0, 1, 2])
+    ests, ses = _kernel_shap_draws(game, k, 100, [0, 1, 2], sampling=sampling)
     cov = _coverage(ests, ses, exact)
     assert BAND[0] <= cov <= BAND[1], cov
     # ignoring the pairing (each row its own unit) gives intervals that are far too wide
-    ests, ses = _kernel_shap_draws(game, k, 100, [0, 1, 2], units_of=lambda m: np.arange(m.shape[0]))
+    ests, ses = _kernel_shap_draws(game, k, 100, [0, 1, 2], units_of=lambda m: np.arange(m.shape[0]),
+                                   sampling=sampling)
     assert _coverage(ests, ses, exact) > BAND[1]
 
 
-def test_kernel_shap_picture_stderr_from_explain_matches_the_lookup(picture_case):
+@pytest.mark.parametrize("sampling", ["stratified", "leverage"])
+def test_kernel_shap_picture_stderr_from_explain_matches_the_lookup(picture_case, sampling):
     model, pic, segments, game = picture_case
-    e = onnxai.KernelSHAP(num_samples=100, segmentation=segments, seed=4).explain(model, pic, target=1)
+    e = onnxai.KernelSHAP(num_samples=100, segmentation=segments, seed=4, sampling=sampling).explain(model, pic, target=1)
     ests, ses = [], []
-    ks = onnxai.KernelSHAP(num_samples=100, seed=4)
+    ks = onnxai.KernelSHAP(num_samples=100, seed=4, sampling=sampling)
     masks, weights = ks.coalitions(8)
     phi = ks.solve(masks, weights, game[_index(masks)], game[0], game[-1], [1])
     se = ks.stderr(masks, weights, game[_index(masks)], game[0], game[-1], phi, [1])
@@ -128,7 +131,8 @@ def test_kernel_shap_picture_stderr_from_explain_matches_the_lookup(picture_case
     assert e.stderr.shape == e.importance.shape and (e.stderr > 0).all()
 
 
-def test_kernel_shap_table_intervals_cover_brute_force_shapley_values():
+@pytest.mark.parametrize("sampling", ["stratified", "leverage"])
+def test_kernel_shap_table_intervals_cover_brute_force_shapley_values(sampling):
     M = 8  # (with fewer than ~40 sampled pairs the delta method undercovers: 6 features, 30 rows: 79%)
     model = onnx_models.mlp_model(M, C=3, seed=1)
     rng = np.random.default_rng(0)
@@ -140,9 +144,11 @@ def test_kernel_shap_table_intervals_cover_brute_force_shapley_values():
     game = np.empty_like(res.scores, dtype=np.float64)
     game[_index(masks)] = res.scores
     exact = _shapley(game, M)
-    ests, ses = _kernel_shap_draws(game, M, 100, [0, 1, 2])
+    ests, ses = _kernel_shap_draws(game, M, 100, [0, 1, 2], sampling=sampling)
     cov = _coverage(ests, ses, exact)
     assert BAND[0] <= cov <= BAND[1], cov
+    if sampling != "stratified":
+        return
     # and end to end through explain_table: the same numbers, stderr in the result and its JSON
     e = onnxai.KernelSHAP(num_samples=100, background=bg, seed=7).explain(model, row[None])
     ks = onnxai.KernelSHAP(num_samples=100, seed=7)

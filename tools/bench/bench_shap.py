@@ -10,6 +10,12 @@ for shap.KernelExplainer and for each of onnxai's coalition designs (sampling="s
 shap's, and "stratified", the default): mean ± standard error over seeds of the RMSE and of the
 max |phi - exact| over rows and classes.
 
+Designs at small budgets: the same 12-feature forest, every coalition scored once (a lookup table),
+then the RMSE against the exact values of onnxai's three designs (sampling="stratified", "shap",
+"leverage") at budgets 2M, 4M and 8M; and a game with known Shapley values (linear, unanimity and
+threshold terms) on 12 and 50 features at 2M..20M; 30 seeds (5 with --quick).
+``python -m tools.bench.bench_shap designs`` runs only these tables.
+
 Images: the shipped EfficientNet-Lite0 on samples/chelsea.png, about 50 SLIC superpixels (the smallest
 num_features giving >= 50), 1000 coalitions, mean fill: total / forward time of one explain call (after
 a warm-up call that loads the Numba cache), and the peak RSS of each run in its own subprocess.
@@ -128,6 +134,74 @@ def accuracy(quick: bool):
               f"below shap's in {np.sum(np.array(rmse[k]) < ref)}/{n_seeds} seeds")
 
 
+def _design_rmse(label, M, value, exact, budgets, n_seeds):
+    """Print the RMSE vs exact (mean ± s.e. over seeds) of each design at each budget."""
+    from onnxai.kernels.coalitions import shapley_coalitions
+    from onnxai.kernels.shapley import shapley_solve
+
+    ends = value(np.array([[0] * M, [1] * M], np.uint8))
+
+    def rmse(n, seed, kind):
+        masks, w = shapley_coalitions(M, n, seed, kind)
+        return np.sqrt(np.mean((shapley_solve(masks, w, value(masks) - ends[0], ends[1] - ends[0]) - exact) ** 2))
+
+    kinds = ("stratified", "shap", "leverage")
+    print(f"\n{label}: RMSE vs exact Shapley values, mean ± s.e. over {n_seeds} seeds")
+    print(f"{'n':>6s}" + "".join(f"{k:>22s}" for k in kinds) + f"{'leverage/stratified':>21s}")
+    for n in budgets:
+        rm = {k: np.array([rmse(n, seed, k) for seed in range(n_seeds)]) for k in kinds}
+        cells = "".join(f"{r.mean():13.5f} ± {r.std(ddof=1) / np.sqrt(r.size):.5f}" for r in rm.values())
+        print(f"{n:6d}{cells}{rm['leverage'].mean() / rm['stratified'].mean():21.2f}")
+
+
+def _game(M, seed=0):
+    """A game with known Shapley values: linear + unanimity games on 2, 3, 5, 8 features + 2 [>= 3 of 6]."""
+    rng = np.random.default_rng(seed)
+    a, coef = rng.standard_normal(M), 2 * rng.standard_normal(4)
+    groups = [rng.choice(M, k, replace=False) for k in (2, 3, 5, 8)]
+    thr = rng.choice(M, 6, replace=False)
+
+    def value(z):
+        z = z.astype(np.float64)
+        out = z @ a + 2.0 * (z[:, thr].sum(axis=1) >= 3)
+        for g, c in zip(groups, coef):
+            out += c * z[:, g].prod(axis=1)
+        return out[:, None]
+
+    exact = a.copy()
+    for g, c in zip(groups, coef):
+        exact[g] += c / len(g)
+    exact[thr] += 2.0 / 6
+    return value, exact[:, None]
+
+
+def designs(quick: bool):
+    """The coalition designs at small budgets: the 12-feature forest (scores looked up) and a known game."""
+    import onnxai
+    from onnxai.kernels.coalitions import shapley_coalitions
+    from onnxai.kernels.shapley import shapley_solve
+
+    n_rows, n_seeds, M = (5, 5, 12) if quick else (20, 30, 12)
+    X, proto = _forest(M)
+    model = onnxai.load(proto, providers="cpu")
+    bg = onnxai.tables.summarise(X, 10, "kmeans", 0)
+    allm = ((np.arange(2 ** M)[:, None] >> np.arange(M)[None, :]) & 1).astype(np.uint8)
+    pw = 1 << np.arange(M)
+    games = []  # (2^M, rows * C): every coalition's value for every row and class, row = coalition code
+    for x in X[:n_rows]:
+        z = np.where(allm[:, None, :].astype(bool), x[None, None, :], bg.data[None])
+        s = model.scores(z.reshape(-1, M).astype(np.float32)).astype(np.float64)
+        games.append((s.reshape(2 ** M, bg.data.shape[0], -1) * bg.weights[None, :, None]).sum(axis=1))
+    v = np.concatenate(games, axis=1)
+    value = lambda masks: v[masks.astype(np.int64) @ pw]  # noqa: E731
+    full, fw = shapley_coalitions(M, 2 ** M)
+    exact = shapley_solve(full, fw, value(full) - v[0], v[-1] - v[0])  # every coalition: the exact values
+    _design_rmse(f"designs: forest on {M} features, {n_rows} rows x 2 classes", M, value, exact,
+                 (2 * M, 4 * M, 8 * M), n_seeds)
+    for m in (12, 50):
+        _design_rmse(f"designs: known game on {m} features", m, *_game(m), (2 * m, 4 * m, 8 * m, 20 * m), n_seeds)
+
+
 _IMAGE_CHILD = r"""
 import json, resource, sys, time
 import numpy as np
@@ -197,8 +271,12 @@ def images(quick: bool):
 def run(quick: bool = False):
     tabular(quick)
     accuracy(quick)
+    designs(quick)
     images(quick)
 
 
 if __name__ == "__main__":
-    run("--quick" in sys.argv)
+    if "designs" in sys.argv:
+        designs("--quick" in sys.argv)
+    else:
+        run("--quick" in sys.argv)
