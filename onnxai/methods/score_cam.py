@@ -14,8 +14,10 @@ made when the engine asks for them (never all K at once). With s_k the target's 
     score     "probabilities" (post-softmax, the authors') or "logits" (pre-softmax; pytorch-grad-cam
               scores logits and soft-maxes them over channels); "auto" (the authors' and paper presets):
               the probabilities unless the target's probability on the input is above 0.99, where a
-              saturated softmax leaves the masked scores nearly equal, then the logits (said in
-              extras["score"] and extras["score_note"])
+              saturated softmax leaves the masked scores nearly equal, then the logits for the
+              "increase" weighting (a difference of scores) and the probabilities kept for "score"
+              (w_k = s_k has no meaning on logits, which have no zero: on a ViT trained to saturation
+              it gave a flat map), said in extras["score"] and extras["score_note"]
     align_corners  of the bilinear upsampling of the masks: False is F.interpolate's default (the
               authors); pytorch-grad-cam's nn.UpsamplingBilinear2d uses True. The map itself is always
               upsampled with align_corners=False (the authors' F.interpolate, pytorch-grad-cam's cv2.resize)
@@ -43,7 +45,7 @@ from .layers import LayerMethod, upsample
 
 WEIGHTINGS = ("score", "increase", "softmax")
 PRESETS = {
-    "authors": dict(weighting="score", score="auto", align_corners=False, relu_first=False),
+    "authors": dict(weighting="score", score="auto", align_corners=False, relu_first=False),  # auto: see below
     "paper": dict(weighting="increase", score="auto", align_corners=False, relu_first=False),
     "pytorch-grad-cam": dict(weighting="softmax", score="logits", align_corners=True, relu_first=True, chunk_size=16),
 }
@@ -99,6 +101,11 @@ class ScoreCAM(LayerMethod):
 
         baseline = make_fill(model, crop, x, self.fill)
         kind, why = self.resolve_score(probs, targets)
+        if kind == "logits" and why and self.weighting == "score":
+            # w_k = s_k on logits moves with any constant added to them: the switch is for differences
+            kind, why = "probabilities", why.split(",")[0] + (
+                "; kept on probabilities: the 'score' weighting (w_k = s_k) is not defined on logits (they "
+                "have no zero); preset='paper' (increase of the score) or weighting='increase' switches")
         res = self._run(model, x, baseline, engine.SoftMasks(n=len(pushed), make=make), kind=kind)
         base_scores = res.baseline_scores.astype(np.float64)  # the fill itself: what every constant channel shows
         scores = np.zeros((K, base_scores.shape[0]), np.float64)

@@ -30,7 +30,6 @@ def _top_inside(e, mask, share=0.1):
     lambda s: onnxai.RISE(num_samples=400, cells=4, seed=0, score=s),
     lambda s: onnxai.LIME(num_samples=300, surrogate="ridge", segmentation="grid", num_features=16, fill="black", score=s),
     lambda s: onnxai.KernelSHAP(num_samples=300, segmentation="grid", num_features=16, fill="black", score=s),
-    lambda s: onnxai.ScoreCAM(score=s),
     lambda s: onnxai.ScoreCAM(preset="paper", score=s),
 ])
 def test_saturated_model_is_explained_on_logits_by_default(saturated, make):
@@ -57,6 +56,9 @@ def test_unsaturated_input_stays_on_probabilities(region_model):
 
 def test_score_cam_presets_default_to_auto(saturated):
     model, _, pic = saturated
-    assert onnxai.ScoreCAM().explain(model, pic, target=1).extras["score"] == "logits"  # authors' preset
+    assert onnxai.ScoreCAM(preset="paper").explain(model, pic, target=1).extras["score"] == "logits"
+    # the authors' w_k = s_k is not a difference: it stays on probabilities and says why
+    authors = onnxai.ScoreCAM().explain(model, pic, target=1)
+    assert authors.extras["score"] == "probabilities" and "not defined on logits" in authors.extras["score_note"]
     kept = onnxai.ScoreCAM(preset="pytorch-grad-cam").explain(model, pic, target=1)
     assert kept.extras["score"] == "logits" and "score_note" not in kept.extras  # its own choice, not a switch
