@@ -136,8 +136,11 @@ def explain(model_path, images, methods, target, out_dir, force, params, show_to
                                       + [f"gradient={v}" for v in [e.extras.get("gradient")] if v]
                                       + ([facts] if facts else []))
                 if e.extras.get("stopped"):  # num_samples="auto": how many samples, and why it stopped
-                    facts += (f"; {e.extras.get('num_samples')} samples ({e.extras['stopped']}, error "
-                              f"{e.extras.get('error_ratio', float('nan')):.3f} of tolerance {e.extras.get('tolerance')})")
+                    rule = e.extras.get("stop_rule", "error")
+                    figure = e.extras.get("rank_disagreement", e.extras.get("error_ratio", float("nan")))
+                    what = "rank disagreement" if rule.startswith("ranks") else "error"
+                    facts += (f"; {e.extras.get('num_samples')} samples ({e.extras['stopped']}, {what} {figure:.3f} of "
+                              f"tolerance {e.extras.get('tolerance')}{', error floor' if 'floor' in rule else ''})")
                 if e.extras.get("score_note"):
                     facts += f"; {e.extras['score_note']}"
                 click.echo(f"{image}: {name} for {clean_label(e.label)!r} (class {e.target}, p={e.score:.3f}) in "

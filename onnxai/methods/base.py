@@ -143,7 +143,10 @@ def check_score(score, allow_raw: bool = False, allow_auto: bool = False) -> str
 
 
 AUTO_FIRST = 100  # samples before the first convergence check of num_samples="auto"
-AUTO_TOLERANCE = 0.1  # stop when every standard error is below this share of the largest |value|
+AUTO_TOLERANCE = 0.1  # error rule (tables): stop when every standard error is below this share of the largest |value|
+AUTO_RANK_TOLERANCE = 0.04  # rank rule (pictures): stop when the predicted rank correlation reaches 1 - this
+AUTO_ERROR_FLOOR = 0.03  # the rank rule also stops once every stderr is below this share of the largest |value|:
+                         # features with no effect at all (ties) never settle into a ranking
 AUTO_MAX_SAMPLES = 10000
 AUTO_STEP = 1.05  # checks at least 5% of the samples apart (then at the next chunk's end)
 
@@ -152,20 +155,23 @@ def check_budget(num_samples, tolerance, max_samples, minimum: int = 1, allow_no
                  first: int = AUTO_FIRST, unit: str = "samples"):
     """-> (num_samples, tolerance, max_samples) checked: num_samples an integer >= minimum or "auto";
     with "auto", max_samples at least ``first`` (the first convergence check)."""
+    if tolerance is not None and (isinstance(tolerance, bool)
+                                  or not isinstance(tolerance, (int, float, np.integer, np.floating))
+                                  or not np.isfinite(tolerance) or tolerance <= 0):
+        raise InputError(f"tolerance must be a number > 0 (pictures: the rank disagreement accepted, e.g. 0.04; "
+                         f"tables: the largest standard error as a share of the largest |value|, e.g. 0.1); "
+                         f"got {tolerance!r}")
+    tolerance = None if tolerance is None else float(tolerance)
     if isinstance(num_samples, str) and num_samples.strip().lower() == "auto":
-        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.integer, np.floating)) \
-                or not np.isfinite(tolerance) or tolerance <= 0:
-            raise InputError(f"tolerance must be a number > 0 (the largest standard error as a share of the "
-                             f"largest |value|, e.g. 0.1); got {tolerance!r}")
         if isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer)) or max_samples < first:
             raise InputError(f"max_samples must be an integer >= {first} (the first convergence check comes "
                              f"after {first} {unit}); got {max_samples!r}")
-        return "auto", float(tolerance), int(max_samples)
+        return "auto", tolerance, int(max_samples)
     if num_samples is None and allow_none:
-        return None, float(tolerance), max_samples
+        return None, tolerance, max_samples
     if isinstance(num_samples, str):
         raise InputError(f"num_samples is a whole number or 'auto', not {num_samples!r}")
-    return check_count(num_samples, "num_samples", minimum), float(tolerance), max_samples
+    return check_count(num_samples, "num_samples", minimum), tolerance, max_samples
 
 
 def converged(values, stderr, tolerance: float) -> tuple[bool, float]:
@@ -179,6 +185,43 @@ def converged(values, stderr, tolerance: float) -> tuple[bool, float]:
             return False, float("inf")
         worst = max(worst, top / scale if scale > 0 else (0.0 if top == 0 else float("inf")))
     return worst <= tolerance, worst
+
+
+def rank_correlation(a, b, weights=None) -> float:
+    """Spearman's correlation of two maps given per feature, each feature counted ``weights`` times
+    (its superpixel's pixels: the correlation of the painted pixel maps, ties within a superpixel
+    ranked together) or once (None). Two constant maps agree (1: nothing to order); one constant map
+    against a varying one gives 0."""
+    a, b = np.ravel(np.asarray(a, np.float64)), np.ravel(np.asarray(b, np.float64))
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 1.0 if np.ptp(a) == np.ptp(b) else 0.0
+    w = np.ones(a.size) if weights is None else np.ravel(np.asarray(weights, np.float64))
+    W = w / w.sum()
+
+    def ranks(v):  # the mid-rank of each feature's pixels, equal values (within or across features) tied
+        order = np.argsort(v, kind="stable")
+        vs, ws = v[order], w[order]
+        first = np.r_[True, vs[1:] != vs[:-1]]
+        group = np.cumsum(first) - 1
+        end = np.cumsum(np.bincount(group, weights=ws))  # pixels up to each group's last
+        start = end - np.bincount(group, weights=ws)
+        r = np.empty(v.size)
+        r[order] = ((start + 1 + end) / 2)[group]
+        return r
+
+    ra, rb = ranks(a), ranks(b)
+    da, db = ra - W @ ra, rb - W @ rb
+    den = np.sqrt((W @ (da * da)) * (W @ (db * db)))
+    return float(W @ (da * db) / den) if den > 0 else 0.0
+
+
+def predicted_agreement(half_correlation: float) -> float:
+    """The rank correlation a map from all the samples is expected to have with its limit, from the
+    correlation of the maps of two disjoint halves (split-half reliability): Spearman-Brown's
+    r_full = 2 r / (1 + r) is the correlation of two full-size maps, and its square root the
+    correlation of one with the limit (classical test theory; Spearman 1910, Brown 1910)."""
+    r = float(half_correlation)
+    return float(np.sqrt(2 * r / (1 + r))) if r > 0 else 0.0
 
 
 def check_count(value, name: str, minimum: int = 1) -> int:
@@ -296,11 +339,25 @@ class Method:
         """How many samples to draw: num_samples, or max_samples when the budget is "auto"."""
         return self.max_samples if self.auto else self.num_samples
 
-    def auto_check(self, estimate, first: int = AUTO_FIRST):
-        """The engine's ``check`` for num_samples="auto": ``estimate(run)`` on the samples scored so far
-        -> (per-target values, per-target stderr); stops when ``converged`` says so. Checks start at
-        ``first`` samples and are >= 5% of the samples apart. ``state["last"]`` keeps the last ratio."""
-        state = {"next": max(int(first), AUTO_FIRST), "ratio": float("inf"), "at": 0}
+    def auto_check(self, estimate, first: int = AUTO_FIRST, halves=None, weights=None):
+        """The engine's ``check`` for num_samples="auto", called between chunks. Checks start at
+        ``first`` samples and are >= 5% of the samples apart; ``state["ratio"]`` keeps the last figure.
+
+        Rank rule (``halves`` given: pictures): ``halves(run)`` -> per target the maps (a, b) fitted on
+        two disjoint halves of the samples so far; stop when every target's predicted rank agreement
+        with its limit (``predicted_agreement`` of their ``rank_correlation``, features weighted by
+        ``weights``) is at least 1 - tolerance (default AUTO_RANK_TOLERANCE). It needs no variance
+        formula and reads what a user of the map looks at, its ranking.
+        The rank rule also stops when every standard error is below AUTO_ERROR_FLOOR x the largest |value|
+        (extras["stop_rule"] = "ranks (error floor)"): features without any effect tie in the limit,
+        and their order never settles.
+        Error rule (otherwise: tables): ``estimate(run)`` -> (per-target values, per-target stderr);
+        stop when every standard error is below tolerance (default AUTO_TOLERANCE) x the largest |value|.
+        """
+        rule = "ranks" if halves is not None else "error"
+        tol = self.tolerance if self.tolerance is not None else (AUTO_RANK_TOLERANCE if halves else AUTO_TOLERANCE)
+        state = {"next": max(int(first), AUTO_FIRST), "ratio": float("inf"), "at": 0, "rule": rule, "tolerance": tol,
+                 "floor": False}
 
         def check(done, scores, input_scores, baseline_scores):
             if done < state["next"]:
@@ -308,17 +365,25 @@ class Method:
             state["next"] = max(done + 1, int(np.ceil(done * AUTO_STEP)))
             run = engine.RunResult(scores=scores, forward_s=0.0, composite_wait_s=0.0, total_s=0.0, chunk=0,
                                    input_scores=input_scores, baseline_scores=baseline_scores)
-            values, stderr = estimate(run)
-            ok, ratio = converged(values, stderr, self.tolerance)
+            if halves is not None:
+                ratio = max(1.0 - predicted_agreement(rank_correlation(a, b, weights)) for a, b in halves(run))
+                ok, what = ratio <= tol, "rank disagreement"
+                if not ok and converged(*estimate(run), AUTO_ERROR_FLOOR)[0]:
+                    ok, state["floor"] = True, True  # only ties left to order
+            else:
+                values, stderr = estimate(run)
+                (ok, ratio), what = converged(values, stderr, tol), "error"
             state.update(ratio=ratio, at=done)
-            return ok, f"error {ratio:.3f} (stop at {self.tolerance:g})"
+            return ok, f"{what} {ratio:.3f} (stop at {tol:g})"
 
         check.state = state
         return check
 
     def auto_extras(self, res: engine.RunResult, used: int, check) -> dict:
-        return {"samples_scored": int(used), "stopped": res.stopped, "tolerance": self.tolerance,
-                "max_samples": self.max_samples, "error_ratio": float(check.state["ratio"])}
+        st = check.state
+        return {"samples_scored": int(used), "stopped": res.stopped, "tolerance": st["tolerance"],
+                "max_samples": self.max_samples, "stop_rule": st["rule"] + (" (error floor)" if st["floor"] else ""),
+                ("rank_disagreement" if st["rule"] == "ranks" else "error_ratio"): float(st["ratio"])}
 
 
 @dataclass
@@ -354,6 +419,17 @@ class PerturbationMethod(Method):
 
     end_points = 2  # the input and the baseline; 1: the input only
 
+    split_halves = False  # does the method give halves() (num_samples="auto" then stops on the rank rule)?
+
+    def halves(self, run: engine.RunResult, setup: Setup, targets: list[int]) -> list[tuple]:
+        """Per target, the maps (a, b) from two disjoint halves of the samples in ``run`` (each a valid
+        design of its own): what the rank rule of num_samples="auto" compares."""
+        raise NotImplementedError
+
+    def rank_weights(self, setup: Setup):
+        """How many pixels each value of ``halves``' maps stands for (None: one each)."""
+        return None
+
     def estimate(self, run: engine.RunResult, setup: Setup, targets: list[int]) -> tuple[list, list]:
         """(per-target values, per-target standard errors) from the samples in ``run`` (a prefix of
         the drawn ones): what the num_samples="auto" check reads. Default: ``aggregate``'s
@@ -366,7 +442,9 @@ class PerturbationMethod(Method):
         setup = self.setup(model, x, crop, probs)
         check = None
         if self.auto:
-            check = self.auto_check(lambda r: self.estimate(r, setup, targets), setup.state.get("first", AUTO_FIRST))
+            halves = (lambda r: self.halves(r, setup, targets)) if self.split_halves else None
+            check = self.auto_check(lambda r: self.estimate(r, setup, targets), setup.state.get("first", AUTO_FIRST),
+                                    halves, self.rank_weights(setup))
         res = self._run(model, x, setup.baseline, setup.source, ends=self.end_points, check=check, kind=kind)
         t0 = time.perf_counter()
         parts = self.aggregate(res, setup, targets)

@@ -40,8 +40,10 @@ sum(phi) = f(x) - f(baseline) exactly, for every class from the same forward pas
 
     num_samples="auto", tolerance, max_samples: coalitions are scored in a design every prefix of which
                    is a Kernel SHAP design (``kernels.coalitions.sequential_coalitions``: sizes 1 and
-                   M - 1 enumerated, then independent complementary pairs) until every standard error
-                   is below tolerance x the largest |phi| (checked between chunks; tables: per row)
+                   M - 1 enumerated, then independent complementary pairs) until, for pictures, the
+                   phi of two halves of the design (``halves``) predict a rank correlation of the
+                   map with its limit of 1 - tolerance (default 0.04), and for tables, per row, every
+                   standard error is below tolerance (default 0.1) x the largest |phi|
 
 Standard errors (``Explanation.stderr`` per feature, ``TabularExplanation.stderr`` (r, M, C)): the
 delta-method variance of the constrained weighted least squares of Covert & Lee (AISTATS 2021,
@@ -97,7 +99,7 @@ class KernelSHAP(SuperpixelMethod):
         chunk_size: int | None = None,
         nsamples: int | None = None,
         kind: str | None = None,
-        tolerance: float = AUTO_TOLERANCE,
+        tolerance: float | None = None,
         max_samples: int = AUTO_MAX_SAMPLES,
     ):
         num_samples = deprecated_alias("KernelSHAP", "nsamples", "num_samples", nsamples, num_samples, 1000)
@@ -231,6 +233,30 @@ class KernelSHAP(SuperpixelMethod):
             out.state["first"] = max(AUTO_FIRST, 4 * out.state["k"])
         return out
 
+    split_halves = True  # pictures; a table row keeps the error rule (its features often tie at 0)
+
+    def halves(self, run, setup, targets):
+        """phi from two disjoint halves of the sequential design so far: the enumerated pairs (sizes 1
+        and M - 1) and the sampled pairs dealt alternately, each half weighting its enumerated rows by
+        the enumerated sizes' mass and its sampled rows by the rest (shared rows would make the halves
+        agree more than the samples do)."""
+        M = setup.state["k"]
+        masks, _, used = self.prefix(M, run.scores.shape[0])
+        d = self._coalitions[M][2]
+        e = d["enumerated"]
+        fnull = run.baseline_scores.astype(np.float64)
+        fx = run.input_scores.astype(np.float64)
+        pair = np.r_[np.arange(e) // 2, e // 2 + np.arange(used - e) // 2]
+        out = []
+        for part in (0, 1):
+            rows = np.flatnonzero(pair % 2 == part)
+            enum = rows < e
+            w = np.empty(rows.size)
+            w[enum] = d["mass"] / max(int(enum.sum()), 1)
+            w[~enum] = (1.0 - d["mass"]) / max(int((~enum).sum()), 1)
+            out.append(self.solve(masks[rows], w, run.scores[:used][rows], fnull, fx, list(targets)))
+        return [(out[0][:, i], out[1][:, i]) for i in range(len(targets))]
+
     def aggregate(self, run, setup, targets):
         fnull = run.baseline_scores.astype(np.float64)
         fx = run.input_scores.astype(np.float64)
@@ -327,7 +353,8 @@ class KernelSHAP(SuperpixelMethod):
         extras = {"num_samples": used, "background_rows": int(bg.data.shape[0]), "efficiency_gap": gap,
                   "score": score}
         if self.auto:
-            extras.update(stopped=stopped, tolerance=self.tolerance, max_samples=self.max_samples)
+            extras.update(stopped=stopped, tolerance=self.tolerance if self.tolerance is not None else AUTO_TOLERANCE,
+                          max_samples=self.max_samples)
         return tabular.TabularExplanation(
             values=values, base_values=fnull, predictions=preds, data=X, feature_names=names, stderr=stderr,
             class_names=tabular.class_names(model), method=self.name,

@@ -24,8 +24,10 @@ Names follow MATLAB's ``imageLIME`` where it has one, the ``lime`` package's oth
                     over to LIME; the sandwich standard errors then take the pair as the unit.
                     Needs keep_probability 0.5 (a complement shows each feature with 1 - p).
     score           "probabilities" (default) or "logits": which class score the surrogate fits
-    num_samples="auto", tolerance, max_samples: score samples until every standard error is below
-                    tolerance x the largest |importance| (checked between chunks), at most max_samples
+    num_samples="auto", tolerance, max_samples: score samples until the surrogates fitted on the
+                    even and the odd draws (pairs) rank the superpixels alike enough that the full
+                    map's predicted rank correlation with its limit reaches 1 - tolerance (default
+                    0.04; methods.base.Method.auto_check), at most max_samples
 
 Standard errors (``Explanation.stderr``, per feature): ridge, the sandwich estimator of the weighted
 least squares (White 1980; ``kernels.variance.ridge_stderr``), robust to the surrogate's misfit;
@@ -44,7 +46,7 @@ import numpy as np
 from .. import engine, kernels
 from ..errors import InputError
 from ..kernels.variance import bootstrap_stderr, ridge_stderr
-from .base import AUTO_MAX_SAMPLES, AUTO_TOLERANCE, check_budget, check_count, check_score
+from .base import AUTO_MAX_SAMPLES, check_budget, check_count, check_score
 from .superpixels import SuperpixelMethod
 
 SURROGATES = ("tree", "linear", "ridge")
@@ -72,7 +74,7 @@ class LIME(SuperpixelMethod):
         progress: bool | None = None,
         memory_budget: int = engine.DEFAULT_MEMORY_BUDGET,
         chunk_size: int | None = None,
-        tolerance: float = AUTO_TOLERANCE,
+        tolerance: float | None = None,
         max_samples: int = AUTO_MAX_SAMPLES,
         sampling: str = "independent",
     ):
@@ -162,6 +164,20 @@ class LIME(SuperpixelMethod):
     def _lasso_alpha(self, n: int | None = None) -> float:
         # MATLAB's fitrlinear (behind imageLIME's "linear") defaults to lambda = 1 / n observations.
         return 1.0 / (n or self.num_samples) if self.alpha is None else float(self.alpha)
+
+    @property
+    def split_halves(self) -> bool:  # the rank rule of num_samples="auto" (the tree has no auto)
+        return self.surrogate != "tree"
+
+    def halves(self, run, setup, targets):
+        """The surrogate fitted on the even and on the odd draws (pairs with sampling="paired")."""
+        n = run.scores.shape[0]
+        masks = setup.state["masks"][:n]
+        w = self.sample_weights(masks)
+        units = np.arange(n) // 2 if self.sampling == "paired" else np.arange(n)
+        a, b = units % 2 == 0, units % 2 == 1
+        return [(self.fit(masks[a], run.scores[a, t], w[a])[0], self.fit(masks[b], run.scores[b, t], w[b])[0])
+                for t in targets]
 
     def aggregate(self, run, setup, targets):
         n = run.scores.shape[0]  # all drawn masks, or the prefix scored before "auto" stopped

@@ -39,7 +39,7 @@ class LimeTabular(Method):
                  sample_around_instance: bool = False, kernel_width: float | None = None, alpha: float = 1.0,
                  seed: int = 0, feature_names=None, score: str = "probabilities", progress: bool | None = None,
                  chunk_size: int | None = None, memory_budget: int = engine.DEFAULT_MEMORY_BUDGET, training=None,
-                 tolerance: float = AUTO_TOLERANCE, max_samples: int = AUTO_MAX_SAMPLES):
+                 tolerance: float | None = None, max_samples: int = AUTO_MAX_SAMPLES):
         background = deprecated_alias("LimeTabular", "training", "background", training, background, None)
         if background is None:
             raise InputError("LIME for a table model needs training rows to learn the quartiles from: "
@@ -172,7 +172,8 @@ class LimeTabular(Method):
         targets = resolve_row_targets(model, preds, target)
         extras = {"r2": r2.tolist(), "kernel_width": float(width), "score": self.score, "num_samples": used}
         if self.num_samples == "auto":
-            extras.update(stopped=stopped, tolerance=self.tolerance, max_samples=self.max_samples)
+            extras.update(stopped=stopped, tolerance=self.tolerance if self.tolerance is not None else AUTO_TOLERANCE,
+                          max_samples=self.max_samples)
         return TabularExplanation(values=values, base_values=intercepts, predictions=preds, data=X, stderr=stderr,
                                   feature_names=names, class_names=class_names(model), method=self.name,
                                   rows=list(range(X.shape[0])), targets=targets, params=self.params(),

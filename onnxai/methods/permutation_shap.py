@@ -32,7 +32,7 @@ import numpy as np
 from .. import engine
 from ..kernels._checks import check_seed
 from ..kernels.variance import design_variance
-from .base import AUTO_TOLERANCE, check_budget, check_count, check_score
+from .base import check_budget, check_count, check_score
 from .superpixels import SuperpixelMethod
 
 ENUMERATE_UP_TO = 40320  # 8!: beyond this num_samples=None is refused (the walk would be too long)
@@ -44,7 +44,7 @@ class PermutationSHAP(SuperpixelMethod):
     def __init__(self, num_samples: int | None = 10, num_features: int = 50, segmentation="slic", fill="mean",
                  seed: int = 0, score: str = "probabilities", progress: bool | None = None,
                  chunk_size: int | None = None, memory_budget: int = engine.DEFAULT_MEMORY_BUDGET,
-                 tolerance: float = AUTO_TOLERANCE, max_samples: int = 200):
+                 tolerance: float | None = None, max_samples: int = 200):
         self.num_samples, self.tolerance, self.max_samples = check_budget(
             num_samples, tolerance, max_samples, allow_none=True, first=4, unit="permutations (two antithetic pairs)")
         self.num_features = check_count(num_features, "num_features")

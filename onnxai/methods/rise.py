@@ -18,7 +18,9 @@ Standard error per pixel (``Explanation.stderr``, shaped like the map): the map 
 of N independent draws f_c(x o M_i) M_i / p, so its standard error is their sample standard deviation
 over sqrt(N), from the running sums of f M and (f M)^2 (``kernels.variance.mean_stderr``; the masks
 are made a second time, a chunk at a time, for the squares). num_samples="auto" (with tolerance and
-max_samples) stops when every pixel's standard error is below tolerance x the largest
+max_samples) stops on the rank rule (methods.base.Method.auto_check): the maps of the even and the
+odd masks agree well enough that the full map's predicted rank correlation with its limit reaches
+1 - tolerance (default 0.04), or every pixel's standard error is below 0.03 x the largest
 |map - mean(map)|.
 
 The masks are made chunk by chunk when the engine asks for them (the cell grids and shifts of all N
@@ -37,7 +39,7 @@ from .. import engine
 from ..errors import InputError
 from ..kernels.masks import GridMasks
 from ..kernels.variance import mean_stderr
-from .base import (AUTO_MAX_SAMPLES, AUTO_TOLERANCE, PerturbationMethod, Setup, check_budget, check_count,
+from .base import (AUTO_MAX_SAMPLES, PerturbationMethod, Setup, check_budget, check_count,
                    check_score, deprecated_alias, make_fill)
 
 SQUARES_CHUNK = 128  # masks made at a time for the running sum of squares
@@ -50,7 +52,7 @@ class RISE(PerturbationMethod):
                  fill="zero", score: str = "auto", progress: bool | None = None,
                  chunk_size: int | None = None, memory_budget: int = engine.DEFAULT_MEMORY_BUDGET,
                  num_masks: int | None = None, p: float | None = None, kind: str | None = None,
-                 tolerance: float = AUTO_TOLERANCE, max_samples: int = AUTO_MAX_SAMPLES,
+                 tolerance: float | None = None, max_samples: int = AUTO_MAX_SAMPLES,
                  sampling: str = "independent"):
         num_samples = deprecated_alias("RISE", "num_masks", "num_samples", num_masks, num_samples, 2000)
         keep_probability = deprecated_alias("RISE", "p", "keep_probability", p, keep_probability, 0.5)
@@ -75,21 +77,34 @@ class RISE(PerturbationMethod):
 
     def _sums(self, setup, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         """Running sums over the first len(scores) masks of f M and (f M)^2: (T, H, W) each, and n.
-        Only the masks not yet summed are made again (a prefix grows between "auto" checks)."""
+        Only the masks not yet summed are made again (a prefix grows between "auto" checks). The sum
+        of f M over the even masks is kept too (``setup.state["sums"][3]``: the rank rule's halves)."""
         masks = setup.state["masks"]
         n, T = scores.shape
         sums = setup.state["sums"]
         if sums is None or sums[0].shape[0] != T:
-            sums = [np.zeros((T, masks.height, masks.width)), np.zeros((T, masks.height, masks.width)), 0]
+            sums = [np.zeros((T, masks.height, masks.width)), np.zeros((T, masks.height, masks.width)), 0,
+                    np.zeros((T, masks.height, masks.width))]
         for a in range(sums[2], n, SQUARES_CHUNK):
             b = min(n, a + SQUARES_CHUNK)
             m = masks(a, b).astype(np.float64)  # (c, H, W)
             f = scores[a:b]
             sums[0] += np.tensordot(f, m, axes=(0, 0))
             sums[1] += np.tensordot(f * f, m * m, axes=(0, 0))
+            even = (np.arange(a, b) % 2 == 0)[:, None]
+            sums[3] += np.tensordot(f * even, m, axes=(0, 0))
         sums[2] = max(sums[2], n)
         setup.state["sums"] = sums
         return sums[0], sums[1], n
+
+    split_halves = True
+
+    def halves(self, run, setup, targets):
+        """The saliency maps of the even and of the odd masks (each a RISE run of its own)."""
+        s1, _, n = self._sums(setup, run.scores[:, targets].astype(np.float64))
+        even = setup.state["sums"][3]
+        ne, no = (n + 1) // 2, n // 2
+        return [(even[i] / max(ne, 1), (s1[i] - even[i]) / max(no, 1)) for i in range(len(targets))]
 
     def estimate(self, run, setup, targets):
         s1, s2, n = self._sums(setup, run.scores[:, targets].astype(np.float64))

@@ -64,6 +64,10 @@ class SuperpixelMethod(PerturbationMethod):
         state.update(segments=segments, masks=masks, k=k, segmentation_note=how)
         return Setup(engine.FeatureMasks(masks, segments), baseline, state)
 
+    def rank_weights(self, setup: Setup) -> np.ndarray:
+        """Pixels per feature: the rank rule of num_samples="auto" compares the painted maps."""
+        return np.bincount(setup.state["segments"].ravel(), minlength=setup.state["k"]).astype(np.float64)
+
     def is_grid(self) -> bool:
         return isinstance(self.segmentation, str) and self.segmentation == "grid"
 
