@@ -38,8 +38,10 @@ from PIL import Image, ImageFilter
 
 from .. import engine, kernels
 from ..errors import InputError
-from ..kernels._checks import _check_positive_int
 from ..explanation import Explanation
+from .budget import (AUTO_ERROR_FLOOR, AUTO_FIRST, AUTO_MAX_SAMPLES, AUTO_RANK_TOLERANCE, AUTO_STEP,  # noqa: F401
+                     AUTO_TOLERANCE, check_budget, check_count, converged, predicted_agreement,
+                     rank_correlation)
 
 FILLS = ("mean", "segment-mean", "blur", "black", "zero")
 SCORES = ("probabilities", "logits")
@@ -140,93 +142,6 @@ def check_score(score, allow_raw: bool = False, allow_auto: bool = False) -> str
     if score not in allowed:
         raise InputError(f"score must be one of {', '.join(map(repr, allowed))}, not {score!r}")
     return score
-
-
-AUTO_FIRST = 100  # samples before the first convergence check of num_samples="auto"
-AUTO_TOLERANCE = 0.1  # error rule (tables): stop when every standard error is below this share of the largest |value|
-AUTO_RANK_TOLERANCE = 0.04  # rank rule (pictures): stop when the predicted rank correlation reaches 1 - this
-AUTO_ERROR_FLOOR = 0.03  # the rank rule also stops once every stderr is below this share of the largest |value|:
-                         # features with no effect at all (ties) never settle into a ranking
-AUTO_MAX_SAMPLES = 10000
-AUTO_STEP = 1.05  # checks at least 5% of the samples apart (then at the next chunk's end)
-
-
-def check_budget(num_samples, tolerance, max_samples, minimum: int = 1, allow_none: bool = False,
-                 first: int = AUTO_FIRST, unit: str = "samples"):
-    """-> (num_samples, tolerance, max_samples) checked: num_samples an integer >= minimum or "auto";
-    with "auto", max_samples at least ``first`` (the first convergence check)."""
-    if tolerance is not None and (isinstance(tolerance, bool)
-                                  or not isinstance(tolerance, (int, float, np.integer, np.floating))
-                                  or not np.isfinite(tolerance) or tolerance <= 0):
-        raise InputError(f"tolerance must be a number > 0 (pictures: the rank disagreement accepted, e.g. 0.04; "
-                         f"tables: the largest standard error as a share of the largest |value|, e.g. 0.1); "
-                         f"got {tolerance!r}")
-    tolerance = None if tolerance is None else float(tolerance)
-    if isinstance(num_samples, str) and num_samples.strip().lower() == "auto":
-        if isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer)) or max_samples < first:
-            raise InputError(f"max_samples must be an integer >= {first} (the first convergence check comes "
-                             f"after {first} {unit}); got {max_samples!r}")
-        return "auto", tolerance, int(max_samples)
-    if num_samples is None and allow_none:
-        return None, tolerance, max_samples
-    if isinstance(num_samples, str):
-        raise InputError(f"num_samples is a whole number or 'auto', not {num_samples!r}")
-    return check_count(num_samples, "num_samples", minimum), tolerance, max_samples
-
-
-def converged(values, stderr, tolerance: float) -> tuple[bool, float]:
-    """(every target settled, the worst ratio): max stderr <= tolerance * max |value| for each target.
-    values, stderr: lists of per-target arrays."""
-    worst = 0.0
-    for v, se in zip(values, stderr):
-        scale = float(np.max(np.abs(v))) if np.size(v) else 0.0
-        top = float(np.max(se)) if np.size(se) else 0.0
-        if not np.isfinite(top):
-            return False, float("inf")
-        worst = max(worst, top / scale if scale > 0 else (0.0 if top == 0 else float("inf")))
-    return worst <= tolerance, worst
-
-
-def rank_correlation(a, b, weights=None) -> float:
-    """Spearman's correlation of two maps given per feature, each feature counted ``weights`` times
-    (its superpixel's pixels: the correlation of the painted pixel maps, ties within a superpixel
-    ranked together) or once (None). Two constant maps agree (1: nothing to order); one constant map
-    against a varying one gives 0."""
-    a, b = np.ravel(np.asarray(a, np.float64)), np.ravel(np.asarray(b, np.float64))
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return 1.0 if np.ptp(a) == np.ptp(b) else 0.0
-    w = np.ones(a.size) if weights is None else np.ravel(np.asarray(weights, np.float64))
-    W = w / w.sum()
-
-    def ranks(v):  # the mid-rank of each feature's pixels, equal values (within or across features) tied
-        order = np.argsort(v, kind="stable")
-        vs, ws = v[order], w[order]
-        first = np.r_[True, vs[1:] != vs[:-1]]
-        group = np.cumsum(first) - 1
-        end = np.cumsum(np.bincount(group, weights=ws))  # pixels up to each group's last
-        start = end - np.bincount(group, weights=ws)
-        r = np.empty(v.size)
-        r[order] = ((start + 1 + end) / 2)[group]
-        return r
-
-    ra, rb = ranks(a), ranks(b)
-    da, db = ra - W @ ra, rb - W @ rb
-    den = np.sqrt((W @ (da * da)) * (W @ (db * db)))
-    return float(W @ (da * db) / den) if den > 0 else 0.0
-
-
-def predicted_agreement(half_correlation: float) -> float:
-    """The rank correlation a map from all the samples is expected to have with its limit, from the
-    correlation of the maps of two disjoint halves (split-half reliability): Spearman-Brown's
-    r_full = 2 r / (1 + r) is the correlation of two full-size maps, and its square root the
-    correlation of one with the limit (classical test theory; Spearman 1910, Brown 1910)."""
-    r = float(half_correlation)
-    return float(np.sqrt(2 * r / (1 + r))) if r > 0 else 0.0
-
-
-def check_count(value, name: str, minimum: int = 1) -> int:
-    """An integer parameter >= minimum (the kernels' own check, one message everywhere)."""
-    return _check_positive_int(value, name, minimum)
 
 
 class Method:
