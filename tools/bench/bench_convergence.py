@@ -39,7 +39,7 @@ from scipy.stats import spearmanr
 
 import onnxai
 from onnxai import engine
-from onnxai.methods.base import AUTO_TOLERANCE
+from onnxai.methods.budget import AUTO_RANK_TOLERANCE
 
 ROOT = Path(__file__).resolve().parents[2]
 REF_SEED = 1000
@@ -252,7 +252,7 @@ def run(quick: bool = False) -> None:
         e2e.append((pic.name, autos[-3], autos[-2], need_lime, lime_secs, need_shap,  # lime paired, kernel-shap
                     shap_secs.get(need_shap or max(ns))))
 
-    print(f"\nauto (default tolerance {AUTO_TOLERANCE:g}): samples used per seed (median) "
+    print(f"\nauto (the rank rule, default tolerance {AUTO_RANK_TOLERANCE:g}): samples used per seed (median) "
           "against the samples the mean curve needed for Spearman 0.95 (goal: within 20%)")
     print("picture".ljust(14) + "method".ljust(34) + "used per seed".rjust(20) + "  stopped".ljust(14) + "rho".rjust(7)
           + "needed".rjust(8) + "used/needed".rjust(13) + "seconds".rjust(9))
