@@ -389,6 +389,11 @@ class Model:
             self._patched[key] = self._make_session(patched.SerializeToString())
         return self._patched[key]
 
+    def prepare_layers(self, layers) -> None:
+        """Build now the session that exposes these tensors (``activations`` builds it on first use):
+        lets a caller pay for it while it does something else, e.g. decode the first pictures."""
+        self._patched_session(tuple([layers] if isinstance(layers, str) else layers))
+
     def activations(self, x: np.ndarray, layers) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Run the model once with the named tensors exposed: ({layer: activation}, probabilities)."""
         layers = [layers] if isinstance(layers, str) else list(layers)

@@ -141,6 +141,7 @@ def _pictures(plan, worker, tally, batch_items, decode_threads, part_items, ahea
     with ThreadPoolExecutor(max(1, decode_threads), thread_name_prefix="onnxai-decode") as pool:
         pending: deque = deque()
         nxt, in_flight = 0, None
+        warm = assembler.submit(worker.warm)  # e.g. the layer session, built while the first batch decodes
         try:
             while nxt < len(batches) or pending:
                 while nxt < len(batches) and len(pending) < ahead:
@@ -148,6 +149,9 @@ def _pictures(plan, worker, tally, batch_items, decode_threads, part_items, ahea
                     nxt += 1
                 batch, futures = pending.popleft()
                 decoded = [f.result() for f in futures]
+                if warm is not None:
+                    warm.result()
+                    warm = None
                 stage = worker.first(batch, decoded)
                 fut = assembler.submit(worker.assemble, batch, decoded, stage)
                 if in_flight is not None:

@@ -92,6 +92,7 @@ class ExplainActor:
         from .worker import Worker
 
         self.worker = Worker(ray.get(job_ref[0]), threads=threads)
+        self.worker.warm()
         self.store = Store(out)
         self.table_source = None
 

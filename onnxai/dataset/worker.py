@@ -57,6 +57,15 @@ class Worker:
                 p["background"] = job.background[name]
             self.methods.append((name, p, key, make_method(name, **p)))
 
+    def warm(self) -> None:
+        """Each method's ``prepare`` (e.g. the session that exposes a CAM's layer), so the first batch
+        does not wait for it; a failure here is left for the first pass to report per item."""
+        for _, _, _, method in self.methods:
+            try:
+                method.prepare(self.model)
+            except Exception:  # noqa: BLE001 - reported by the first pass, as an error row
+                pass
+
     # ------------------------------------------------------------------ pictures
     def decode(self, item: PictureItem):
         """(x (1, ...), crop) or the exception that stopped it (kept, to become an error row)."""

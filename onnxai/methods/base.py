@@ -202,6 +202,11 @@ class Method:
         arguments for ``_explain``)."""
         return self.first_passes(model, x)[0]
 
+    def prepare(self, model) -> None:
+        """Build what the first pass needs before any input arrives (a session exposing a layer): a
+        runner may call it on another thread while it decodes. Optional; errors come back from the
+        first pass itself."""
+
     def first_passes(self, model, batch: np.ndarray) -> list[tuple[np.ndarray, dict]]:
         """The first pass of a batch of prepared inputs (B, ...), one (probabilities, extra) per input,
         in batched forward passes (the data-set runner batches pictures through it). Methods that read

@@ -352,6 +352,9 @@ class LayerMethod(Method):
         low = np.maximum(low, 0.0)
         return upsample(low, h, w, self.align_corners), low
 
+    def prepare(self, model) -> None:
+        model.prepare_layers([self.choose_layer(model).name])
+
     def first_passes(self, model, batch):
         """Expose the layer in the first forward pass: one pass gives both probabilities and activations."""
         name = self.choose_layer(model).name

@@ -105,6 +105,10 @@ class NBDT(LayerMethod):
         return induce(head.weight, labels, self.linkage, self.normalise), "induced"
 
     # ------------------------------------------------------------------ one forward pass
+    def prepare(self, model) -> None:
+        head = head_of(model)
+        model.prepare_layers([head.features, head.pooled])
+
     def first_passes(self, model, batch):
         head = head_of(model)
         acts, probs = model.activations(batch, [head.features, head.pooled])

@@ -143,3 +143,19 @@ def test_std_error_column_nbdt_and_overlay_names(files, tmp_path):
     lime = ok[ok.method == "lime"]
     for se, imp in zip(lime.std_error, lime.importance):  # the ridge sandwich: one finite value per feature
         assert se is not None and len(se) == len(imp) and np.isfinite(se).all() and (se > 0).any()
+
+
+def test_warm_builds_the_layer_session_and_leaves_failures_to_the_items(files, tmp_path):
+    """Worker.warm builds the session exposing Grad-CAM's layer before any picture (the runner does it
+    while the first batch decodes); a layer that does not exist does not stop the run there: every
+    item gets an error row naming it."""
+    from onnxai.dataset.worker import Job, Worker
+
+    w = Worker(Job(str(files["conv"]), {"providers": "cpu"}, [("grad-cam", {}, "k")]))
+    assert not w.model._patched
+    w.warm()
+    assert len(w.model._patched) == 1
+    s = run(files, tmp_path / "bad", methods=["grad-cam"], method_params={"grad-cam": {"layer": "no_such_tensor"}})
+    df = pd.read_parquet(tmp_path / "bad")
+    assert s.failed == 7 and (df.status == "error").all()
+    assert df[df.item_id != "broken.png"].error.str.contains("no_such_tensor").all()
