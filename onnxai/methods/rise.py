@@ -8,9 +8,11 @@
     fill       what hidden pixels show; "zero" in model space (default, RISE's x o M) or any fill of
                methods.base
     score      "probabilities" (default, RISE's f_c) or "logits"
-    sampling   "independent" (default) or "sobol": the cell grids and shifts of all masks from one
-               scrambled Sobol sequence (scipy.stats.qmc, seeded); a quasi-Monte Carlo mean, for which
-               the i.i.d. standard error below is conservative
+    sampling   "sobol" (default): the cell grids and shifts of all masks from one scrambled Sobol
+               sequence (scipy.stats.qmc, seeded), a quasi-Monte Carlo mean for which the i.i.d.
+               standard error below is conservative; on the bench's pictures it reached Spearman 0.90
+               / 0.94 against a 20,000-mask map at 500 masks where independent draws reached 0.53 /
+               0.80. "independent": every mask drawn on its own (the RISE paper's)
 
     map = sum_i f_c(x o M_i) M_i / (N p)
 
@@ -53,7 +55,7 @@ class RISE(PerturbationMethod):
                  chunk_size: int | None = None, memory_budget: int = engine.DEFAULT_MEMORY_BUDGET,
                  num_masks: int | None = None, p: float | None = None, kind: str | None = None,
                  tolerance: float | None = None, max_samples: int = AUTO_MAX_SAMPLES,
-                 sampling: str = "independent"):
+                 sampling: str = "sobol"):
         num_samples = deprecated_alias("RISE", "num_masks", "num_samples", num_masks, num_samples, 2000)
         keep_probability = deprecated_alias("RISE", "p", "keep_probability", p, keep_probability, 0.5)
         score = deprecated_alias("RISE", "kind", "score", kind, score, "auto")
@@ -78,21 +80,22 @@ class RISE(PerturbationMethod):
     def _sums(self, setup, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         """Running sums over the first len(scores) masks of f M and (f M)^2: (T, H, W) each, and n.
         Only the masks not yet summed are made again (a prefix grows between "auto" checks). The sum
-        of f M over the even masks is kept too (``setup.state["sums"][3]``: the rank rule's halves)."""
+        of f M is also kept as it stood after every power-of-two number of masks (``halves``)."""
         masks = setup.state["masks"]
         n, T = scores.shape
         sums = setup.state["sums"]
         if sums is None or sums[0].shape[0] != T:
-            sums = [np.zeros((T, masks.height, masks.width)), np.zeros((T, masks.height, masks.width)), 0,
-                    np.zeros((T, masks.height, masks.width))]
-        for a in range(sums[2], n, SQUARES_CHUNK):
-            b = min(n, a + SQUARES_CHUNK)
+            sums = [np.zeros((T, masks.height, masks.width)), np.zeros((T, masks.height, masks.width)), 0, {}]
+        a = sums[2]
+        while a < n:
+            b = min(n, a + SQUARES_CHUNK, 1 << a.bit_length())  # stop at the next power of two too
             m = masks(a, b).astype(np.float64)  # (c, H, W)
             f = scores[a:b]
             sums[0] += np.tensordot(f, m, axes=(0, 0))
             sums[1] += np.tensordot(f * f, m * m, axes=(0, 0))
-            even = (np.arange(a, b) % 2 == 0)[:, None]
-            sums[3] += np.tensordot(f * even, m, axes=(0, 0))
+            if b & (b - 1) == 0:
+                sums[3][b] = sums[0].copy()
+            a = b
         sums[2] = max(sums[2], n)
         setup.state["sums"] = sums
         return sums[0], sums[1], n
@@ -100,11 +103,16 @@ class RISE(PerturbationMethod):
     split_halves = True
 
     def halves(self, run, setup, targets):
-        """The saliency maps of the even and of the odd masks (each a RISE run of its own)."""
-        s1, _, n = self._sums(setup, run.scores[:, targets].astype(np.float64))
-        even = setup.state["sums"][3]
-        ne, no = (n + 1) // 2, n // 2
-        return [(even[i] / max(ne, 1), (s1[i] - even[i]) / max(no, 1)) for i in range(len(targets))]
+        """The maps of masks [0, h) and [h, 2h), h the largest power of two with 2h <= n: two blocks that
+        are each a whole scrambled Sobol net (odd and even masks of a Sobol sequence are not: each
+        keeps one side of the first coordinate) and, for independent masks, two independent runs."""
+        self._sums(setup, run.scores[:, targets].astype(np.float64))
+        snaps = setup.state["sums"][3]
+        if run.scores.shape[0] < 2:  # nothing to compare yet: full disagreement
+            return [(np.zeros(1), np.ones(1)) for _ in targets]
+        h = 1 << max(0, (run.scores.shape[0] // 2).bit_length() - 1)
+        first, both = snaps[h], snaps[2 * h]
+        return [(first[i] / h, (both[i] - first[i]) / h) for i in range(len(targets))]
 
     def estimate(self, run, setup, targets):
         s1, s2, n = self._sums(setup, run.scores[:, targets].astype(np.float64))

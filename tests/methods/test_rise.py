@@ -26,13 +26,13 @@ def test_rise_masks_made_in_chunks_equal_random_grid_masks():
 def test_rise_equals_numpy_and_is_seeded():
     model, p, x, crop = setup(softmax=True)
     N = 64
-    res = onnxai.RISE(num_masks=N, cells=3, p=0.4, seed=2, chunk_size=10).explain(model, picture(), target=[0, 3])
+    res = onnxai.RISE(num_masks=N, cells=3, p=0.4, seed=2, chunk_size=10, sampling="independent").explain(model, picture(), target=[0, 3])
     masks = kernels.random_grid_masks(N, SIZE, SIZE, s=3, p=0.4, seed=2).astype(np.float64)
     probs = np_softmax(cam_forward(x * masks[:, None].astype(np.float32), p)[2])
     for e in res:
         ref = np.tensordot(probs[:, e.target], masks, axes=1) / (N * 0.4)
         np.testing.assert_allclose(e.map, ref, rtol=1e-4, atol=1e-6)
-    again = onnxai.RISE(num_masks=N, cells=3, p=0.4, seed=2).explain(model, picture(), target=0)
+    again = onnxai.RISE(num_masks=N, cells=3, p=0.4, seed=2, sampling="independent").explain(model, picture(), target=0)
     np.testing.assert_allclose(again.map, res[0].map, rtol=1e-5, atol=1e-7)
-    other = onnxai.RISE(num_masks=N, cells=3, p=0.4, seed=3).explain(model, picture(), target=0)
+    other = onnxai.RISE(num_masks=N, cells=3, p=0.4, seed=3, sampling="independent").explain(model, picture(), target=0)
     assert not np.allclose(other.map, res[0].map)

@@ -216,10 +216,10 @@ def test_permutation_shap_intervals_cover_and_pairs_are_the_unit(picture_case):
 def test_rise_intervals_cover_a_long_run(region_model):
     model, _ = region_model
     pic = onnx_models.region_picture()
-    ref = onnxai.RISE(num_samples=40000, cells=4, seed=10_000, score="logits").explain(model, pic, target=1)
+    ref = onnxai.RISE(num_samples=40000, cells=4, seed=10_000, score="logits", sampling="independent").explain(model, pic, target=1)
     covs = []
     for seed in range(100):
-        e = onnxai.RISE(num_samples=200, cells=4, seed=seed, score="logits").explain(model, pic, target=1)
+        e = onnxai.RISE(num_samples=200, cells=4, seed=seed, score="logits", sampling="independent").explain(model, pic, target=1)
         assert e.stderr.shape == e.map.shape
         covs.append(np.mean(np.abs(e.map - ref.map) <= 1.96 * np.sqrt(e.stderr.astype(np.float64) ** 2
                                                                          + ref.stderr.astype(np.float64) ** 2)))

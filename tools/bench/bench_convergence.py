@@ -175,15 +175,15 @@ def run(quick: bool = False) -> None:
                                                     seed=s, score=kind, **kw)
         rise_m = lambda s, n, **kw: onnxai.RISE(num_samples=n, seed=s, score=kind, **kw)
         families = [  # (row name, factory, options, reference row, prefix-consistent)
-            ("onnxai lime ridge (independent)", lime_m, {}, "lime"),
+            ("onnxai lime ridge (independent)", lime_m, {"sampling": "independent"}, "lime"),
             ("onnxai lime ridge (paired)", lime_m, {"sampling": "paired"}, "lime"),
             ("onnxai kernel-shap (sequential)", ks_m, {}, "ks"),
-            ("onnxai rise (independent)", rise_m, {}, "rise"),
+            ("onnxai rise (independent)", rise_m, {"sampling": "independent"}, "rise"),
             ("onnxai rise (sobol)", rise_m, {"sampling": "sobol"}, "rise"),
         ]
         refs, rows, curves_seed1 = {}, [], {}
         for key, make in (("lime", lime_m), ("ks", ks_m), ("rise", rise_m)):
-            m = make(REF_SEED, ref_n) if key != "ks" else make(REF_SEED, "auto", max_samples=ref_n)
+            m = make(REF_SEED, ref_n, sampling="independent") if key != "ks" else make(REF_SEED, "auto", max_samples=ref_n)
             setup, res = _score(m, model, x, crop, probs, t, kind)
             refs[key] = _prefix_fn(m, setup, res, t)(ref_n)
             if key == "lime":
@@ -233,10 +233,10 @@ def run(quick: bool = False) -> None:
         # auto, default tolerance: per seed the samples used, against the samples the mean curve needed
         # (one seed's own curve crosses 0.95 at a random point: the mean curve is the picture's figure)
         for name, make, kw, rkey, auto_seeds in (
-                ("onnxai lime ridge (independent)", lime_m, {}, "lime", seeds),
+                ("onnxai lime ridge (independent)", lime_m, {"sampling": "independent"}, "lime", seeds),
                 ("onnxai lime ridge (paired)", lime_m, {"sampling": "paired"}, "lime", seeds),
                 ("onnxai kernel-shap (sequential)", ks_m, {}, "ks", seeds),
-                ("onnxai rise (independent)", rise_m, {}, "rise", seeds[:1])):
+                ("onnxai rise (sobol)", rise_m, {}, "rise", seeds[:1])):
             used, rhos, secs, stopped = [], [], [], []
             for s in auto_seeds:
                 t0 = time.perf_counter()
