@@ -47,6 +47,15 @@ def compression() -> dict:
     return {name: COMPRESSION.get(name, DEFAULT_CODEC) for name in schema().names}
 
 
+VECTORS = ("map", "importance", "std_error")  # no dictionary (every value differs) and no min/max statistics:
+                                               # measured 12.5 -> 7.7 ms of CPU per 64 Grad-CAM rows
+
+
+def column_options() -> dict:
+    small = [n for n in schema().names if n not in VECTORS]
+    return {"use_dictionary": small, "write_statistics": small}
+
+
 def schema():
     pa, _ = _pa()
     return pa.schema([
@@ -216,7 +225,7 @@ class Store:
         final = self.out / name
         try:  # a unique dot-named temporary (readers skip it), then a rename; never through a link
             with open_atomic(final, "wb", force=False) as f:
-                pq.write_table(rows.table(), f, compression=compression())
+                pq.write_table(rows.table(), f, compression=compression(), **column_options())
         except OSError as e:
             raise OnnxaiError(f"cannot write {final}: {e.strerror or e}; the parts already written are kept, "
                               "rerun to resume") from None
