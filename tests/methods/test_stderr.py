@@ -121,7 +121,6 @@ def test_kernel_shap_picture_intervals_cover_the_exact_shapley_values(picture_ca
 def test_kernel_shap_picture_stderr_from_explain_matches_the_lookup(picture_case, sampling):
     model, pic, segments, game = picture_case
     e = onnxai.KernelSHAP(num_samples=100, segmentation=segments, seed=4, sampling=sampling).explain(model, pic, target=1)
-    ests, ses = [], []
     ks = onnxai.KernelSHAP(num_samples=100, seed=4, sampling=sampling)
     masks, weights = ks.coalitions(8)
     phi = ks.solve(masks, weights, game[_index(masks)], game[0], game[-1], [1])
