@@ -233,14 +233,23 @@ class Method:
     def resolve_score(self, probs, targets) -> tuple[str, str | None]:
         """score="auto": the logits when a target's probability on the input is above SATURATED (a
         saturated softmax carries almost no signal: differences, means and regressions of it go flat),
-        else the probabilities. -> (kind, a note saying why, or None)."""
+        else the probabilities; unless ``logits_undefined`` gives a reason to stay on probabilities.
+        -> (kind, a note saying why, or None)."""
         if self.score != "auto":
             return self.score, None
         p = float(max(probs[t] for t in targets))
-        if p > SATURATED:
-            return "logits", (f"saturated: p={p:.4f} > {SATURATED} on the input, so the logits were explained "
-                              f"(score='probabilities' / --score probabilities to override)")
-        return "probabilities", None
+        if p <= SATURATED:
+            return "probabilities", None
+        saturated = f"saturated: p={p:.4f} > {SATURATED} on the input"
+        reason = self.logits_undefined()
+        if reason:
+            return "probabilities", f"{saturated}; kept on probabilities: {reason}"
+        return "logits", f"{saturated}, so the logits were explained (score='probabilities' / --score probabilities to override)"
+
+    def logits_undefined(self) -> str | None:
+        """Why this configuration's map has no meaning on logits (score="auto" then keeps probabilities
+        under saturation), or None."""
+        return None
 
     def _run(self, model, x, baseline, source, ends: int = 2, check=None, kind: str | None = None) -> engine.RunResult:
         """Score every perturbation of ``source`` and the end points (1: the input, 2: and the

@@ -79,6 +79,13 @@ class ScoreCAM(LayerMethod):
         self._engine_options(check_score(p["score"] if score is None else score, allow_auto=True), progress,
                             chunk_size, memory_budget)
 
+    def logits_undefined(self) -> str | None:
+        """w_k = s_k on logits moves with any constant added to them: the switch is for differences."""
+        if self.weighting == "score":
+            return ("the 'score' weighting (w_k = s_k) is not defined on logits (they have no zero); "
+                    "preset='paper' (increase of the score) or weighting='increase' switches")
+        return None
+
     def channel_weights(self, model, x, crop, probs, targets, layer):
         A = np.ascontiguousarray(layer.maps[0], np.float32)  # (K, h, w)
         K = A.shape[0]
@@ -101,11 +108,6 @@ class ScoreCAM(LayerMethod):
 
         baseline = make_fill(model, crop, x, self.fill)
         kind, why = self.resolve_score(probs, targets)
-        if kind == "logits" and why and self.weighting == "score":
-            # w_k = s_k on logits moves with any constant added to them: the switch is for differences
-            kind, why = "probabilities", why.split(",")[0] + (
-                "; kept on probabilities: the 'score' weighting (w_k = s_k) is not defined on logits (they "
-                "have no zero); preset='paper' (increase of the score) or weighting='increase' switches")
         res = self._run(model, x, baseline, engine.SoftMasks(n=len(pushed), make=make), kind=kind)
         base_scores = res.baseline_scores.astype(np.float64)  # the fill itself: what every constant channel shows
         scores = np.zeros((K, base_scores.shape[0]), np.float64)
