@@ -120,15 +120,15 @@ def _float_lists(pa, vectors: list):
 def _binary(pa, maps: list):
     """[float32 array | None, ...] -> a binary Arrow array of their raw bytes, from one concatenation."""
     sizes = np.array([0 if m is None else m.nbytes for m in maps], np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32 if sizes.sum() < 2**31 else np.int64)
+    if sizes.sum() >= 2 ** 31:  # binary's int32 offsets; parts hold 64 items, so far below this
+        raise OnnxaiError(f"{sizes.sum()} bytes of maps in one part file; give a smaller part size")
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
     data = (np.concatenate([m.reshape(-1).view(np.uint8) for m in maps if m is not None]) if sizes.sum()
             else np.zeros(0, np.uint8))
     valid = np.array([m is not None for m in maps])
-    typ = pa.binary() if offsets.dtype == np.int32 else pa.large_binary()
     bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    arr = pa.Array.from_buffers(typ, len(maps), [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)],
-                                null_count=int((~valid).sum()))
-    return arr if typ == pa.binary() else arr.cast(pa.binary())
+    return pa.Array.from_buffers(pa.binary(), len(maps), [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)],
+                                 null_count=int((~valid).sum()))
 
 
 class Rows:
