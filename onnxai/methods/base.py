@@ -268,6 +268,12 @@ class Method:
         """How many samples to draw: num_samples, or max_samples when the budget is "auto"."""
         return self.max_samples if self.auto else self.num_samples
 
+    def auto_tolerance(self, ranks: bool) -> float:
+        """The tolerance of num_samples="auto": the one given, else the rule's default."""
+        if self.tolerance is not None:
+            return self.tolerance
+        return AUTO_RANK_TOLERANCE if ranks else AUTO_TOLERANCE
+
     def auto_check(self, estimate, first: int = AUTO_FIRST, halves=None, weights=None):
         """The engine's ``check`` for num_samples="auto", called between chunks. Checks start at
         ``first`` samples and are >= 5% of the samples apart; ``state["ratio"]`` keeps the last figure.
@@ -284,7 +290,7 @@ class Method:
         stop when every standard error is below tolerance (default AUTO_TOLERANCE) x the largest |value|.
         """
         rule = "ranks" if halves is not None else "error"
-        tol = self.tolerance if self.tolerance is not None else (AUTO_RANK_TOLERANCE if halves else AUTO_TOLERANCE)
+        tol = self.auto_tolerance(ranks=halves is not None)
         state = {"next": max(int(first), AUTO_FIRST), "ratio": float("inf"), "at": 0, "rule": rule, "tolerance": tol,
                  "floor": False}
 

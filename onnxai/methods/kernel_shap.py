@@ -70,7 +70,7 @@ from ..kernels.coalitions import (SAMPLING, default_nsamples, sequential_coaliti
                                   shapley_coalitions)
 from ..kernels.shapley import shapley_solve
 from ..kernels.variance import shapley_stderr
-from .base import AUTO_FIRST, AUTO_MAX_SAMPLES, AUTO_TOLERANCE, check_budget, check_count, check_score, deprecated_alias
+from .base import AUTO_FIRST, AUTO_MAX_SAMPLES, check_budget, check_count, check_score, deprecated_alias
 from .superpixels import SuperpixelMethod
 
 _NUM_FEATURES = "num_features("  # l1_reg="num_features(k)", shap's spelling
@@ -353,7 +353,7 @@ class KernelSHAP(SuperpixelMethod):
         extras = {"num_samples": used, "background_rows": int(bg.data.shape[0]), "efficiency_gap": gap,
                   "score": score}
         if self.auto:
-            extras.update(stopped=stopped, tolerance=self.tolerance if self.tolerance is not None else AUTO_TOLERANCE,
+            extras.update(stopped=stopped, tolerance=self.auto_tolerance(ranks=False),
                           max_samples=self.max_samples)
         return tabular.TabularExplanation(
             values=values, base_values=fnull, predictions=preds, data=X, feature_names=names, stderr=stderr,

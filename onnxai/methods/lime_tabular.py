@@ -16,7 +16,7 @@ from .. import engine, kernels
 from ..errors import InputError
 from ..tables import Background, TabularExplanation, class_names, resolve_row_targets, table_rows
 from ..kernels.variance import ridge_stderr
-from .base import AUTO_MAX_SAMPLES, AUTO_TOLERANCE, Method, check_budget, check_score, deprecated_alias
+from .base import AUTO_MAX_SAMPLES, Method, check_budget, check_score, deprecated_alias
 
 
 class LimeTabular(Method):
@@ -172,7 +172,7 @@ class LimeTabular(Method):
         targets = resolve_row_targets(model, preds, target)
         extras = {"r2": r2.tolist(), "kernel_width": float(width), "score": self.score, "num_samples": used}
         if self.num_samples == "auto":
-            extras.update(stopped=stopped, tolerance=self.tolerance if self.tolerance is not None else AUTO_TOLERANCE,
+            extras.update(stopped=stopped, tolerance=self.auto_tolerance(ranks=False),
                           max_samples=self.max_samples)
         return TabularExplanation(values=values, base_values=intercepts, predictions=preds, data=X, stderr=stderr,
                                   feature_names=names, class_names=class_names(model), method=self.name,
