@@ -84,8 +84,7 @@ class Worker:
         local runner overlaps it with stage 2 of the previous batch."""
         stage = []
         for name, params, key, method in self.methods:
-            run = [i for i in range(len(items)) if (items[i].methods is None or name in items[i].methods)
-                   and not isinstance(decoded[i], BaseException)]
+            run = [i for i in range(len(items)) if _wants(items[i], name) and not isinstance(decoded[i], BaseException)]
             if not run:
                 stage.append((run, [], 0.0))
                 continue
@@ -100,7 +99,7 @@ class Worker:
         rows = Rows()
         for (name, params, key, method), (run, passes, share) in zip(self.methods, stage):
             for i in range(len(items)):
-                if (items[i].methods is None or name in items[i].methods) and isinstance(decoded[i], BaseException):
+                if _wants(items[i], name) and isinstance(decoded[i], BaseException):
                     rows.add(items[i].item_id, items[i].path, name, key, None, seconds=0.0,
                              error=_message(decoded[i]))
             for j, i in enumerate(run):
@@ -185,6 +184,11 @@ class Worker:
                              float(e.predictions[k, t]), e.values[k], e.values[k, :, t],
                              None if e.stderr is None else e.stderr[k, :, t], extras, seconds)
         return rows
+
+
+def _wants(item: PictureItem, method: str) -> bool:
+    """Does the item ask for this method (a list's ``methods`` column; None: every method)?"""
+    return item.methods is None or method in item.methods
 
 
 def _message(e: BaseException) -> str:

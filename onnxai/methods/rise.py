@@ -20,10 +20,10 @@ Standard error per pixel (``Explanation.stderr``, shaped like the map): the map 
 of N independent draws f_c(x o M_i) M_i / p, so its standard error is their sample standard deviation
 over sqrt(N), from the running sums of f M and (f M)^2 (``kernels.variance.mean_stderr``; the masks
 are made a second time, a chunk at a time, for the squares). num_samples="auto" (with tolerance and
-max_samples) stops on the rank rule (methods.base.Method.auto_check): the maps of the even and the
-odd masks agree well enough that the full map's predicted rank correlation with its limit reaches
-1 - tolerance (default 0.04), or every pixel's standard error is below 0.03 x the largest
-|map - mean(map)|.
+max_samples) stops on the rank rule (methods.base.Method.auto_check): the maps of the mask blocks
+[0, h) and [h, 2h) (``halves``) agree well enough that the full map's predicted rank correlation with
+its limit reaches 1 - tolerance (default 0.04), or every pixel's standard error is below 0.03 x the
+largest |map - mean(map)|.
 
 The masks are made chunk by chunk when the engine asks for them (the cell grids and shifts of all N
 are drawn up front, in random_grid_masks's order, so chunk i is bit for bit rows i of
