@@ -98,13 +98,18 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
 
+def fresh_process(script: str, *args) -> float:
+    """Run ``script`` in a new Python on this checkout; -> the number on its last line of output."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ONNXAI_QUIET": "1"}
+    res = subprocess.run([sys.executable, "-c", script, str(MODEL), *map(str, args)], env=env,
+                         capture_output=True, text=True, check=True)
+    return float(res.stdout.strip().splitlines()[-1])
+
+
 def peak_rss(paths, tmp: Path, n: int) -> float:
     lst = tmp / f"list{n}.txt"
     lst.write_text("\n".join(str(p) for p in paths[:n]))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "ONNXAI_QUIET": "1"}
-    res = subprocess.run([sys.executable, "-c", RSS, str(MODEL), str(lst), str(tmp / f"rss{n}")], env=env,
-                         capture_output=True, text=True, check=True)
-    return float(res.stdout.strip().splitlines()[-1])
+    return fresh_process(RSS, lst, tmp / f"rss{n}")
 
 
 def gradcam_vs_bare(pics: Path, paths: list, out: Path, rounds: int = 3) -> tuple[float, float, float]:
@@ -135,10 +140,7 @@ print(s.done / (time.perf_counter() - t0))
 
 def first_run_rate(folder: Path, out: Path) -> float:
     """Grad-CAM pictures/s of a fresh process, imports included: what one CLI run over the folder gets."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "ONNXAI_QUIET": "1"}
-    res = subprocess.run([sys.executable, "-c", FIRST, str(MODEL), str(folder), str(out)], env=env,
-                         capture_output=True, text=True, check=True)
-    return float(res.stdout.strip().splitlines()[-1])
+    return fresh_process(FIRST, folder, out)
 
 
 def run(quick: bool = False) -> None:
@@ -197,5 +199,7 @@ def run(quick: bool = False) -> None:
         r50 = peak_rss(paths, tmp, small)
         print(f"| {'peak RSS, grad-cam local, %d pictures' % small:<58} | {r50:7.0f} MiB |")
         for k, ps in ((n, paths), (big, big_paths)):
+            if k == small:  # --quick: the first folder is the small size already
+                continue
             r = peak_rss(ps, tmp, k)
             print(f"| {'peak RSS, grad-cam local, %d pictures' % k:<58} | {r:7.0f} MiB | {r / r50:.2f}x")
