@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+from onnx import helper, numpy_helper
 import onnxruntime as ort
 import pytest
 
@@ -122,6 +123,40 @@ def test_infer_never_raises():
     broken.graph.node[0].op_type = "NoSuchOp"  # inference cannot know this op
     out = graph.infer(broken)
     assert isinstance(out, onnx.ModelProto)
+
+
+def _full_inference(m):
+    from onnx import shape_inference
+    return shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
+
+
+def test_infer_without_weights_gives_the_shapes_full_inference_gives():
+    """infer() runs on a copy whose large initializers are graph inputs: the shapes must be the ones that
+    inference of the whole model gives, with shape-deciding small constants (a Reshape's target) kept."""
+    from pathlib import Path
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((1000, 50)).astype(np.float32), "big_w")  # > _KEEP_VALUES
+    shape = numpy_helper.from_array(np.array([-1, 10, 5], np.int64), "target_shape")
+    nodes = [helper.make_node("MatMul", ["x", "big_w"], ["mm"]),
+             helper.make_node("Transpose", ["mm"], ["t"], perm=[1, 0]),
+             helper.make_node("Reshape", ["t", "target_shape"], ["r"]),
+             helper.make_node("ReduceMean", ["r"], ["y"], axes=[2], keepdims=0)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4, 1000])],
+                          [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)], initializer=[w, shape])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    old = onnx.ModelProto.FromString(m.SerializeToString())  # an old exporter: initializers listed as inputs
+    old.graph.input.append(helper.make_tensor_value_info("big_w", onnx.TensorProto.FLOAT, [1000, 50]))
+    shipped = onnx.load(str(Path(__file__).resolve().parents[1] / "models" / "efficientnet_lite0.onnx"))
+    for model in (m, old, shipped):
+        light = graph.infer(model)
+        assert graph.tensor_infos(light) == graph.tensor_infos(_full_inference(model))
+        assert [n.output for n in light.graph.node] == [n.output for n in model.graph.node]
+        assert all(not i.raw_data and not i.float_data for i in light.graph.initializer if np.prod(i.dims) > 4096)
+    infos = graph.tensor_infos(graph.infer(m))
+    assert infos["r"][0] == [4, 10, 5] and infos["y"][0] == [4, 10]  # the Reshape's target was read
+    assert infos["big_w"] == ([1000, 50], onnx.TensorProto.FLOAT)      # the weight's entry as before
+    assert len(m.graph.initializer[0].raw_data) == 1000 * 50 * 4      # the model itself is untouched
 
 
 # ----------------------------------------------------------------------------- make_batch_dynamic
