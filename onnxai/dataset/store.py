@@ -69,6 +69,8 @@ def schema():
         ("score", pa.float32()),           # its probability on the unperturbed input
         ("map", pa.binary()),              # raw little-endian float32 bytes, C order, of shape map_shape
         ("map_shape", pa.list_(pa.int32())),
+        ("map_size", pa.list_(pa.int32())),  # (H, W) the map covers in input pixels when it is stored
+        ("map_upsample", pa.string()),       # coarser (a CAM's layer grid), and how map_array scales it up
         ("importance", pa.list_(pa.float32())),  # per feature (superpixel, channel, column); null if none
         ("std_error", pa.list_(pa.float32())),   # standard errors where the method has them
         ("extras", pa.string()),           # JSON: the method's facts (r2, layer, base_value, ...)
@@ -102,9 +104,35 @@ def overlay_name(item_id: str, method: str, target) -> str:
     return f"{stem}_{tag}__{method}__{target}.png"
 
 
-def map_array(row) -> np.ndarray:
-    """A stored row (dict, pandas row) -> its map as a float32 array of its shape."""
-    return np.frombuffer(row["map"], dtype="<f4").reshape(tuple(row["map_shape"]))
+UPSAMPLE = {"bilinear": False, "bilinear-align-corners": True}  # map_upsample -> align_corners
+
+
+def map_array(row, upsample: bool = True) -> np.ndarray:
+    """A stored row (dict, pandas row) -> its map as a float32 array: the full map the method gave
+    (a CAM's layer-grid map scaled up exactly as the method does it, bit for bit), or with
+    ``upsample=False`` the stored array of ``map_shape`` as it is."""
+    stored = np.frombuffer(row["map"], dtype="<f4").reshape(tuple(row["map_shape"]))
+    how = row.get("map_upsample") if hasattr(row, "get") else None
+    if not upsample or how is None or (isinstance(how, float) and np.isnan(how)):
+        return stored
+    if how not in UPSAMPLE:
+        raise InputError(f"map_upsample {how!r} is not one this onnxai knows ({', '.join(UPSAMPLE)}); "
+                         "read the row with a newer onnxai, or take the stored map with upsample=False")
+    from ..kernels.resize import resize_map
+
+    h, w = (int(v) for v in row["map_size"])
+    return resize_map(stored.astype(np.float64), h, w, align_corners=UPSAMPLE[how])
+
+
+def compact_map(map_: np.ndarray, raw: np.ndarray | None, how: str | None):
+    """(array to store, map_size, map_upsample): the coarse ``raw`` map when the method says its map is
+    ``raw`` scaled up ``how`` (Method.raw_upsample; a CAM's layer grid: 196 bytes instead of 200 KB a
+    picture), else ``map_`` itself."""
+    if how is not None and raw is not None and raw.ndim == 2 and map_.ndim == 2 and raw.size < map_.size:
+        if how not in UPSAMPLE:
+            raise OnnxaiError(f"raw_upsample {how!r} is not one of {', '.join(UPSAMPLE)}")
+        return raw, list(map_.shape), how
+    return map_, None, None
 
 
 def _float_lists(pa, vectors: list):
@@ -141,7 +169,8 @@ class Rows:
         return len(self.cols["item_id"])
 
     def add(self, item_id, source, method, key, seed, target=None, label=None, score=None, map_=None,
-            importance=None, std_error=None, extras=None, seconds=0.0, error=None):
+            importance=None, std_error=None, extras=None, seconds=0.0, error=None, map_size=None,
+            map_upsample=None):
         c = self.cols
         m = None if map_ is None else np.ascontiguousarray(map_, dtype="<f4")
         c["item_id"].append(str(item_id))
@@ -154,6 +183,8 @@ class Rows:
         c["score"].append(None if score is None else float(score))
         c["map"].append(m)  # bytes in table(), in one copy for the whole part
         c["map_shape"].append(None if m is None else list(m.shape))
+        c["map_size"].append(None if map_size is None else [int(v) for v in map_size])
+        c["map_upsample"].append(map_upsample)
         c["importance"].append(None if importance is None else np.asarray(importance, np.float32).ravel())
         c["std_error"].append(None if std_error is None else np.asarray(std_error, np.float32).ravel())
         c["extras"].append(json.dumps(to_jsonable(extras or {}, max_array=64), default=repr))
@@ -207,11 +238,17 @@ class Store:
         """params_hash -> item ids with a row (ok or error) in the store."""
         _, pq = _pa()
         out: dict[str, set[str]] = {}
+        names = schema().names
         for p in self.parts():
             try:
+                have = pq.read_schema(p).names
                 t = pq.read_table(p, columns=["item_id", "params_hash"])
             except Exception as e:  # a foreign or damaged file: say which, do not touch it
                 raise InputError(f"{p} is not a readable part file ({e}); move it out of --out") from None
+            lacking = [n for n in names if n not in have]
+            if lacking:  # mixed layouts would read back with those columns silently empty
+                raise InputError(f"{p} was written by an older onnxai (no {', '.join(lacking)} column); "
+                                 "give a new --out, or --force to start this store over")
             for key, item in zip(t.column("params_hash").to_pylist(), t.column("item_id").to_pylist()):
                 out.setdefault(key, set()).add(item)
         return out

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import OnnxaiError
 from ..methods import make_method, takes
 from .sources import PictureItem, item_seed
-from .store import Rows, overlay_name
+from .store import Rows, compact_map, overlay_name
 
 
 
@@ -127,8 +127,9 @@ class Worker:
                             _overlay(e, self.job.pictures, item.item_id, name)
                         except (OSError, OnnxaiError) as err:  # the row is still stored; it says why
                             e.extras["picture_error"] = _message(err)
-                    rows.add(item.item_id, item.path, name, key, seed, e.target, e.label, e.score, e.map,
-                             e.importance, e.stderr, e.extras, seconds)
+                    stored, size, how = compact_map(e.map, e.raw_map, method.raw_upsample())
+                    rows.add(item.item_id, item.path, name, key, seed, e.target, e.label, e.score, stored,
+                             e.importance, e.stderr, e.extras, seconds, map_size=size, map_upsample=how)
         return rows
 
     def _first_passes(self, method, xs: list[np.ndarray]):

@@ -202,6 +202,12 @@ class Method:
         arguments for ``_explain``)."""
         return self.first_passes(model, x)[0]
 
+    def raw_upsample(self) -> str | None:
+        """When the map is ``raw_map`` scaled up and nothing else, how ("bilinear" or
+        "bilinear-align-corners", bit for bit with kernels.resize_map); else None. The data-set store then
+        keeps the coarse map (onnxai.dataset.map_array scales it up)."""
+        return None
+
     def prepare(self, model) -> None:
         """Build what the first pass needs before any input arrives (a session exposing a layer): a
         runner may call it on another thread while it decodes. Optional; errors come back from the

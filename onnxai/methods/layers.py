@@ -352,6 +352,10 @@ class LayerMethod(Method):
         low = np.maximum(low, 0.0)
         return upsample(low, h, w, self.align_corners), low
 
+    def raw_upsample(self) -> str | None:
+        """layer_map's own rule: the map is the (clipped) grid, which is raw_map, upsampled."""
+        return "bilinear-align-corners" if self.align_corners else "bilinear"
+
     def prepare(self, model) -> None:
         model.prepare_layers([self.choose_layer(model).name])
 
@@ -385,7 +389,10 @@ class LayerMethod(Method):
         H, W = crop.shape[:2]
         out = []
         for i, t in enumerate(targets):
-            map_, raw = self.layer_map(np.tensordot(weights[i], A, axes=1), H, W)
+            # rounded to float32 first: the stored raw_map then rebuilds the map bit for bit (the
+            # data-set store keeps a CAM's map at its layer's grid, onnxai.dataset.map_array upsamples)
+            low = np.tensordot(weights[i], A, axes=1).astype(np.float32).astype(np.float64)
+            map_, raw = self.layer_map(low, H, W)
             e = self._explanation(model, t, probs, map_, raw_map=np.asarray(raw, np.float32),
                                   importance=np.asarray(weights[i], np.float32))
             how = layer.choice.how

@@ -144,7 +144,7 @@ class NBDT(LayerMethod):
         for t in targets:
             t3 = time.perf_counter()
             steps, low = tree.explain_path(t, d, A)
-            total_low = low.sum(axis=0) if len(low) else np.zeros(A.shape[1:])
+            total_low = (low.sum(axis=0) if len(low) else np.zeros(A.shape[1:])).astype(np.float32).astype(np.float64)
             map_ = upsample(total_low, H, W, self.align_corners)
             e = self._explanation(model, t, probs, map_, raw_map=np.asarray(total_low, np.float32))
             e.extras.update(

@@ -129,6 +129,11 @@ class ScoreCAM(LayerMethod):
         timings = dict(forward=res.forward_s, engine=res.total_s)
         return weights, [dict(extras, timings=timings) for _ in targets]
 
+    def raw_upsample(self) -> str | None:
+        """Only relu_first makes the map a function of the clipped grid (raw_map); its upsampling never
+        aligns corners (align_corners is for the masks)."""
+        return "bilinear" if self.relu_first else None
+
     def layer_map(self, low, h, w):
         """relu_first: clip before upsampling (pytorch-grad-cam); the map itself is always upsampled with
         align_corners=False (F.interpolate's default, cv2's) and clipped at 0."""

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import onnx_models
 import onnxai
 from onnxai import dataset
 from onnxai.dataset import item_seed, map_array
@@ -36,6 +37,31 @@ def test_folder_rows_equal_single_explanations(files, tmp_path):
         assert row.target == e.target and row.label == e.label
         np.testing.assert_array_equal(map_array(row), e.map)
         np.testing.assert_array_equal(row.importance, e.importance)
+        assert list(row.map_shape) == list(e.map.shape) and pd.isna(row.map_upsample)  # a 16x16 grid: as it is
+
+
+def test_a_coarse_layer_map_is_stored_at_its_grid(tmp_path):
+    """Grad-CAM on a layer of half the input's size: the store holds the 6x6 grid (map_size says the
+    12x12 it covers) and map_array gives the method's map bit for bit."""
+    from PIL import Image
+
+    m, _ = onnx_models.cam_net()
+    m = onnx_models.save(m, tmp_path / "cam.onnx")
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i in range(3):
+        Image.fromarray(onnx_models.cam_picture(seed=i)).save(pics / f"p{i}.png")
+    pre = {"preprocess": {"resize": onnx_models.CAM_SIZE, "crop": onnx_models.CAM_SIZE}, "providers": "cpu"}
+    onnxai.explain_dataset(m, pics, methods=["grad-cam"], out=tmp_path / "out", progress=False, model_options=pre)
+    df = pd.read_parquet(tmp_path / "out")
+    model = onnxai.load(m, **pre)
+    assert len(df) == 3
+    for _, row in df.iterrows():
+        e = onnxai.GradCAM().explain(model, pics / row.item_id)
+        assert list(row.map_shape) == e.extras["layer_grid"] == [6, 6] and list(row.map_size) == [12, 12]
+        assert row.map_upsample == "bilinear" and len(row["map"]) == 6 * 6 * 4
+        np.testing.assert_array_equal(map_array(row), e.map)
+        np.testing.assert_array_equal(map_array(row, upsample=False), e.raw_map)
 
 
 def test_resume_skips_what_is_stored_and_force_starts_over(files, tmp_path):
