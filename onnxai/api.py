@@ -53,7 +53,7 @@ def explain_dataset(model, source, methods=("grad-cam",), out="results", engine:
 
     plan = dataset.make_plan(model, source, methods, out, target=target, params=params,
                              method_params=method_params, background=background, force=force,
-                             pictures=pictures, model_options=model_options)
+                             pictures=pictures, model_options=model_options, warm=engine == "local")
     if engine == "ray":
         summary = dataset.run(plan, "ray", progress=progress, workers=workers, threads=threads_per_worker,
                               address=address, batch_items=batch_items)

@@ -188,15 +188,32 @@ def missing_layer_error(name: str, proto: onnx.ModelProto) -> LayerError:
 
 def expose(proto: onnx.ModelProto, names) -> onnx.ModelProto:
     """A copy of the model with the named tensors added as graph outputs (after the existing ones)."""
+    out = copy.deepcopy(proto)
+    out.graph.output.extend(_new_outputs(proto, names))
+    return out
+
+
+def exposed_bytes(proto: onnx.ModelProto, model_bytes: bytes, names) -> bytes:
+    """``expose(proto, names)`` serialized, from the model's own serialization ``model_bytes`` without
+    copying or serializing the weights again (~20 ms on a 19 MB model): protobuf's wire format merges
+    a message field that appears twice, so a trailing ModelProto holding only the new graph outputs
+    appends them to the graph's outputs when the bytes are parsed (tests check the parse equals
+    ``expose``)."""
+    tail = onnx.ModelProto()
+    tail.graph.output.extend(_new_outputs(proto, names))
+    return model_bytes + tail.SerializeToString() if len(tail.graph.output) else model_bytes
+
+
+def _new_outputs(proto: onnx.ModelProto, names) -> list:
+    """ValueInfos for the named tensors that are not outputs yet (type and shape from inference, the
+    batch left open); a name the graph does not have is a LayerError."""
     names = [names] if isinstance(names, str) else list(names)
     known = _all_tensor_names(proto)
     for name in names:
         if name not in known:
             raise missing_layer_error(name, proto)
-    inferred = infer(proto)
-    infos = tensor_infos(inferred)
-    out = copy.deepcopy(proto)
-    present = {o.name for o in out.graph.output}
+    infos = tensor_infos(infer(proto))
+    present, out = {o.name for o in proto.graph.output}, []
     for name in names:
         if name in present:
             continue
@@ -206,8 +223,7 @@ def expose(proto: onnx.ModelProto, names) -> onnx.ModelProto:
         if shape:
             shape = list(shape)
             shape[0] = None  # the batch follows the input; leave it open
-        vi = helper.make_tensor_value_info(name, elem, shape)
-        out.graph.output.append(vi)
+        out.append(helper.make_tensor_value_info(name, elem, shape))
         present.add(name)
     return out
 

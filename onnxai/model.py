@@ -385,8 +385,7 @@ class Model:
     def _patched_session(self, names: tuple) -> ort.InferenceSession:
         key = tuple(names)
         if key not in self._patched:
-            patched = graph.expose(self.proto, list(names))
-            self._patched[key] = self._make_session(patched.SerializeToString())
+            self._patched[key] = self._make_session(graph.exposed_bytes(self.proto, self._bytes, list(names)))
         return self._patched[key]
 
     def prepare_layers(self, layers) -> None:
@@ -407,8 +406,8 @@ class Model:
             raws.append(r.reshape(r.shape[0], -1))
             for n, a in zip(layers, res[1:]):
                 acts[n].append(a)
-        out = {n: np.concatenate(v) for n, v in acts.items()}
-        return out, check_finite(self.convert(np.concatenate(raws), "probabilities"))
+        join = lambda v: v[0] if len(v) == 1 else np.concatenate(v)  # noqa: E731 - one chunk: no copy
+        return {n: join(v) for n, v in acts.items()}, check_finite(self.convert(join(raws), "probabilities"))
 
     def tail(self, layer: str, output: str | None = None, hold_at: np.ndarray | None = None) -> "Tail":
         """The sub-model from ``layer`` to the class scores (``output`` defaults to the logits). hold_at: an

@@ -102,6 +102,25 @@ def test_expose_unknown_name_lists_close_names():
     assert "close names" not in str(e.value)
 
 
+def test_exposed_bytes_parse_to_the_exposed_model_and_run():
+    """exposed_bytes appends a ModelProto holding only the new outputs to the model's bytes; parsed,
+    that must be expose()'s model exactly (protobuf merges the repeated graph outputs), and it runs."""
+    m, p = onnx_models.conv_net()
+    raw = m.SerializeToString()
+    for names in (["act"], ["act", "pool"], ["act", "act"], [m.graph.output[0].name]):
+        data = graph.exposed_bytes(m, raw, names)
+        assert onnx.ModelProto.FromString(data) == graph.expose(m, names)
+    assert graph.exposed_bytes(m, raw, [m.graph.output[0].name]) is raw  # nothing new: the same bytes
+    x = _x(2)
+    s = ort.InferenceSession(graph.exposed_bytes(m, raw, ["act"]), providers=["CPUExecutionProvider"])
+    logits, act = s.run(None, {s.get_inputs()[0].name: x})
+    ref_act, ref_logits = onnx_models.conv_forward(x, p)[:2]
+    np.testing.assert_allclose(act, ref_act, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(logits, ref_logits, atol=1e-4, rtol=1e-4)
+    with pytest.raises(LayerError, match="no tensor named 'nope'"):
+        graph.exposed_bytes(m, raw, ["nope"])
+
+
 def test_expose_when_shape_inference_gives_nothing():
     m, p = onnx_models.contrib_gelu_net()
     infos = graph.tensor_infos(graph.infer(m))

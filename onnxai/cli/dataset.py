@@ -80,7 +80,8 @@ def explain_dataset(model_path, source, methods, target, out_dir, background, en
     plan = dataset.make_plan(model, source, name_list, out_dir, target=target,
                              params={p: v for p, (_, v) in settings.items()},
                              method_params=params_for(name_list, params), background=background, force=force,
-                             pictures=pictures, model_options={k: v for k, v in load_kw.items() if v is not None})
+                             pictures=pictures, model_options={k: v for k, v in load_kw.items() if v is not None},
+                             warm=engine == "local")
     if plan.missing:
         note(f"{len(plan.missing)} listed file(s) do not exist (first: {plan.missing[0]}); they are stored "
              "as errors")

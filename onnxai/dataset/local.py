@@ -141,7 +141,9 @@ def _pictures(plan, worker, tally, batch_items, decode_threads, part_items, ahea
     with ThreadPoolExecutor(max(1, decode_threads), thread_name_prefix="onnxai-decode") as pool:
         pending: deque = deque()
         nxt, in_flight = 0, None
-        warm = assembler.submit(worker.warm)  # e.g. the layer session, built while the first batch decodes
+        # e.g. the layer session: built while the run was planned (make_plan(warm=True)) or while the
+        # first batch decodes
+        warm = plan.warming if plan.warming is not None and worker.model is plan.model else assembler.submit(worker.warm)
         try:
             while nxt < len(batches) or pending:
                 while nxt < len(batches) and len(pending) < ahead:

@@ -181,6 +181,11 @@ def test_warm_builds_the_layer_session_and_leaves_failures_to_the_items(files, t
     assert not w.model._patched
     w.warm()
     assert len(w.model._patched) == 1
+    plan = dataset.make_plan(files["conv"], files["pics"], ["grad-cam"], tmp_path / "planned", warm=True,
+                             model_options={"providers": "cpu"})
+    plan.warming.result(timeout=60)  # make_plan(warm=True): the same session, built while planning
+    assert len(plan.model._patched) == 1
+    assert dataset.make_plan(files["conv"], files["pics"], ["grad-cam"], tmp_path / "p2").warming is None
     s = run(files, tmp_path / "bad", methods=["grad-cam"], method_params={"grad-cam": {"layer": "no_such_tensor"}})
     df = pd.read_parquet(tmp_path / "bad")
     assert s.failed == 7 and (df.status == "error").all()
