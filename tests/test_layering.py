@@ -10,9 +10,9 @@ Layers, bottom first. A module may import from its own layer and the layers belo
 
     0 base        errors, _log, safe_io              one exception family; notes on stderr; every
                                                      file written, and text put in outputs
-    1 pure        kernels, graph, graph_ends,        Numba kernels; ONNX surgery (graph.py: layers,
-                  grids, preprocess, features,       heads, tails; graph_ends.py: batch axis, ZipMap,
-                  render                             class labels; grids.py: which tensors are maps
+    1 pure        kernels, graph, graph_shapes,      Numba kernels; ONNX surgery (graph.py: layers,
+                  graph_ends, grids, preprocess,     heads, tails; graph_ends.py: batch axis, ZipMap,
+                  features, render                   class labels; grids.py: which tensors are maps
                                                      over the picture); preprocessing; superpixels;
                                                      pictures. Arrays and protos in, arrays out.
     2 runtime     runtime                            providers, sessions, onnxruntime's noise
@@ -45,7 +45,7 @@ MAX_LINES = 450
 
 LAYERS = [
     ("base", ["errors", "_log", "safe_io"]),
-    ("pure", ["kernels", "graph", "graph_ends", "grids", "heads", "preprocess", "features", "render", "render_tree"]),
+    ("pure", ["kernels", "graph", "graph_shapes", "graph_ends", "grids", "heads", "preprocess", "features", "render", "render_tree"]),
     ("runtime", ["runtime"]),
     ("model", ["model", "signature", "classes", "export", "export_builders"]),
     ("engine", ["engine"]),

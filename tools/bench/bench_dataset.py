@@ -6,10 +6,10 @@ The pictures (>= 200, 224..400 px) are made from scikit-image's sample pictures 
 temporary folder (never committed). Bare inference = decode + preprocess (Model.prepare, in the same
 decoding threads, one batch ahead) + Model.scores in batches of 32: what a prediction pass over the
 folder costs; both sides include loading the model (explain-dataset also hashes it and, for Grad-CAM,
-builds the session that exposes the layer). Grad-CAM's goal: >= 0.9x its pictures/s, measured on 200 and on
-1000 pictures (a fixed ~0.3 s per run: the plan, the model's hash and the second session, weighs more on
-the small folder) as the median of three alternating rounds after one warm-up of each side, and once in
-a fresh process (imports included). LIME runs on the first ``lime_n`` only
+builds the session that exposes the layer, while it plans). Grad-CAM's goal: >= 0.9x its pictures/s, measured
+on 200 and on 1000 pictures (a fixed ~0.1 s per run: the plan, the model's hash, the second session and
+the last batch's rows after the last pass, weighs more on the small folder) as the median of three
+alternating rounds after one warm-up of each side, and once in a fresh process (imports included). LIME runs on the first ``lime_n`` only
 (its rate is per picture; 250 forward passes each). Peak RSS is measured in a fresh process per size
 (local Grad-CAM run), so the two figures compare (flat = bounded by batches and parts, not the set).
 """
