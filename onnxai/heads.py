@@ -96,7 +96,7 @@ def _linear_layer(node, proto, producers, seen):
             raise _no_head(seen + ["Gemm with transA=1"])
         W = W.T if not _attr(node, "transB", 0) else W  # make it (classes, K)
         alpha, beta = float(_attr(node, "alpha", 1.0)), float(_attr(node, "beta", 1.0))
-        weight = alpha * W
+        weight = W if alpha == 1.0 else alpha * W  # no 5 MB copy for a 1000-class head in the usual case
         C = _const_value(node.input[2], proto, producers) if len(node.input) > 2 and node.input[2] else None
         bias = beta * np.broadcast_to(C, (weight.shape[0],)) if C is not None else np.zeros(weight.shape[0])
         return weight, bias, node.input[0], [f"Gemm {node.name}"]
