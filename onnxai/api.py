@@ -37,14 +37,15 @@ def explain_dataset(model, source, methods=("grad-cam",), out="results", engine:
                     background=None, force: bool = False, strict: bool = False, progress: bool = True,
                     pictures: bool = False, model_options: dict | None = None, method_params: dict | None = None,
                     workers: int = 2, threads_per_worker: int = 1, address: str | None = None,
-                    batch_items: int | None = None, **params):
+                    batch_items: int | None = None, retry_errors: bool = False, **params):
     """Explain every item of a data set with ``methods`` into a Parquet store under ``out``.
 
     source: a folder of pictures (recursive), a .txt/.csv list of picture paths (``path``, optional
     ``target`` and ``id`` columns), or for a table model a .parquet/.csv table (plus ``background``).
     params: method parameters (``num_samples=250``, ``seed=0``, ...), each given to every method that
     takes it; ``method_params={"lime": {...}}`` sets one method's. Items already in the store for the
-    same method + parameters + model are skipped (``force=True`` starts over). engine: "local" or "ray"
+    same method + parameters + model are skipped (``force=True`` starts over; ``retry_errors=True`` runs
+    the items stored as errors again, replacing their error rows). engine: "local" or "ray"
     (``workers`` actors of ``threads_per_worker`` CPUs; ``address`` of a running cluster, or a local one).
     Returns a dataset.Summary; ``strict=True`` raises when an item failed.
     """
@@ -53,7 +54,8 @@ def explain_dataset(model, source, methods=("grad-cam",), out="results", engine:
 
     plan = dataset.make_plan(model, source, methods, out, target=target, params=params,
                              method_params=method_params, background=background, force=force,
-                             pictures=pictures, model_options=model_options, warm=engine == "local")
+                             pictures=pictures, model_options=model_options, warm=engine == "local",
+                             retry_errors=retry_errors)
     if engine == "ray":
         summary = dataset.run(plan, "ray", progress=progress, workers=workers, threads=threads_per_worker,
                               address=address, batch_items=batch_items)

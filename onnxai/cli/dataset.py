@@ -45,6 +45,8 @@ from .method_options import method_options, param_option, params_for, pop_settin
 @click.option("--decode-threads", type=click.IntRange(1), default=2, show_default=True,
               help="Local: threads decoding pictures while the model runs.")
 @click.option("--force", is_flag=True, help="Start over: remove the store's part files first.")
+@click.option("--retry-errors", is_flag=True, help="Run again the items whose rows (these methods and parameters) "
+              "are errors, e.g. after fixing the pictures: their error rows are removed first, the rest stays.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when an item failed.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--pictures", is_flag=True, help="Also write PNG overlays to OUT/_pictures and OUT/_index.html.")
@@ -53,8 +55,8 @@ from .method_options import method_options, param_option, params_for, pop_settin
 @model_options
 @handle_errors
 def explain_dataset(model_path, source, methods, target, out_dir, background, engine, address, workers,
-                    threads_per_worker, gpus_per_worker, batch_items, decode_threads, force, strict, no_progress,
-                    pictures, params, **kw):
+                    threads_per_worker, gpus_per_worker, batch_items, decode_threads, force, retry_errors, strict,
+                    no_progress, pictures, params, **kw):
     """Explain every item of SOURCE (a folder of pictures, a .txt/.csv list of paths, or a
     .parquet/.csv table for a table model) into a Parquet store under --out: one row per item,
     method and target class, failed items as rows with status "error". Ends with a summary line."""
@@ -81,7 +83,9 @@ def explain_dataset(model_path, source, methods, target, out_dir, background, en
                              params={p: v for p, (_, v) in settings.items()},
                              method_params=params_for(name_list, params), background=background, force=force,
                              pictures=pictures, model_options={k: v for k, v in load_kw.items() if v is not None},
-                             warm=engine == "local")
+                             warm=engine == "local", retry_errors=retry_errors)
+    if plan.retried:
+        note(f"--retry-errors: {plan.retried} error row(s) removed; those items run again")
     if plan.missing:
         note(f"{len(plan.missing)} listed file(s) do not exist (first: {plan.missing[0]}); they are stored "
              "as errors")

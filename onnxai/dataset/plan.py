@@ -54,6 +54,7 @@ class Plan:
     total: int | None = None                       # items in the source (None: a CSV not yet read)
     missing: list = field(default_factory=list)
     warming: Future | None = None                  # make_plan(warm=True): the methods' prepare on ``model``
+    retried: int = 0                               # error rows removed to run their items again
 
 
 def route(names: list[str], params: dict) -> dict[str, dict]:
@@ -69,8 +70,10 @@ def route(names: list[str], params: dict) -> dict[str, dict]:
 
 
 def make_plan(model, source, methods, out, target=None, params=None, method_params=None, background=None,
-              force=False, pictures=False, model_options=None, chunk_rows=4096, warm=False) -> Plan:
-    """warm: start each picture method's ``prepare`` on the plan's model (a CAM's layer session) on a
+              force=False, pictures=False, model_options=None, chunk_rows=4096, warm=False,
+              retry_errors=False) -> Plan:
+    """retry_errors: the items whose rows for these methods + parameters are errors run again (their
+    error rows are removed from the store first; Store.drop_errors). warm: start each picture method's ``prepare`` on the plan's model (a CAM's layer session) on a
     background thread now, while the rest is planned; the local engine waits for it before its first
     pass (Ray actors load their own models: no use there)."""
     from .. import tables
@@ -137,8 +140,12 @@ def make_plan(model, source, methods, out, target=None, params=None, method_para
         Path(job.pictures).mkdir(exist_ok=True)
     store.write_params({key: {"method": n, "params": built[n].params(), "model": model_path, "model_sha256": mid}
                         for n, _, key in keyed})
+    retried = 0
+    if retry_errors and not force:
+        store.done()  # refuses a store of another layout (or a foreign file) before anything is rewritten
+        retried = store.drop_errors([key for _, _, key in keyed])
     done = store.done()
-    plan = Plan(job, model, kind, store, table=table, missing=missing, warming=warming)
+    plan = Plan(job, model, kind, store, table=table, missing=missing, warming=warming, retried=retried)
     if is_image:
         plan.total = len(items)
         for it in items:

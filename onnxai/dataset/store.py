@@ -107,6 +107,11 @@ def overlay_name(item_id: str, method: str, target) -> str:
 UPSAMPLE = {"bilinear": False, "bilinear-align-corners": True}  # map_upsample -> align_corners
 
 
+def pa_list(values):
+    pa, _ = _pa()
+    return pa.array(sorted(set(values)), pa.string())
+
+
 def map_array(row, upsample: bool = True) -> np.ndarray:
     """A stored row (dict, pandas row) -> its map as a float32 array: the full map the method gave
     (a CAM's layer-grid map scaled up exactly as the method does it, bit for bit), or with
@@ -252,6 +257,34 @@ class Store:
             for key, item in zip(t.column("params_hash").to_pylist(), t.column("item_id").to_pylist()):
                 out.setdefault(key, set()).add(item)
         return out
+
+    def drop_errors(self, keys) -> int:
+        """Remove the status "error" rows of these params_hash keys (``--retry-errors``: those items
+        run again). Each part that holds some is replaced by its other rows atomically (or removed when
+        none are left); ok rows and other keys' rows stay as they are. -> rows removed."""
+        import pyarrow.compute as pc
+
+        _, pq = _pa()
+        keys, dropped = pa_list(keys), 0
+        for p in self.parts():
+            try:
+                t = pq.read_table(p)
+            except Exception as e:  # a foreign or damaged file: say which, do not touch it
+                raise InputError(f"{p} is not a readable part file ({e}); move it out of --out") from None
+            bad = pc.and_(pc.equal(t.column("status"), "error"), pc.is_in(t.column("params_hash"), keys))
+            n = int(pc.sum(bad).as_py() or 0)
+            if not n:
+                continue
+            try:
+                if n == t.num_rows:
+                    p.unlink()
+                else:
+                    with open_atomic(p, "wb", force=True) as f:
+                        pq.write_table(t.filter(pc.invert(bad)), f, compression=compression(), **column_options())
+            except OSError as e:
+                raise OnnxaiError(f"cannot rewrite {p}: {e.strerror or e}; it is unchanged") from None
+            dropped += n
+        return dropped
 
     def write(self, rows: Rows, tag: str = "") -> Path | None:
         """Write rows as one new part file, atomically. Returns its path (None when there are no rows)."""

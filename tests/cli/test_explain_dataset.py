@@ -26,3 +26,31 @@ def test_command_errors_are_one_line(files, tmp_path):
     r = CliRunner().invoke(main, ["explain-dataset", str(files["conv"]), str(files["pics"]), "--out",
                                   str(tmp_path / "o"), "--engine", "ray", "--address", "127.0.0.1:1"])
     assert r.exit_code == 2 and "does not answer" in r.output
+
+
+def test_retry_errors_runs_the_failed_items_again_and_keeps_the_rest(files, tmp_path):
+    """A broken picture is fixed: a plain rerun skips it (its error row is stored), --retry-errors runs
+    it again for the methods given and replaces only those error rows; other rows stay as they were."""
+    import shutil
+
+    pics = tmp_path / "pics"
+    shutil.copytree(files["pics"], pics)  # the session's folder stays as it is
+    out = tmp_path / "out"
+    base = ["explain-dataset", str(files["conv"]), str(pics), "--out", str(out), "--no-progress", "--providers", "cpu"]
+    r = CliRunner().invoke(main, base + ["--methods", "cam,grad-cam"])
+    assert r.exit_code == 0 and "6 done, 0 skipped, 1 failed" in r.output, r.output
+    before = pd.read_parquet(out)
+    shutil.copy(pics / "p0.png", pics / "broken.png")  # fixed
+    r = CliRunner().invoke(main, base + ["--methods", "cam,grad-cam"])
+    assert "0 done, 7 skipped, 0 failed" in r.output, r.output
+    r = CliRunner().invoke(main, base + ["--methods", "grad-cam", "--retry-errors"])
+    assert r.exit_code == 0 and "1 error row(s) removed" in r.output and "1 done, 6 skipped, 0 failed" in r.output, r.output
+    after = pd.read_parquet(out)
+    assert len(after) == len(before) == 14
+    fixed = after[after.item_id == "broken.png"].set_index("method")
+    assert fixed.loc["grad-cam", "status"] == "ok" and fixed.loc["cam", "status"] == "error"  # cam not asked
+    keep = lambda df: df[df.item_id != "broken.png"].sort_values(["item_id", "method"]).reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(keep(after)[["item_id", "method", "status", "score"]],
+                                  keep(before)[["item_id", "method", "status", "score"]])
+    r = CliRunner().invoke(main, base + ["--methods", "cam", "--retry-errors"])
+    assert "1 done, 6 skipped, 0 failed" in r.output and (pd.read_parquet(out).status == "ok").all()

@@ -49,12 +49,17 @@ def test_map_array_refuses_an_unknown_upsampling():
     assert map_array(row, upsample=False).shape == (2, 2)
 
 
-def test_a_store_of_the_older_layout_is_refused_not_mixed(tmp_path):
-    old = pa.table({"item_id": ["a"], "params_hash": ["k"], "map": [b""], "map_shape": [[0]]})
+def test_a_store_of_the_older_layout_is_refused_not_mixed(files, tmp_path):
+    from onnxai import dataset
+
+    old = pa.table({"item_id": ["a"], "params_hash": ["k"], "map": [b""], "map_shape": [[0]],
+                    "status": ["error"]})
     pq.write_table(old, tmp_path / "part-old.parquet")
     before = (tmp_path / "part-old.parquet").read_bytes()
     with pytest.raises(InputError, match=r"written by an older onnxai \(no .*map_size, map_upsample.*--force"):
         Store(tmp_path).done()
+    with pytest.raises(InputError, match="written by an older onnxai"):  # checked before any error row is dropped
+        dataset.make_plan(files["conv"], files["pics"], ["cam"], tmp_path, retry_errors=True)
     assert (tmp_path / "part-old.parquet").read_bytes() == before
 
 
