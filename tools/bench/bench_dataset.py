@@ -9,7 +9,9 @@ folder costs; both sides include loading the model (explain-dataset also hashes 
 builds the session that exposes the layer, while it plans). Grad-CAM's goal: >= 0.9x its pictures/s, measured
 on 200 and on 1000 pictures (a fixed ~0.1 s per run: the plan, the model's hash, the second session and
 the last batch's rows after the last pass, weighs more on the small folder) as the median of three
-alternating rounds after one warm-up of each side, and once in a fresh process (imports included). LIME runs on the first ``lime_n`` only
+alternating rounds after one warm-up of each side, and once in a fresh process (imports included). Ray's Grad-CAM runs on both
+folders too: the two times give its marginal rate (per core: what a cluster adds per core) and its fixed
+cost per run (Ray Data's planning, starting the actor pool). LIME runs on the first ``lime_n`` only
 (its rate is per picture; 250 forward passes each). Peak RSS is measured in a fresh process per size
 (local Grad-CAM run), so the two figures compare (flat = bounded by batches and parts, not the set).
 """
@@ -187,6 +189,14 @@ def run(quick: bool = False) -> None:
                 gc_ray = explain_rate(pics, "grad-cam", "ray", tmp / "gc_ray", n, workers=2, threads_per_worker=1)
                 print(f"| {'grad-cam, ray 2 actors x 1 thread':<58} | {gc_ray:7.1f} pictures/s | "
                       f"{gc_ray / ref:.2f}x bare")
+                gc_ray_big = explain_rate(big_pics, "grad-cam", "ray", tmp / "gc_ray_big", big, workers=2,
+                                          threads_per_worker=1)
+                t_small, t_big = n / gc_ray, big / gc_ray_big  # the same run on two sizes: its fixed cost
+                marginal = (big - n) / (t_big - t_small)      # (planning, the actor pool) and its rate
+                print(f"| {'grad-cam, ray 2 x 1, %d pictures' % big:<58} | {gc_ray_big:7.1f} pictures/s | "
+                      f"{gc_ray_big / bares[big]:.2f}x bare")
+                print(f"| {'grad-cam, ray: marginal rate (%d vs %d pictures)' % (big, n):<58} | {marginal:7.1f} "
+                      f"pictures/s | fixed {t_small - n / marginal:.1f} s a run; {marginal / 2:.0f} pictures/s per core")
                 lime_ray = explain_rate(lime_dir, "lime", "ray", tmp / "lime_ray", lime_n, workers=2,
                                         num_samples=250, batch_items=2)
                 print(f"| {'lime 250 samples, ray 2 actors x 1 thread':<58} | {lime_ray:7.2f} pictures/s | "
