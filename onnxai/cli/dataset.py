@@ -19,7 +19,7 @@ from .method_options import method_options, param_option, params_for, pop_settin
     "  onnxai explain-dataset MODEL rows.parquet --background train.csv --out results/\n\n"
     "  onnxai explain-dataset MODEL pictures/ --engine ray --address auto --workers 8 --out /shared/results\n\n"
     "Rerunning the same command skips the items already in the store (same method, parameters and "
-    "model); --force starts over. Read the store with pandas.read_parquet(OUT) or "
+    "model); --force starts over; --retry-errors runs the failed items again. Read the store with pandas.read_parquet(OUT) or "
     "ray.data.read_parquet(OUT); onnxai.dataset.map_array(row) gives a row's map (a CAM's map is stored at "
     "its layer's grid, 7x7 say, and scaled up there bit for bit as the method does)."))
 @click.argument("model_path", metavar="MODEL", type=click.Path())
