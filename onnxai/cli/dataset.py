@@ -25,7 +25,8 @@ from .method_options import method_options, param_option, params_for, pop_settin
 @click.argument("model_path", metavar="MODEL", type=click.Path())
 @click.argument("source", metavar="SOURCE", type=click.Path())
 @click.option("--methods", "--method", "-m", "methods", default=None,
-              help="Comma list of methods (default: grad-cam for pictures, kernel-shap for tables).")
+              help="Comma list of methods (default: grad-cam for pictures, kernel-shap for tables); "
+              "'predict' stores the prediction (class probabilities) without a map.")
 @click.option("--target", "-t", default=None, help="Class to explain (default: each item's predicted class, or a "
               "list's 'target' column).")
 @click.option("--out", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),

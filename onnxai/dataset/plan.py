@@ -16,12 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..methods import METHODS, make_method, takes
+from ..methods import takes
+from .predict import DATASET_METHODS as METHODS
+from .predict import make as make_method
 from .sources import PictureItem, TableSource, list_pictures
 from .store import Store, model_id, params_key
 from .worker import Job
 
-TABLE_NAMES = {"lime": "lime-tabular"}  # as api.explain: the table method a picture name means
+TABLE_NAMES = {"lime": "lime-tabular"}
+BACKGROUND_METHODS = ("kernel-shap", "lime-tabular")  # the table methods that read training rows  # as api.explain: the table method a picture name means
 
 
 @dataclass
@@ -97,9 +100,9 @@ def make_plan(model, source, methods, out, target=None, params=None, method_para
     names = [n if is_image else TABLE_NAMES.get(n, n) for n in names]
     for n in names:
         if n not in METHODS:
-            make_method(n)  # the registry's "unknown method ... available" error
+            raise InputError(f"unknown method {n!r}; available: {', '.join(METHODS)}")
         inputs = METHODS[n].inputs
-        if (inputs == "tables" and is_image) or (inputs == "pictures" and not is_image):
+        if (inputs == "tables" and is_image) or (inputs == "pictures" and not is_image):  # predict: "both"
             raise InputError(f"{n} explains {inputs}, but {Path(model_path).name} takes "
                              f"{'pictures' if is_image else 'table rows'}")
     params = dict(params or {})
@@ -113,7 +116,7 @@ def make_plan(model, source, methods, out, target=None, params=None, method_para
     for n in names:
         if takes(METHODS[n], "progress"):
             per[n]["progress"] = False  # one bar for the whole run
-        if not is_image and n in ("kernel-shap", "lime-tabular"):
+        if not is_image and n in BACKGROUND_METHODS:
             per[n]["background"] = None if background is None else str(background)
     kind = "pictures" if is_image else "tables"
     table, items, missing, shipped = None, [], [], None
@@ -121,7 +124,8 @@ def make_plan(model, source, methods, out, target=None, params=None, method_para
         items, missing = list_pictures(source)
     else:
         table = TableSource(source, tables.model_width(model), chunk_rows)
-        shipped = _backgrounds(model, names, per, background)
+        needing = [n for n in names if n in BACKGROUND_METHODS]  # predict needs none
+        shipped = _backgrounds(model, needing, per, background) if needing else {}
     built = {n: make_method(n, **{**{k: v for k, v in per[n].items() if k != "background"},
                                   **({"background": shipped[n]} if shipped and n in shipped else {})})
              for n in names}

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import OnnxaiError
-from ..methods import make_method, takes
+from ..methods import takes
+from .predict import Predict
+from .predict import make as make_method
 from .sources import PictureItem, item_seed
 from .store import Rows, compact_map, overlay_name
 
@@ -82,15 +84,22 @@ class Worker:
         """Stage 1, the batched forward passes: per method, (item positions it runs on, one first pass
         per position, seconds per item). Only this stage runs the model for CAM / exact Grad-CAM, so the
         local runner overlaps it with stage 2 of the previous batch."""
-        stage = []
-        for name, params, key, method in self.methods:
+        stage: list = [None] * len(self.methods)
+        probs: dict[int, np.ndarray] = {}  # position -> the model's probabilities from a pass already run
+        order = sorted(range(len(self.methods)), key=lambda j: isinstance(self.methods[j][3], Predict))
+        for j in order:  # predict last: it reuses the probabilities of another method's first pass
+            name, params, key, method = self.methods[j]
             run = [i for i in range(len(items)) if _wants(items[i], name) and not isinstance(decoded[i], BaseException)]
             if not run:
-                stage.append((run, [], 0.0))
+                stage[j] = (run, [], 0.0)
+                continue
+            if isinstance(method, Predict) and all(i in probs for i in run):
+                stage[j] = (run, [(probs[i], {}) for i in run], 0.0)
                 continue
             t0 = time.perf_counter()
             passes = self._first_passes(method, [decoded[i][0] for i in run])
-            stage.append((run, passes, (time.perf_counter() - t0) / len(run)))
+            stage[j] = (run, passes, (time.perf_counter() - t0) / len(run))
+            probs.update((i, p[0]) for i, p in zip(run, passes) if not isinstance(p, BaseException))
         return stage
 
     def assemble(self, items: list[PictureItem], decoded: list, stage: list) -> Rows:
@@ -111,8 +120,13 @@ class Worker:
                     if isinstance(first, BaseException):
                         raise first
                     probs, extra = first
-                    obj = make_method(name, **{**params, "seed": seed}) if seed is not None else method
                     target = item.target if item.target is not None else self.job.target
+                    if isinstance(method, Predict):  # no map to make: the prediction is the row
+                        for t, label, score, p, extras in method.rows(self.model, probs, target):
+                            rows.add(item.item_id, item.path, name, key, None, t, label, score, p, extras=extras,
+                                     seconds=share + time.perf_counter() - t1)
+                        continue
+                    obj = make_method(name, **{**params, "seed": seed}) if seed is not None else method
                     targets, _ = obj.resolve(self.model, probs, extra, target)
                     expls = obj._explain(self.model, x, crop, probs, targets, **extra)
                 except Exception as e:  # noqa: BLE001
@@ -160,6 +174,9 @@ class Worker:
             good = np.flatnonzero(ok & wanted)
             if not good.size:
                 continue
+            if isinstance(method, Predict):
+                self._predict_rows(rows, ids, good, X, source, name, key, method)
+                continue
             # kernel-shap: one coalition design for every row (shap's way), so the rows of a chunk go
             # together; a method that draws per row (lime-tabular) runs each row with its own seed
             per_row = name != "kernel-shap" and takes(type(method), "seed")
@@ -185,6 +202,26 @@ class Worker:
                              float(e.predictions[k, t]), e.values[k], e.values[k, :, t],
                              None if e.stderr is None else e.stderr[k, :, t], extras, seconds)
         return rows
+
+    def _predict_rows(self, rows, ids, good, X, source, name, key, method) -> None:
+        """predict on table rows: one pass for the chunk, a row per item (and target)."""
+        t0 = time.perf_counter()
+        try:
+            probs = self.model.scores(X[good])
+        except Exception as err:  # noqa: BLE001 - the whole chunk's pass failed: each row says why
+            for i in good:
+                rows.add(ids[i], source.describe(ids[i]), name, key, None, error=_message(err))
+            return
+        seconds = (time.perf_counter() - t0) / len(good)
+        for k, i in enumerate(good):
+            try:
+                made = method.rows(self.model, probs[k], self.job.target)
+            except Exception as err:  # noqa: BLE001 - e.g. an unknown target class
+                rows.add(ids[i], source.describe(ids[i]), name, key, None, seconds=seconds, error=_message(err))
+                continue
+            for t, label, score, p, extras in made:
+                rows.add(ids[i], source.describe(ids[i]), name, key, None, t, label, score, p, extras=extras,
+                         seconds=seconds)
 
 
 def _wants(item: PictureItem, method: str) -> bool:

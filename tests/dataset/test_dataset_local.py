@@ -1,6 +1,8 @@
 """The local engine: the store's rows against single explanations, resuming, interruption, bad items,
 bad input, and tables in row chunks."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -190,3 +192,38 @@ def test_warm_builds_the_layer_session_and_leaves_failures_to_the_items(files, t
     df = pd.read_parquet(tmp_path / "bad")
     assert s.failed == 7 and (df.status == "error").all()
     assert df[df.item_id != "broken.png"].error.str.contains("no_such_tensor").all()
+
+
+def test_predict_rows_for_pictures_and_table_rows(files, tmp_path):
+    """predict: one row per item with the top class, its probability and the whole probability vector
+    as the map; beside Grad-CAM it takes the probabilities of Grad-CAM's own first pass (no second
+    pass), alone it runs the plain session; table rows get one pass per chunk, a NaN row an error."""
+    model = onnxai.load(files["conv"], providers="cpu")
+    s = run(files, tmp_path / "both", methods=("predict", "grad-cam"), batch_items=4)
+    assert (s.done, s.failed) == (6, 1)
+    df = pd.read_parquet(tmp_path / "both")
+    ok = df[df.status == "ok"]
+    pred, gc = (ok[ok.method == m].set_index("item_id").sort_index() for m in ("predict", "grad-cam"))
+    assert len(pred) == 6 and list(pred.index) == list(gc.index)
+    for item, row in pred.iterrows():
+        probs = model.scores(model.prepare(files["pics"] / item)[0])[0]
+        stored = map_array(row)
+        assert stored.shape == probs.shape and row.target == int(np.argmax(probs)) == gc.loc[item, "target"]
+        np.testing.assert_allclose(stored, probs, rtol=1e-5, atol=1e-7)
+        assert row.score == stored[int(row.target)] == gc.loc[item, "score"]  # Grad-CAM's pass, shared
+        top = json.loads(row.extras)["top"]
+        assert [t[0] for t in top] == list(np.argsort(-probs, kind="stable")[:3])  # 3 classes: top 5 -> 3
+        assert top[0][1] == row.label
+    alone = run(files, tmp_path / "alone", methods=("predict",), target=1)
+    got = pd.read_parquet(tmp_path / "alone")
+    assert alone.done == 6 and (got[got.status == "ok"].target == 1).all()
+    t = onnxai.explain_dataset(files["mlp"], files["rows"], methods=["predict"], out=tmp_path / "table",
+                               progress=False, model_options={"providers": "cpu"})
+    tab = pd.read_parquet(tmp_path / "table")
+    assert (t.done, t.failed) == (39, 1) and tab[tab.status == "error"].item_id.tolist() == ["7"]
+    X = files["X"]
+    mlp = onnxai.load(files["mlp"], providers="cpu")
+    want = mlp.scores(np.delete(X, 7, axis=0))
+    got_rows = tab[tab.status == "ok"].sort_values("item_id", key=lambda c: c.astype(int))
+    np.testing.assert_allclose(np.stack([map_array(r) for _, r in got_rows.iterrows()]), want, rtol=1e-5, atol=1e-7)
+    assert (got_rows.target.to_numpy() == want.argmax(1)).all()

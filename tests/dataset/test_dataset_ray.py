@@ -46,20 +46,20 @@ def test_workers_import_this_checkout(ray_cluster):
 
 
 def test_ray_store_equals_local_bit_for_bit(ray_cluster, files, tmp_path):
-    kw = dict(methods=["grad-cam", "lime"], num_samples=20, progress=False)
+    kw = dict(methods=["grad-cam", "lime", "predict"], num_samples=20, progress=False)
     onnxai.explain_dataset(files["conv"], files["pics"], out=tmp_path / "local", batch_items=4, **kw)
     s = onnxai.explain_dataset(files["conv"], files["pics"], out=tmp_path / "ray", engine="ray", workers=2,
                                batch_items=2, **kw)
     assert (s.done, s.failed) == (6, 1)
     _same(_stored(tmp_path / "local"), _stored(tmp_path / "ray"))
-    assert ray_cluster.data.read_parquet(str(tmp_path / "ray")).count() == 14
+    assert ray_cluster.data.read_parquet(str(tmp_path / "ray")).count() == 21
     again = onnxai.explain_dataset(files["conv"], files["pics"], out=tmp_path / "ray", engine="ray", **kw)
     assert (again.done, again.skipped) == (0, 7)
 
 
 def test_ray_table_equals_local(ray_cluster, files, tmp_path):
     for engine in ("local", "ray"):
-        plan = dataset.make_plan(files["mlp"], files["rows"], ["kernel-shap", "lime"], tmp_path / engine,
+        plan = dataset.make_plan(files["mlp"], files["rows"], ["kernel-shap", "lime", "predict"], tmp_path / engine,
                                  background=files["train"], params={"num_samples": 64}, chunk_rows=16)
         s = dataset.run(plan, engine, progress=False, **({"workers": 2} if engine == "ray" else {}))
         assert (s.done, s.failed) == (39, 1)
