@@ -86,20 +86,32 @@ class LimeTabular(Method):
         return np.stack([np.searchsorted(self.bounds[j], X[:, j], side="left") for j in range(X.shape[1])], axis=1)
 
     def _undiscretize(self, D, rng):
+        """Each sampled bin's value from the training rows' truncated normal in that bin (lime's way):
+        the uniforms are drawn bin by bin as ``truncnorm.rvs`` draws them (inverse CDF), then one
+        vectorised ``truncnorm.ppf`` for all bins: the same numbers as a ``rvs`` call per bin, at a
+        fraction of its per-call cost (16 calls were half of a row's time)."""
         from scipy.stats import truncnorm
 
         out = np.empty(D.shape)
+        cells, us, lows, highs = [], [], [], []
         for j in range(D.shape[1]):
             for b, (mu, sd, lo, hi) in enumerate(self.bin_stats[j]):
-                sel = D[:, j] == b
-                m = int(sel.sum())
-                if not m:
+                sel = np.flatnonzero(D[:, j] == b)
+                if not sel.size:
                     continue
                 if sd <= 0:
                     out[sel, j] = mu
                     continue
-                a, bb = (lo - mu) / sd, (hi - mu) / sd
-                out[sel, j] = truncnorm.rvs(a, bb, loc=mu, scale=sd, size=m, random_state=rng)
+                us.append(rng.uniform(size=sel.size))
+                lows.append(np.full(sel.size, (lo - mu) / sd))
+                highs.append(np.full(sel.size, (hi - mu) / sd))
+                cells.append((sel, j, mu, sd))
+        if cells:
+            vals = truncnorm.ppf(np.concatenate(us), np.concatenate(lows), np.concatenate(highs))
+            at = 0
+            for sel, j, mu, sd in cells:
+                out[sel, j] = vals[at:at + sel.size] * sd + mu
+                at += sel.size
         return out
 
     def samples(self, row: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
