@@ -243,3 +243,21 @@ def test_stderr_is_saved_and_loaded(region_model, tmp_path):
     back = onnxai.Explanation.load(tmp_path / "lime")
     np.testing.assert_array_equal(back.stderr, e.stderr)
     assert back.unsettled().shape == e.map.shape
+
+
+def test_design_variance_sums_the_rows_of_a_unit_before_the_variance():
+    """Units of 1, 2 or 3 rows in any order: the same covariance as summing each unit's rows by hand
+    first (the with-replacement formula m/(m-1) sum (u - mean)(u - mean)^T over the unit sums)."""
+    rng = np.random.default_rng(3)
+    for trial in range(20):
+        n, k = 60, 3
+        t = rng.standard_normal((n, k))
+        units = rng.permutation(np.repeat(np.arange(25), 3)[:n]) if trial % 2 else rng.integers(0, 40, n)
+        ids = np.unique(units)
+        sums = np.stack([t[units == u].sum(axis=0) for u in ids])
+        d = sums - sums.mean(axis=0)
+        want = d.T @ d * len(ids) / (len(ids) - 1)
+        np.testing.assert_allclose(design_variance(t, units), want, rtol=1e-12, atol=1e-12)
+    one = rng.standard_normal((30, 2))  # one row a unit
+    d = one - one.mean(axis=0)
+    np.testing.assert_allclose(design_variance(one, rng.permutation(30)), d.T @ d * 30 / 29, rtol=1e-12)
