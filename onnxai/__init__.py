@@ -16,6 +16,7 @@ from .model import InputSpec, Model, Prediction, load
 from .preprocess import Preprocess, load_image
 from .tables import TabularExplanation
 from . import metrics, report, sanity  # noqa: E402  faithfulness metrics, HTML report, randomisation check
+from . import dataset  # noqa: E402  onnxai.dataset.map_array(row) on a store read in a new process
 from .metrics import evaluate
 from .report import Report
 from .sanity import cascading_randomisation
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [cls.__name__ for cls in METHODS.values()] + [
     "metrics",
+    "dataset",
     "report",
     "sanity",
     "evaluate",

@@ -70,3 +70,14 @@ def test_compact_map_keeps_the_full_map_without_a_rule_or_a_coarser_grid():
     assert compact_map(full, np.ones((8, 8), np.float32), "bilinear")[0] is full  # not coarser
     stored, size, how = compact_map(full, raw, "bilinear")
     assert stored is raw and size == [8, 8] and how == "bilinear"
+
+
+def test_map_array_is_reachable_from_a_plain_import():
+    """A store is often read in another process than the one that wrote it: ``import onnxai`` alone
+    must give ``onnxai.dataset.map_array`` (the README's line)."""
+    import subprocess
+    import sys
+
+    code = "import onnxai; print(onnxai.dataset.map_array.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "map_array", out.stderr
