@@ -72,9 +72,10 @@ class CAM(LayerMethod):
             raise LayerError(f"the head's weight is {head.weight.shape} but {layer.choice.name!r} has {A.shape[0]} "
                              "channels")
         weights = head.weight[targets].astype(np.float64)  # (T, K)
+        pooled = A.astype(np.float64).mean(axis=(1, 2))  # the map's mean = the weights on the pooled features
         extras = []
         for i, t in enumerate(targets):
-            low_mean = float(np.tensordot(weights[i], A.astype(np.float64), axes=1).mean())
+            low_mean = float(weights[i] @ pooled)
             extras.append(dict(bias=float(head.bias[t]), logit=None if self.relu else low_mean + float(head.bias[t]),
                                head=" -> ".join(head.nodes)))
         return weights, extras
