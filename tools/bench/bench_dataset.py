@@ -8,7 +8,7 @@ decoding threads, one batch ahead) + Model.scores in batches of 32: what a predi
 folder costs; both sides include loading the model (explain-dataset also hashes it and, for Grad-CAM,
 builds the session that exposes the layer, while it plans). Grad-CAM's goal: >= 0.9x its pictures/s, measured
 on 200 and on 1000 pictures (a fixed ~0.1 s per run: the plan, the model's hash, the second session and
-the last batch's rows after the last pass, weighs more on the small folder) as the median of three
+the last batch's rows after the last pass, weighs more on the small folder) as the median of five
 alternating rounds after one warm-up of each side, and once in a fresh process (imports included). Ray's Grad-CAM runs on both
 folders too: the two times give its marginal rate (per core: what a cluster adds per core) and its fixed
 cost per run (Ray Data's planning, starting the actor pool). LIME runs on the first ``lime_n`` only
@@ -114,7 +114,7 @@ def peak_rss(paths, tmp: Path, n: int) -> float:
     return fresh_process(RSS, lst, tmp / f"rss{n}")
 
 
-def gradcam_vs_bare(pics: Path, paths: list, out: Path, rounds: int = 3) -> tuple[float, float, float]:
+def gradcam_vs_bare(pics: Path, paths: list, out: Path, rounds: int = 5) -> tuple[float, float, float]:
     """(bare pictures/s, grad-cam pictures/s, median ratio) from ``rounds`` alternating runs of each in this
     process, after one warm-up of each (imports, compiled kernels, the page cache: once per process, not
     per picture). Alternating and taking the median of the per-round ratios keeps this machine's drift
@@ -161,7 +161,7 @@ def run(quick: bool = False) -> None:
             (lime_dir / p.parent.name).mkdir(parents=True, exist_ok=True)
             os.link(p, lime_dir / p.parent.name / p.name)
         print(f"{n} and {big} pictures (320x320 JPEG from skimage.data by crops/flips); LIME on {lime_n}; CPU "
-              f"provider, {os.cpu_count()} CPUs; Grad-CAM vs bare: median of 3 alternating rounds after a warm-up")
+              f"provider, {os.cpu_count()} CPUs; Grad-CAM vs bare: median of 5 alternating rounds after a warm-up")
         bares = {}
         for folder, ps in ((pics, paths), (big_pics, big_paths)):
             bare, gc, ratio = gradcam_vs_bare(folder, ps, tmp / f"gc_{len(ps)}")
