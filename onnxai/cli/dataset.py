@@ -77,6 +77,7 @@ def explain_dataset(model_path, source, methods, target, out_dir, background, en
 
     if not Path(model_path).is_file():
         raise InputError(f"model file not found: {model_path}")
+    sha = dataset.plan.hash_model(model_path)  # beside the load, at no cost
     model = load(model_path, **load_kw)
     names = methods or ("grad-cam" if model.input.is_image else "kernel-shap")
     name_list = [n.strip().lower().replace("_", "-") for n in names.split(",") if n.strip()]
@@ -84,7 +85,7 @@ def explain_dataset(model_path, source, methods, target, out_dir, background, en
                              params={p: v for p, (_, v) in settings.items()},
                              method_params=params_for(name_list, params), background=background, force=force,
                              pictures=pictures, model_options={k: v for k, v in load_kw.items() if v is not None},
-                             warm=engine == "local", retry_errors=retry_errors)
+                             warm=engine == "local", retry_errors=retry_errors, model_sha=sha)
     if plan.retried:
         note(f"--retry-errors: {plan.retried} error row(s) removed; those items run again")
     if plan.missing:

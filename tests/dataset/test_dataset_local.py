@@ -188,6 +188,14 @@ def test_warm_builds_the_layer_session_and_leaves_failures_to_the_items(files, t
     plan.warming.result(timeout=60)  # make_plan(warm=True): the same session, built while planning
     assert len(plan.model._patched) == 1
     assert dataset.make_plan(files["conv"], files["pics"], ["grad-cam"], tmp_path / "p2").warming is None
+    # the model's id hashed beside the load (a Future) or given: the same store keys as hashed in line
+    from onnxai.dataset.store import model_id
+
+    keys = [key for _, _, key in plan.job.methods]
+    given = dataset.make_plan(plan.model, files["pics"], ["grad-cam"], tmp_path / "p3", model_sha=model_id(files["conv"]))
+    hashed = dataset.make_plan(plan.model, files["pics"], ["grad-cam"], tmp_path / "p4",
+                               model_sha=dataset.plan.hash_model(files["conv"]))
+    assert [k for _, _, k in given.job.methods] == [k for _, _, k in hashed.job.methods] == keys
     s = run(files, tmp_path / "bad", methods=["grad-cam"], method_params={"grad-cam": {"layer": "no_such_tensor"}})
     df = pd.read_parquet(tmp_path / "bad")
     assert s.failed == 7 and (df.status == "error").all()
