@@ -168,7 +168,7 @@ def run(quick: bool = False) -> None:
             bares[len(ps)] = bare
             print(f"| {'bare batched inference, %d pictures (decode + prepare + scores, batch 32)' % len(ps):<58} "
                   f"| {bare:7.1f} pictures/s |")
-            print(f"| {'grad-cam, local, %d pictures' % len(ps):<58} | {gc:7.1f} pictures/s | {ratio:.2f}x bare "
+            print(f"| {'grad-cam, local, %d pictures' % len(ps):<58} | {gc:7.1f} pictures/s | {ratio:.3f}x bare "
                   "(goal >= 0.9)")
         ref = bares[n]  # the LIME and Ray figures run on the first folder
         cold = first_run_rate(pics, tmp / "cold")
