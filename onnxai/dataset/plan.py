@@ -149,10 +149,7 @@ def make_plan(model, source, methods, out, target=None, params=None, method_para
         Path(job.pictures).mkdir(exist_ok=True)
     store.write_params({key: {"method": n, "params": built[n].params(), "model": model_path, "model_sha256": mid}
                         for n, _, key in keyed})
-    retried = 0
-    if retry_errors and not force:
-        store.done()  # refuses a store of another layout (or a foreign file) before anything is rewritten
-        retried = store.drop_errors([key for _, _, key in keyed])
+    retried = store.drop_errors([key for _, _, key in keyed]) if retry_errors and not force else 0
     done = store.done()
     plan = Plan(job, model, kind, store, table=table, missing=missing, warming=warming, retried=retried)
     if is_image:

@@ -107,11 +107,6 @@ def overlay_name(item_id: str, method: str, target) -> str:
 UPSAMPLE = {"bilinear": False, "bilinear-align-corners": True}  # map_upsample -> align_corners
 
 
-def pa_list(values):
-    pa, _ = _pa()
-    return pa.array(sorted(set(values)), pa.string())
-
-
 def map_array(row, upsample: bool = True) -> np.ndarray:
     """A stored row (dict, pandas row) -> its map as a float32 array: the full map the method gave
     (a CAM's layer-grid map scaled up exactly as the method does it, bit for bit), or with
@@ -162,6 +157,16 @@ def _binary(pa, maps: list):
     bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
     return pa.Array.from_buffers(pa.binary(), len(maps), [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)],
                                  null_count=int((~valid).sum()))
+
+
+def _read(path: Path, columns=None, schema_only: bool = False):
+    """A part file's table (or only its schema); a foreign or damaged file is an InputError that names
+    it, and it is left untouched."""
+    _, pq = _pa()
+    try:
+        return pq.read_schema(path) if schema_only else pq.read_table(path, columns=columns)
+    except Exception as e:
+        raise InputError(f"{path} is not a readable part file ({e}); move it out of --out") from None
 
 
 class Rows:
@@ -239,21 +244,24 @@ class Store:
             for p in self.out.glob(".part-*.tmp*"):
                 p.unlink()
 
-    def done(self) -> dict[str, set[str]]:
-        """params_hash -> item ids with a row (ok or error) in the store."""
-        _, pq = _pa()
-        out: dict[str, set[str]] = {}
+    def checked_parts(self) -> list[Path]:
+        """The part files, each one's layout checked first (footers only), so that a foreign, damaged or
+        older-layout file stops a run before anything is read on or rewritten."""
         names = schema().names
-        for p in self.parts():
-            try:
-                have = pq.read_schema(p).names
-                t = pq.read_table(p, columns=["item_id", "params_hash"])
-            except Exception as e:  # a foreign or damaged file: say which, do not touch it
-                raise InputError(f"{p} is not a readable part file ({e}); move it out of --out") from None
+        parts = self.parts()
+        for p in parts:
+            have = _read(p, schema_only=True).names
             lacking = [n for n in names if n not in have]
             if lacking:  # mixed layouts would read back with those columns silently empty
                 raise InputError(f"{p} was written by an older onnxai (no {', '.join(lacking)} column); "
                                  "give a new --out, or --force to start this store over")
+        return parts
+
+    def done(self) -> dict[str, set[str]]:
+        """params_hash -> item ids with a row (ok or error) in the store."""
+        out: dict[str, set[str]] = {}
+        for p in self.checked_parts():
+            t = _read(p, columns=["item_id", "params_hash"])
             for key, item in zip(t.column("params_hash").to_pylist(), t.column("item_id").to_pylist()):
                 out.setdefault(key, set()).add(item)
         return out
@@ -264,13 +272,10 @@ class Store:
         none are left); ok rows and other keys' rows stay as they are. -> rows removed."""
         import pyarrow.compute as pc
 
-        _, pq = _pa()
-        keys, dropped = pa_list(keys), 0
-        for p in self.parts():
-            try:
-                t = pq.read_table(p)
-            except Exception as e:  # a foreign or damaged file: say which, do not touch it
-                raise InputError(f"{p} is not a readable part file ({e}); move it out of --out") from None
+        pa, pq = _pa()
+        keys, dropped = pa.array(sorted(set(keys)), pa.string()), 0
+        for p in self.checked_parts():  # every layout checked before the first part is rewritten
+            t = _read(p)
             bad = pc.and_(pc.equal(t.column("status"), "error"), pc.is_in(t.column("params_hash"), keys))
             n = int(pc.sum(bad).as_py() or 0)
             if not n:
