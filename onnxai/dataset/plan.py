@@ -21,10 +21,10 @@ from .predict import DATASET_METHODS as METHODS
 from .predict import make as make_method
 from .sources import PictureItem, TableSource, list_pictures
 from .store import Store, model_id, params_key
-from .worker import Job
+from .worker import Job, prepare_all
 
-TABLE_NAMES = {"lime": "lime-tabular"}
-BACKGROUND_METHODS = ("kernel-shap", "lime-tabular")  # the table methods that read training rows  # as api.explain: the table method a picture name means
+TABLE_NAMES = {"lime": "lime-tabular"}  # as api.explain: the table method a picture name means
+BACKGROUND_METHODS = ("kernel-shap", "lime-tabular")  # the table methods that read training rows
 
 
 @dataclass
@@ -136,7 +136,7 @@ def make_plan(model, source, methods, out, target=None, params=None, method_para
              for n in names}
 
     mid = model_sha.result() if isinstance(model_sha, Future) else (model_sha or model_id(model_path))
-    warming = _background(_prepare, built.values(), model) if warm and is_image else None
+    warming = _background("onnxai-warm", prepare_all, list(built.values()), model) if warm and is_image else None
     keyed = [(n, per[n], params_key(n, {**built[n].params(), "background": per[n].get("background")}, mid))
              for n in names]
     job = Job(model_path, model_options, [(n, {k: v for k, v in p.items() if k != "background"}, key)
@@ -170,11 +170,11 @@ def hash_model(path) -> Future:
     """store.model_id(path) on a daemon thread: sha256 lets go of the GIL, so hashing beside the model's
     load costs no time (a 19 MB model: load 52 ms alone and 52 ms with the hash beside it, which alone
     takes 14 ms). Before the warm-up, not beside it: there it took 80 ms."""
-    return _background(model_id, path)
+    return _background("onnxai-hash", model_id, path)
 
 
-def _background(fn, *args) -> Future:
-    """fn(*args) on a daemon thread, answered by a Future."""
+def _background(name: str, fn, *args) -> Future:
+    """fn(*args) on a daemon thread of that name, answered by a Future."""
     import threading
 
     fut: Future = Future()
@@ -185,17 +185,8 @@ def _background(fn, *args) -> Future:
         except BaseException as e:  # noqa: BLE001 - handed to whoever waits
             fut.set_exception(e)
 
-    threading.Thread(target=go, name="onnxai-warm", daemon=True).start()
+    threading.Thread(target=go, name=name, daemon=True).start()
     return fut
-
-
-def _prepare(methods, model) -> None:
-    """Each method's prepare; a failure is left for the first pass to report per item, as Worker.warm."""
-    for m in methods:
-        try:
-            m.prepare(model)
-        except Exception:  # noqa: BLE001 - reported by the first pass, as an error row
-            pass
 
 
 def _backgrounds(model, names, per, background) -> dict:

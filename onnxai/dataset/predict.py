@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..methods import METHODS, make_method
-from ..methods.base import check_count, resolve_targets
+from ..methods.base import resolve_targets
+from ..methods.budget import check_count
 
 
 class Predict:

@@ -61,12 +61,8 @@ class Worker:
 
     def warm(self) -> None:
         """Each method's ``prepare`` (e.g. the session that exposes a CAM's layer), so the first batch
-        does not wait for it; a failure here is left for the first pass to report per item."""
-        for _, _, _, method in self.methods:
-            try:
-                method.prepare(self.model)
-            except Exception:  # noqa: BLE001 - reported by the first pass, as an error row
-                pass
+        does not wait for it."""
+        prepare_all([method for *_, method in self.methods], self.model)
 
     # ------------------------------------------------------------------ pictures
     def decode(self, item: PictureItem):
@@ -122,9 +118,8 @@ class Worker:
                     probs, extra = first
                     target = item.target if item.target is not None else self.job.target
                     if isinstance(method, Predict):  # no map to make: the prediction is the row
-                        for t, label, score, p, extras in method.rows(self.model, probs, target):
-                            rows.add(item.item_id, item.path, name, key, None, t, label, score, p, extras=extras,
-                                     seconds=share + time.perf_counter() - t1)
+                        _add_predictions(rows, item.item_id, item.path, name, key, method.rows(self.model, probs, target),
+                                         share + time.perf_counter() - t1)
                         continue
                     obj = make_method(name, **{**params, "seed": seed}) if seed is not None else method
                     targets, _ = obj.resolve(self.model, probs, extra, target)
@@ -219,9 +214,22 @@ class Worker:
             except Exception as err:  # noqa: BLE001 - e.g. an unknown target class
                 rows.add(ids[i], source.describe(ids[i]), name, key, None, seconds=seconds, error=_message(err))
                 continue
-            for t, label, score, p, extras in made:
-                rows.add(ids[i], source.describe(ids[i]), name, key, None, t, label, score, p, extras=extras,
-                         seconds=seconds)
+            _add_predictions(rows, ids[i], source.describe(ids[i]), name, key, made, seconds)
+
+
+def prepare_all(methods, model) -> None:
+    """Each method's ``prepare`` on ``model``; a failure is left for the first pass to report per item."""
+    for method in methods:
+        try:
+            method.prepare(model)
+        except Exception:  # noqa: BLE001 - reported by the first pass, as an error row
+            pass
+
+
+def _add_predictions(rows, item_id, source, name, key, made, seconds) -> None:
+    """Predict.rows' (target, label, score, probabilities, extras) as store rows of one item."""
+    for t, label, score, p, extras in made:
+        rows.add(item_id, source, name, key, None, t, label, score, p, extras=extras, seconds=seconds)
 
 
 def _wants(item: PictureItem, method: str) -> bool:
