@@ -389,10 +389,7 @@ class LayerMethod(Method):
         H, W = crop.shape[:2]
         out = []
         for i, t in enumerate(targets):
-            # rounded to float32 first: the stored raw_map then rebuilds the map bit for bit (the
-            # data-set store keeps a CAM's map at its layer's grid, onnxai.dataset.map_array upsamples)
-            low = np.tensordot(weights[i], A, axes=1).astype(np.float32).astype(np.float64)
-            map_, raw = self.layer_map(low, H, W)
+            map_, raw = self.layer_map(as_stored(np.tensordot(weights[i], A, axes=1)), H, W)
             e = self._explanation(model, t, probs, map_, raw_map=np.asarray(raw, np.float32),
                                   importance=np.asarray(weights[i], np.float32))
             how = layer.choice.how
@@ -408,6 +405,13 @@ class LayerMethod(Method):
             e.extras.update(extra)
             out.append(e)
         return out
+
+
+def as_stored(low: np.ndarray) -> np.ndarray:
+    """A layer-resolution map rounded to float32 (raw_map's type) and back to float64 for upsampling:
+    the stored raw_map then rebuilds the map bit for bit (the data-set store keeps a CAM's map at its
+    layer's grid, onnxai.dataset.map_array upsamples it)."""
+    return np.asarray(low).astype(np.float32).astype(np.float64)
 
 
 @dataclass

@@ -33,7 +33,7 @@ import numpy as np
 from .._log import note
 from ..errors import InputError, LayerError
 from .base import resolve_targets
-from .layers import LayerChoice, LayerMethod, model_facts, upsample
+from .layers import LayerChoice, LayerMethod, as_stored, model_facts, upsample
 from .nbdt_tree import LINKAGES, METADATA_KEY, VECTORS, Hierarchy, class_vectors, fingerprint, induce, read_names
 
 MODES = ("soft", "hard")
@@ -144,7 +144,7 @@ class NBDT(LayerMethod):
         for t in targets:
             t3 = time.perf_counter()
             steps, low = tree.explain_path(t, d, A)
-            total_low = (low.sum(axis=0) if len(low) else np.zeros(A.shape[1:])).astype(np.float32).astype(np.float64)
+            total_low = as_stored(low.sum(axis=0) if len(low) else np.zeros(A.shape[1:]))
             map_ = upsample(total_low, H, W, self.align_corners)
             e = self._explanation(model, t, probs, map_, raw_map=np.asarray(total_low, np.float32))
             e.extras.update(
