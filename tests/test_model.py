@@ -4,7 +4,6 @@ and its fallback, chunking, the output choice rule, activations and tails, and p
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper

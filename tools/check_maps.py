@@ -46,7 +46,6 @@ PICTURE_RUNS = [
 
 def _table_model():
     """A small non-linear table classifier (4 columns, 3 classes) built with onnx.helper."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(7)

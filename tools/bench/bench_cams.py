@@ -122,7 +122,7 @@ def run(quick: bool = False):
          "<= 1.05", t_ours / e_pgc.timings["forward"] <= 1.05, "")
     t_all, e_all = _timed(lambda: onnxai.ScoreCAM(layer=layer, preset="pytorch-grad-cam", skip_constant=False,
                                                   progress=False).explain(model, IMAGE, target=target))
-    _row(f"  the same, constant channels not skipped", t_all, t_all / e_all.timings["forward"], "/ fwd", "", None,
+    _row("  the same, constant channels not skipped", t_all, t_all / e_all.timings["forward"], "/ fwd", "", None,
          f"{e_all.extras['forward_passes']} masked inputs, like pytorch-grad-cam; max |map diff| "
          f"{np.abs(e_all.map - e_pgc.map).max():.1e}")
     xt = torch.from_numpy(x)
@@ -141,7 +141,7 @@ def run(quick: bool = False):
     bs_best = min(theirs, key=lambda b: theirs[b][0])
     t_best_ours = min(t_ours, _timed(lambda: onnxai.ScoreCAM(layer=layer, preset="pytorch-grad-cam", chunk_size=64,
                                                               progress=False).explain(model, IMAGE, target=target))[0])
-    _row(f"speed-up vs pytorch-grad-cam, batch 16 / both best", theirs[16][0], theirs[16][0] / t_ours, "x", "", None,
+    _row("speed-up vs pytorch-grad-cam, batch 16 / both best", theirs[16][0], theirs[16][0] / t_ours, "x", "", None,
          f"best: theirs batch {bs_best} {theirs[bs_best][0]:.2f} s vs ours {t_best_ours:.2f} s = "
          f"x{theirs[bs_best][0] / t_best_ours:.2f}")
 
