@@ -17,7 +17,7 @@ from ..kernels._checks import _check_positive_int
 
 AUTO_FIRST = 100  # samples before the first convergence check of num_samples="auto"
 AUTO_TOLERANCE = 0.1  # error rule (tables): stop when every standard error is below this share of the largest |value|
-AUTO_RANK_TOLERANCE = 0.04  # rank rule (pictures): stop when the predicted rank correlation reaches 1 - this
+AUTO_RANK_TOLERANCE = 0.05  # rank rule (pictures): stop when the predicted rank correlation reaches 1 - this (0.95)
 AUTO_ERROR_FLOOR = 0.03  # the rank rule also stops once every stderr is below this share of the largest |value|:
                          # features with no effect at all (ties) never settle into a ranking
 AUTO_MAX_SAMPLES = 10000
@@ -31,7 +31,7 @@ def check_budget(num_samples, tolerance, max_samples, minimum: int = 1, allow_no
     if tolerance is not None and (isinstance(tolerance, bool)
                                   or not isinstance(tolerance, (int, float, np.integer, np.floating))
                                   or not np.isfinite(tolerance) or tolerance <= 0):
-        raise InputError(f"tolerance must be a number > 0 (pictures: the rank disagreement accepted, e.g. 0.04; "
+        raise InputError(f"tolerance must be a number > 0 (pictures: the rank disagreement accepted, e.g. 0.05; "
                          f"tables: the largest standard error as a share of the largest |value|, e.g. 0.1); "
                          f"got {tolerance!r}")
     tolerance = None if tolerance is None else float(tolerance)
@@ -88,13 +88,14 @@ def rank_correlation(a, b, weights=None) -> float:
     return float(W @ (da * db) / den) if den > 0 else 0.0
 
 
-def predicted_agreement(half_correlation: float) -> float:
+def predicted_agreement(half_correlation: float, parts: float = 2.0) -> float:
     """The rank correlation a map from all the samples is expected to have with its limit, from the
-    correlation of the maps of two disjoint halves (split-half reliability): Spearman-Brown's
-    r_full = 2 r / (1 + r) is the correlation of two full-size maps, and its square root the
+    correlation r of the maps of two disjoint halves (split-half reliability): Spearman-Brown's
+    r_k = k r / (1 + (k - 1) r) is the correlation of two maps each made of k halves' worth of
+    samples (k = ``parts``: 2 when the halves make up all the samples), and its square root the
     correlation of one with the limit (classical test theory; Spearman 1910, Brown 1910)."""
-    r = float(half_correlation)
-    return float(np.sqrt(2 * r / (1 + r))) if r > 0 else 0.0
+    r, k = float(half_correlation), float(parts)
+    return float(np.sqrt(k * r / (1 + (k - 1) * r))) if r > 0 else 0.0
 
 
 def check_count(value, name: str, minimum: int = 1) -> int:

@@ -42,7 +42,7 @@ sum(phi) = f(x) - f(baseline) exactly, for every class from the same forward pas
                    is a Kernel SHAP design (``kernels.coalitions.sequential_coalitions``: sizes 1 and
                    M - 1 enumerated, then independent complementary pairs) until, for pictures, the
                    phi of two halves of the design (``halves``) predict a rank correlation of the
-                   map with its limit of 1 - tolerance (default 0.04), and for tables, per row, every
+                   map with its limit of 1 - tolerance (default 0.05), and for tables, per row, every
                    standard error is below tolerance (default 0.1) x the largest |phi|
 
 Standard errors (``Explanation.stderr`` per feature, ``TabularExplanation.stderr`` (r, M, C)): the

@@ -30,7 +30,7 @@ Names follow MATLAB's ``imageLIME`` where it has one, the ``lime`` package's oth
     num_samples="auto", tolerance, max_samples: score samples until the surrogates fitted on the
                     even and the odd draws (pairs) rank the superpixels alike enough that the full
                     map's predicted rank correlation with its limit reaches 1 - tolerance (default
-                    0.04; methods.base.Method.auto_check), at most max_samples
+                    0.05; methods.base.Method.auto_check), at most max_samples
 
 Standard errors (``Explanation.stderr``, per feature): ridge, the sandwich estimator of the weighted
 least squares (White 1980; ``kernels.variance.ridge_stderr``), robust to the surrogate's misfit;

@@ -22,7 +22,7 @@ over sqrt(N), from the running sums of f M and (f M)^2 (``kernels.variance.mean_
 are made a second time, a chunk at a time, for the squares). num_samples="auto" (with tolerance and
 max_samples) stops on the rank rule (methods.base.Method.auto_check): the maps of the mask blocks
 [0, h) and [h, 2h) (``halves``) agree well enough that the full map's predicted rank correlation with
-its limit reaches 1 - tolerance (default 0.04), or every pixel's standard error is below 0.03 x the
+its limit reaches 1 - tolerance (default 0.05), or every pixel's standard error is below 0.03 x the
 largest |map - mean(map)|.
 
 The masks are made chunk by chunk when the engine asks for them (the cell grids and shifts of all N
