@@ -48,7 +48,8 @@ from .method_options import method_options, param_option, params_for, pop_settin
 @click.option("--force", is_flag=True, help="Start over: remove the store's part files first.")
 @click.option("--retry-errors", is_flag=True, help="Run again the items whose rows (these methods and parameters) "
               "are errors, e.g. after fixing the pictures: their error rows are removed first, the rest stays.")
-@click.option("--strict", is_flag=True, help="Exit with status 1 when an item failed.")
+@click.option("--strict", is_flag=True, help="Exit with status 1 when an item failed, in this run or in an "
+              "earlier one whose error rows are still in the store (--retry-errors runs those again).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--pictures", is_flag=True, help="Also write PNG overlays to OUT/_pictures and OUT/_index.html.")
 @param_option
@@ -105,5 +106,5 @@ def explain_dataset(model_path, source, methods, target, out_dir, background, en
         item, method, message = summary.errors[0]
         note(f"first failure: {item} ({method}): {message}")
     click.echo(summary.line())
-    if strict and summary.failed:
+    if strict and (summary.failed or summary.failed_before):
         sys.exit(1)

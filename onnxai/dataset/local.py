@@ -107,7 +107,8 @@ def run_local(plan: Plan, progress: bool = True, batch_items: int | None = None,
               part_items: int = 64, threads: int | None = None, ahead: int = 2) -> Summary:
     t0 = time.perf_counter()
     worker = Worker(plan.job, model=plan.model if threads is None else None, threads=threads)
-    summary = Summary(skipped=plan.skipped, out=str(plan.store.out), engine="local")
+    summary = Summary(skipped=plan.skipped, failed_before=plan.failed_before, out=str(plan.store.out),
+                      engine="local")
     batch_items = batch_items or worker.model.batch_size
     todo = len(plan.items) if plan.kind == "pictures" else plan.total
     with progress_bar(todo, progress, "explain-dataset") as bar:

@@ -32,6 +32,7 @@ class Summary:
     done: int = 0       # items with every method stored as "ok" in this run
     skipped: int = 0    # items every method of which was already in the store
     failed: int = 0     # items with at least one "error" row from this run
+    failed_before: int = 0  # items of the source with an "error" row from an earlier run, still stored
     seconds: float = 0.0
     out: str = ""
     engine: str = "local"
@@ -40,8 +41,10 @@ class Summary:
     def line(self) -> str:
         ran = self.done + self.failed
         rate = f", {ran / self.seconds:.1f} items/s" if self.seconds > 0 and ran else ""
+        before = (f"; {self.failed_before} item(s) failed in an earlier run (--retry-errors runs them again)"
+                  if self.failed_before else "")
         return (f"{self.done} done, {self.skipped} skipped, {self.failed} failed in {self.seconds:.1f}s"
-                f"{rate} ({self.engine}) -> {self.out}")
+                f"{rate} ({self.engine}) -> {self.out}{before}")
 
 
 @dataclass
@@ -58,6 +61,7 @@ class Plan:
     missing: list = field(default_factory=list)
     warming: Future | None = None                  # make_plan(warm=True): the methods' prepare on ``model``
     retried: int = 0                               # error rows removed to run their items again
+    failed_before: int = 0                         # items with error rows stored by an earlier run (kept)
 
 
 def route(names: list[str], params: dict) -> dict[str, dict]:
@@ -150,8 +154,10 @@ def make_plan(model, source, methods, out, target=None, params=None, method_para
     store.write_params({key: {"method": n, "params": built[n].params(), "model": model_path, "model_sha256": mid}
                         for n, _, key in keyed})
     retried = store.drop_errors([key for _, _, key in keyed]) if retry_errors and not force else 0
-    done = store.done()
-    plan = Plan(job, model, kind, store, table=table, missing=missing, warming=warming, retried=retried)
+    done, errors = store.stored()
+    failed = set().union(*(errors.get(key, ()) for _, _, key in keyed))
+    plan = Plan(job, model, kind, store, table=table, missing=missing, warming=warming, retried=retried,
+                failed_before=len(failed) if not is_image else sum(it.item_id in failed for it in items))
     if is_image:
         plan.total = len(items)
         for it in items:

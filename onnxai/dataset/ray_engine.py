@@ -127,7 +127,8 @@ def run_ray(plan: Plan, progress: bool = True, workers: int = 2, threads: int = 
     ray = _ray()
     t0 = time.perf_counter()
     started = connect(address, num_cpus=workers * threads)
-    summary = Summary(skipped=plan.skipped, out=str(plan.store.out), engine=f"ray, {workers} x {threads} CPU")
+    summary = Summary(skipped=plan.skipped, failed_before=plan.failed_before, out=str(plan.store.out),
+                      engine=f"ray, {workers} x {threads} CPU")
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False

@@ -259,12 +259,20 @@ class Store:
 
     def done(self) -> dict[str, set[str]]:
         """params_hash -> item ids with a row (ok or error) in the store."""
-        out: dict[str, set[str]] = {}
+        return self.stored()[0]
+
+    def stored(self) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        """(params_hash -> item ids with a row, params_hash -> item ids with an "error" row), one read."""
+        done: dict[str, set[str]] = {}
+        errors: dict[str, set[str]] = {}
         for p in self.checked_parts():
-            t = _read(p, columns=["item_id", "params_hash"])
-            for key, item in zip(t.column("params_hash").to_pylist(), t.column("item_id").to_pylist()):
-                out.setdefault(key, set()).add(item)
-        return out
+            t = _read(p, columns=["item_id", "params_hash", "status"])
+            for key, item, status in zip(t.column("params_hash").to_pylist(), t.column("item_id").to_pylist(),
+                                         t.column("status").to_pylist()):
+                done.setdefault(key, set()).add(item)
+                if status == "error":
+                    errors.setdefault(key, set()).add(item)
+        return done, errors
 
     def drop_errors(self, keys) -> int:
         """Remove the status "error" rows of these params_hash keys (``--retry-errors``: those items

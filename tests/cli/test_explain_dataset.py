@@ -54,3 +54,22 @@ def test_retry_errors_runs_the_failed_items_again_and_keeps_the_rest(files, tmp_
                                   keep(before)[["item_id", "method", "status", "score"]])
     r = CliRunner().invoke(main, base + ["--methods", "cam", "--retry-errors"])
     assert "1 done, 6 skipped, 0 failed" in r.output and (pd.read_parquet(out).status == "ok").all()
+
+
+def test_strict_counts_the_failures_an_earlier_run_left_in_the_store(files, tmp_path):
+    """A rerun skips an item stored as an error; it says so, and --strict still exits 1 until
+    --retry-errors has run it again successfully."""
+    import shutil
+
+    pics = tmp_path / "pics"
+    shutil.copytree(files["pics"], pics)
+    out = tmp_path / "out"
+    base = ["explain-dataset", str(files["conv"]), str(pics), "--out", str(out), "--no-progress", "--providers", "cpu",
+            "--methods", "cam"]
+    assert CliRunner().invoke(main, base).exit_code == 0
+    r = CliRunner().invoke(main, base + ["--strict"])
+    assert r.exit_code == 1 and "0 done, 7 skipped, 0 failed" in r.output, r.output
+    assert "1 item(s) failed in an earlier run (--retry-errors runs them again)" in r.output
+    shutil.copy(pics / "p0.png", pics / "broken.png")  # fixed
+    r = CliRunner().invoke(main, base + ["--strict", "--retry-errors"])
+    assert r.exit_code == 0 and "1 done, 6 skipped, 0 failed" in r.output and "earlier run" not in r.output, r.output
