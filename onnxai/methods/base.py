@@ -208,16 +208,28 @@ class Method:
         keeps the coarse map (onnxai.dataset.map_array scales it up)."""
         return None
 
+    def first_layers(self, model) -> dict[str, str]:
+        """{key of the first pass's extra: inner layer} that the first forward pass also exposes (none
+        by default; CAMs: the chosen layer, NBDT: the head's features and pooled features)."""
+        return {}
+
     def prepare(self, model) -> None:
-        """Build what the first pass needs before any input arrives (a session exposing a layer): a
-        runner may call it on another thread while it decodes. Optional; errors come back from the
-        first pass itself."""
+        """Build what the first pass needs before any input arrives (the session exposing
+        ``first_layers``): a runner may call it on another thread while it decodes. Errors come back
+        from the first pass itself."""
+        layers = self.first_layers(model)
+        if layers:
+            model.prepare_layers(list(layers.values()))
 
     def first_passes(self, model, batch: np.ndarray) -> list[tuple[np.ndarray, dict]]:
         """The first pass of a batch of prepared inputs (B, ...), one (probabilities, extra) per input,
-        in batched forward passes (the data-set runner batches pictures through it). Methods that read
-        an inner layer override it to expose the layer in the same pass."""
-        return [(p, {}) for p in model.scores(batch)]
+        in batched forward passes (the data-set runner batches pictures through it); with
+        ``first_layers`` the same pass gives their activations, extra[key] (1, ...) per input."""
+        layers = self.first_layers(model)
+        if not layers:
+            return [(p, {}) for p in model.scores(batch)]
+        acts, probs = model.activations(batch, list(layers.values()))
+        return [(probs[k], {key: acts[name][k:k + 1] for key, name in layers.items()}) for k in range(len(probs))]
 
     def _explain(self, model, x, crop, probs, targets) -> list[Explanation]:
         raise NotImplementedError

@@ -356,14 +356,9 @@ class LayerMethod(Method):
         """layer_map's own rule: the map is the (clipped) grid, which is raw_map, upsampled."""
         return "bilinear-align-corners" if self.align_corners else "bilinear"
 
-    def prepare(self, model) -> None:
-        model.prepare_layers([self.choose_layer(model).name])
-
-    def first_passes(self, model, batch):
-        """Expose the layer in the first forward pass: one pass gives both probabilities and activations."""
-        name = self.choose_layer(model).name
-        acts, probs = model.activations(batch, [name])
-        return [(probs[k], {"acts": acts[name][k:k + 1]}) for k in range(len(probs))]
+    def first_layers(self, model) -> dict[str, str]:
+        """The first forward pass exposes the chosen layer: one pass gives probabilities and activations."""
+        return {"acts": self.choose_layer(model).name}
 
     def read_layer(self, model, x, acts=None) -> "LayerRead":
         """The chosen layer's activation (1, ...) in its own layout, how to view it, and its maps (1, K, h, w)."""

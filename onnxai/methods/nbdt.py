@@ -105,15 +105,9 @@ class NBDT(LayerMethod):
         return induce(head.weight, labels, self.linkage, self.normalise), "induced"
 
     # ------------------------------------------------------------------ one forward pass
-    def prepare(self, model) -> None:
+    def first_layers(self, model) -> dict[str, str]:
         head = head_of(model)
-        model.prepare_layers([head.features, head.pooled])
-
-    def first_passes(self, model, batch):
-        head = head_of(model)
-        acts, probs = model.activations(batch, [head.features, head.pooled])
-        return [(probs[k], {"acts": acts[head.features][k:k + 1], "pooled": acts[head.pooled][k:k + 1]})
-                for k in range(len(probs))]
+        return {"acts": head.features, "pooled": head.pooled}
 
     def _decide(self, model, pooled):
         """(the tree, its descent on the pooled features, the tree's prediction)."""
