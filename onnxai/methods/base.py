@@ -319,7 +319,8 @@ class Method:
             run = engine.RunResult(scores=scores, forward_s=0.0, composite_wait_s=0.0, total_s=0.0, chunk=0,
                                    input_scores=input_scores, baseline_scores=baseline_scores)
             if halves is not None:
-                ratio = max(1.0 - predicted_agreement(rank_correlation(a, b, weights)) for a, b in halves(run))
+                parts = self.halves_parts(done)
+                ratio = max(1.0 - predicted_agreement(rank_correlation(a, b, weights), parts) for a, b in halves(run))
                 ok, what = ratio <= tol, "rank disagreement"
                 if not ok and converged(*estimate(run), AUTO_ERROR_FLOOR)[0]:
                     ok, state["floor"] = True, True  # only ties left to order
@@ -331,6 +332,11 @@ class Method:
 
         check.state = state
         return check
+
+    def halves_parts(self, n: int) -> float:
+        """How many halves' worth of samples the map of n samples holds (the rank rule's Spearman-Brown
+        factor): 2, as the halves share out all the samples; RISE's blocks can leave some out."""
+        return 2.0
 
     def auto_extras(self, res: engine.RunResult, used: int, check) -> dict:
         st = check.state

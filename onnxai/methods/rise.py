@@ -21,9 +21,11 @@ of N independent draws f_c(x o M_i) M_i / p, so its standard error is their samp
 over sqrt(N), from the running sums of f M and (f M)^2 (``kernels.variance.mean_stderr``; the masks
 are made a second time, a chunk at a time, for the squares). num_samples="auto" (with tolerance and
 max_samples) stops on the rank rule (methods.base.Method.auto_check): the maps of the mask blocks
-[0, h) and [h, 2h) (``halves``) agree well enough that the full map's predicted rank correlation with
-its limit reaches 1 - tolerance (default 0.05), or every pixel's standard error is below 0.03 x the
-largest |map - mean(map)|.
+[0, h) and [h, 2h) (``halves``, h the largest power of two with 2h <= n) agree well enough that the
+map of all n masks has a predicted rank correlation with its limit of 1 - tolerance (default 0.05;
+Spearman-Brown with n / h blocks' worth of masks, ``halves_parts``: the map holds more masks than the
+two blocks between powers of two), or every pixel's standard error is below 0.03 x the largest
+|map - mean(map)|.
 
 The masks are made chunk by chunk when the engine asks for them (the cell grids and shifts of all N
 are drawn up front, in random_grid_masks's order, so chunk i is bit for bit rows i of
@@ -110,9 +112,15 @@ class RISE(PerturbationMethod):
         snaps = setup.state["sums"][3]
         if run.scores.shape[0] < 2:  # nothing to compare yet: full disagreement
             return [(np.zeros(1), np.ones(1)) for _ in targets]
-        h = 1 << max(0, (run.scores.shape[0] // 2).bit_length() - 1)
+        h = _block(run.scores.shape[0])
         first, both = snaps[h], snaps[2 * h]
         return [(first[i] / h, (both[i] - first[i]) / h) for i in range(len(targets))]
+
+    def halves_parts(self, n: int) -> float:
+        """The map of n masks holds n / h blocks' worth (2 at a power of two, up to 4 just before the
+        next): counted, the prediction follows the masks scored since the blocks last grew. On the
+        bench's coffee, auto stopped at 579-704 masks (the map needed 608) instead of 1040."""
+        return n / _block(n)
 
     def estimate(self, run, setup, targets):
         s1, s2, n = self._sums(setup, run.scores[:, targets].astype(np.float64))
@@ -134,3 +142,8 @@ class RISE(PerturbationMethod):
         return [{"map": maps[i], "stderr": se[i].astype(np.float32),
                  "extras": dict(masks=n, num_samples=n, cells=self.cells, keep_probability=self.keep_probability)}
                 for i in range(len(targets))]
+
+
+def _block(n: int) -> int:
+    """h, the largest power of two with 2h <= n (at least 1): the size of each of ``halves``' blocks."""
+    return 1 << max(0, (int(n) // 2).bit_length() - 1)

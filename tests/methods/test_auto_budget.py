@@ -213,3 +213,23 @@ def test_cli_samples_auto(tmp_path):
                                   "--surrogate", "ridge", "--tolerance", "-1", "--resize", "16", "--size", "16",
                                   "--out", str(tmp_path / "t")])
     assert r.exit_code != 0 and "tolerance must be a number > 0" in r.output
+
+
+def test_rank_rule_counts_the_samples_the_halves_leave_out():
+    """RISE's halves are two power-of-two blocks: at 600 masks, two blocks of 256, so the prediction is
+    for 600 / 256 blocks' worth; LIME's halves hold every sample (2). Without the factor RISE's rule
+    would read the same figure as LIME's."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal(30)
+    b = a + 2 * rng.standard_normal(30)
+    r = rank_correlation(a, b)
+    ratios = {}
+    for name, m, parts in (("rise", onnxai.RISE(num_samples="auto"), 600 / 256),
+                           ("lime", onnxai.LIME(num_samples="auto", surrogate="ridge"), 2.0)):
+        check = m.auto_check(lambda run: ([a], [np.ones(30)]), halves=lambda run: [(a, b)])
+        check(600, np.zeros((600, 2)), None, None)
+        ratios[name] = check.state["ratio"]
+        assert ratios[name] == pytest.approx(1 - predicted_agreement(r, parts))
+    assert ratios["rise"] < ratios["lime"] - 0.01
+    from onnxai.methods.rise import _block
+    assert [_block(n) for n in (1, 2, 3, 4, 600, 1023, 1024)] == [1, 1, 1, 2, 256, 256, 512]
