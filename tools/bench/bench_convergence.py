@@ -90,12 +90,12 @@ def _prefix_fn(method, setup, res, t):
         "importance"]
 
 
-def _ref_reliability(method, setup, res, t, weights) -> float:
-    """The reference map's expected correlation with its limit, from the method's own two halves."""
+def _ref_reliability(method, setup, res, t) -> float:
+    """The reference map's expected correlation with its limit, from the method's own two halves, read
+    as the rank rule reads them (its pixel weights and Spearman-Brown factor)."""
     a, b = method.halves(res, setup, [t])[0]
-    n = res.scores.shape[0]
-    h = (1 << max(0, (n // 2).bit_length() - 1)) if isinstance(method, onnxai.RISE) else n / 2
-    return predicted_agreement(rank_correlation(a, b, None if isinstance(method, onnxai.RISE) else weights), n / h)
+    r = rank_correlation(a, b, method.rank_weights(setup))
+    return predicted_agreement(r, method.halves_parts(res.scores.shape[0]))
 
 
 def _lime_base_fn(masks, scores, t, seed):
@@ -192,9 +192,10 @@ def run(quick: bool = False) -> None:
         x, crop = model.prepare(str(pic))
         probs = model.run_batch(x)[0]
         t = int(np.argmax(probs))
-        seg = onnxai.LIME(num_features=49, surrogate="ridge", fill="segment-mean").setup(model, x, crop, probs)
+        slic = onnxai.LIME(num_features=49, surrogate="ridge", fill="segment-mean")
+        seg = slic.setup(model, x, crop, probs)
         segments, baseline = seg.state["segments"], seg.baseline
-        area = np.bincount(segments.ravel(), minlength=int(segments.max()) + 1).astype(np.float64)
+        area = slic.rank_weights(seg)  # pixels per superpixel: the painted map's weights
         kind = onnxai.LIME(surrogate="ridge").resolve_score(probs, [t])[0]
         print(f"\n{pic.name}: target {model.label(t)!r} p={probs[t]:.3f}, score {kind}, "
               f"{int(segments.max()) + 1} superpixels")
@@ -217,7 +218,7 @@ def run(quick: bool = False) -> None:
             m = make(REF_SEED, ref_n, sampling="independent") if key != "ks" else make(REF_SEED, "auto", max_samples=ref_n)
             setup, res = _score(m, model, x, crop, probs, t, kind)
             refs[key] = _prefix_fn(m, setup, res, t)(ref_n)
-            rel[key] = _ref_reliability(m, setup, res, t, weights[key])
+            rel[key] = _ref_reliability(m, setup, res, t)
             if key == "lime":
                 fn = _lime_base_fn(setup.state["masks"], res.scores, t, REF_SEED)
                 refs["lime package"] = fn(ref_n)
