@@ -257,10 +257,6 @@ class Store:
                                  "give a new --out, or --force to start this store over")
         return parts
 
-    def done(self) -> dict[str, set[str]]:
-        """params_hash -> item ids with a row (ok or error) in the store."""
-        return self.stored()[0]
-
     def stored(self) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
         """(params_hash -> item ids with a row, params_hash -> item ids with an "error" row), one read."""
         done: dict[str, set[str]] = {}

@@ -57,7 +57,7 @@ def test_a_store_of_the_older_layout_is_refused_not_mixed(files, tmp_path):
     pq.write_table(old, tmp_path / "part-old.parquet")
     before = (tmp_path / "part-old.parquet").read_bytes()
     with pytest.raises(InputError, match=r"written by an older onnxai \(no .*map_size, map_upsample.*--force"):
-        Store(tmp_path).done()
+        Store(tmp_path).stored()
     with pytest.raises(InputError, match="written by an older onnxai"):  # checked before any error row is dropped
         dataset.make_plan(files["conv"], files["pics"], ["cam"], tmp_path, retry_errors=True)
     assert (tmp_path / "part-old.parquet").read_bytes() == before
