@@ -40,8 +40,8 @@ from .. import engine, kernels
 from ..errors import InputError
 from ..explanation import Explanation
 from .budget import (AUTO_ERROR_FLOOR, AUTO_FIRST, AUTO_MAX_SAMPLES, AUTO_RANK_TOLERANCE, AUTO_STEP,  # noqa: F401
-                     AUTO_TOLERANCE, check_budget, check_count, converged, predicted_agreement,
-                     rank_correlation)
+                     AUTO_TOLERANCE, QUARTER_GROUPS, check_budget, check_count, converged, predicted_agreement,
+                     predicted_disagreement, rank_correlation, rank_exponent, split_agreements)
 
 FILLS = ("mean", "segment-mean", "blur", "black", "zero")
 SCORES = ("probabilities", "logits")
@@ -292,25 +292,27 @@ class Method:
             return self.tolerance
         return AUTO_RANK_TOLERANCE if ranks else AUTO_TOLERANCE
 
-    def auto_check(self, estimate, first: int = AUTO_FIRST, halves=None, weights=None):
+    def auto_check(self, estimate, first: int = AUTO_FIRST, quarters=None, weights=None):
         """The engine's ``check`` for num_samples="auto", called between chunks. Checks start at
         ``first`` samples and are >= 5% of the samples apart; ``state["ratio"]`` keeps the last figure.
 
-        Rank rule (``halves`` given: pictures): ``halves(run)`` -> per target the maps (a, b) fitted on
-        two disjoint halves of the samples so far; stop when every target's predicted rank agreement
-        with its limit (``predicted_agreement`` of their ``rank_correlation``, features weighted by
-        ``weights``) is at least 1 - tolerance (default AUTO_RANK_TOLERANCE). It needs no variance
-        formula and reads what a user of the map looks at, its ranking.
+        Rank rule (``quarters`` given: pictures): ``quarters(run)`` -> per target the maps of
+        budget.QUARTER_GROUPS (four disjoint quarters of the samples so far, then the three ways to pair
+        them into halves); stop when every target's predicted rank disagreement with its limit
+        (``predicted_disagreement``: Spearman-Brown on the halves' ``rank_correlation``, features
+        weighted by ``weights``, with the exponent the quarters show) is at most tolerance (default
+        AUTO_RANK_TOLERANCE). It needs no variance formula and reads what a user of the map looks at,
+        its ranking.
         The rank rule also stops when every standard error is below AUTO_ERROR_FLOOR x the largest |value|
         (extras["stop_rule"] = "ranks (error floor)"): features without any effect tie in the limit,
         and their order never settles.
         Error rule (otherwise: tables): ``estimate(run)`` -> (per-target values, per-target stderr);
         stop when every standard error is below tolerance (default AUTO_TOLERANCE) x the largest |value|.
         """
-        rule = "ranks" if halves is not None else "error"
-        tol = self.auto_tolerance(ranks=halves is not None)
+        rule = "ranks" if quarters is not None else "error"
+        tol = self.auto_tolerance(ranks=quarters is not None)
         state = {"next": max(int(first), AUTO_FIRST), "ratio": float("inf"), "at": 0, "rule": rule, "tolerance": tol,
-                 "floor": False}
+                 "floor": False, "exponent": None}
 
         def check(done, scores, input_scores, baseline_scores):
             if done < state["next"]:
@@ -318,9 +320,11 @@ class Method:
             state["next"] = max(done + 1, int(np.ceil(done * AUTO_STEP)))
             run = engine.RunResult(scores=scores, forward_s=0.0, composite_wait_s=0.0, total_s=0.0, chunk=0,
                                    input_scores=input_scores, baseline_scores=baseline_scores)
-            if halves is not None:
+            if quarters is not None:
                 parts = self.halves_parts(done)
-                ratio = max(1.0 - predicted_agreement(rank_correlation(a, b, weights), parts) for a, b in halves(run))
+                figures = [split_agreements(maps, weights) for maps in quarters(run)]
+                ratio = max(predicted_disagreement(r2, r4, parts) for r2, r4 in figures)
+                state["exponent"] = min(rank_exponent(r2, r4) for r2, r4 in figures)
                 ok, what = ratio <= tol, "rank disagreement"
                 if not ok and converged(*estimate(run), AUTO_ERROR_FLOOR)[0]:
                     ok, state["floor"] = True, True  # only ties left to order
@@ -340,9 +344,12 @@ class Method:
 
     def auto_extras(self, res: engine.RunResult, used: int, check) -> dict:
         st = check.state
-        return {"samples_scored": int(used), "stopped": res.stopped, "tolerance": st["tolerance"],
-                "max_samples": self.max_samples, "stop_rule": st["rule"] + (" (error floor)" if st["floor"] else ""),
-                ("rank_disagreement" if st["rule"] == "ranks" else "error_ratio"): float(st["ratio"])}
+        out = {"samples_scored": int(used), "stopped": res.stopped, "tolerance": st["tolerance"],
+               "max_samples": self.max_samples, "stop_rule": st["rule"] + (" (error floor)" if st["floor"] else ""),
+               ("rank_disagreement" if st["rule"] == "ranks" else "error_ratio"): float(st["ratio"])}
+        if st["exponent"] is not None:
+            out["rank_exponent"] = float(st["exponent"])
+        return out
 
 
 @dataclass
@@ -378,15 +385,21 @@ class PerturbationMethod(Method):
 
     end_points = 2  # the input and the baseline; 1: the input only
 
-    split_halves = False  # does the method give halves() (num_samples="auto" then stops on the rank rule)?
+    split_halves = False  # does the method give part_maps() (num_samples="auto" then stops on the rank rule)?
 
-    def halves(self, run: engine.RunResult, setup: Setup, targets: list[int]) -> list[tuple]:
-        """Per target, the maps (a, b) from two disjoint halves of the samples in ``run`` (each a valid
-        design of its own): what the rank rule of num_samples="auto" compares."""
+    def part_maps(self, run: engine.RunResult, setup: Setup, targets: list[int], groups) -> list[list]:
+        """Per target, one map per group of ``groups`` (tuples of quarter numbers 0-3): the samples in
+        ``run`` are dealt into four disjoint quarters, each a valid design of its own, and a group's map
+        is made from the samples of its quarters alone. What the rank rule of num_samples="auto" reads
+        (budget.QUARTER_GROUPS)."""
         raise NotImplementedError
 
+    def halves(self, run: engine.RunResult, setup: Setup, targets: list[int]) -> list[tuple]:
+        """Per target, the maps (a, b) of two disjoint halves, quarters (0, 1) and (2, 3)."""
+        return [tuple(maps) for maps in self.part_maps(run, setup, targets, ((0, 1), (2, 3)))]
+
     def rank_weights(self, setup: Setup):
-        """How many pixels each value of ``halves``' maps stands for (None: one each)."""
+        """How many pixels each value of ``part_maps``' maps stands for (None: one each)."""
         return None
 
     def estimate(self, run: engine.RunResult, setup: Setup, targets: list[int]) -> tuple[list, list]:
@@ -401,9 +414,9 @@ class PerturbationMethod(Method):
         setup = self.setup(model, x, crop, probs)
         check = None
         if self.auto:
-            halves = (lambda r: self.halves(r, setup, targets)) if self.split_halves else None
+            quarters = (lambda r: self.part_maps(r, setup, targets, QUARTER_GROUPS)) if self.split_halves else None
             check = self.auto_check(lambda r: self.estimate(r, setup, targets), setup.state.get("first", AUTO_FIRST),
-                                    halves, self.rank_weights(setup))
+                                    quarters, self.rank_weights(setup))
         res = self._run(model, x, setup.baseline, setup.source, ends=self.end_points, check=check, kind=kind)
         t0 = time.perf_counter()
         parts = self.aggregate(res, setup, targets)

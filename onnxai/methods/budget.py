@@ -3,7 +3,9 @@
     check_budget / check_count   one message for every bad budget
     converged                    the error rule (tables): every stderr below tolerance x max |value|
     rank_correlation             Spearman's correlation of two maps, features weighted by their pixels
-    predicted_agreement          split-half reliability (Spearman-Brown): the rank rule's figure
+    predicted_agreement          split-half reliability (Spearman-Brown)
+    QUARTER_GROUPS, split_agreements, rank_exponent, predicted_disagreement
+                                 the rank rule's figure: Spearman-Brown with the exponent read from quarters
 
 ``Method.auto_check`` (methods.base) applies them between the engine's chunks.
 """
@@ -96,6 +98,49 @@ def predicted_agreement(half_correlation: float, parts: float = 2.0) -> float:
     correlation of one with the limit (classical test theory; Spearman 1910, Brown 1910)."""
     r, k = float(half_correlation), float(parts)
     return float(np.sqrt(k * r / (1 + (k - 1) * r))) if r > 0 else 0.0
+
+
+QUARTER_GROUPS = ((0,), (1,), (2,), (3,), (0, 1), (2, 3), (0, 2), (1, 3), (0, 3), (1, 2))
+"""The maps the rank rule reads: the samples dealt into four disjoint quarters, each quarter alone, then
+the three ways to pair them into halves ((0, 1) | (2, 3) are ``halves``)."""
+
+
+def split_agreements(maps, weights=None) -> tuple[float, float]:
+    """(r2, r4) from the maps of QUARTER_GROUPS, in that order: the mean rank correlation of the three
+    pairs of halves and of the six pairs of quarters."""
+    if len(maps) != len(QUARTER_GROUPS):
+        raise ValueError(f"split_agreements needs {len(QUARTER_GROUPS)} maps (QUARTER_GROUPS), got {len(maps)}")
+    r4 = np.mean([rank_correlation(maps[i], maps[j], weights) for i in range(4) for j in range(i + 1, 4)])
+    r2 = np.mean([rank_correlation(maps[i], maps[i + 1], weights) for i in (4, 6, 8)])
+    return float(r2), float(r4)
+
+
+def rank_exponent(r2: float, r4: float) -> float:
+    """How a map's rank disagreement grows with its noise variance, read from halves and quarters
+    (whose noise variance is twice theirs): 1 - r ~ variance^g, g = log2((1 - r4) / (1 - r2)),
+    kept within [0.5, 1]. 1 is Spearman-Brown's case, ranks that move smoothly with the values (1 - r
+    in proportion to the variance, as for Pearson's r of normal values). It drops toward 0.5 when
+    the values are heavy-tailed or bunched: most of the disagreement is then nearby features trading
+    places, whose chance grows with the noise's standard deviation, not its variance (the same reason
+    Kendall's 1 - tau goes as sqrt(1 - r) for normal pairs, Kendall 1938)."""
+    if r2 >= 1.0:  # the halves agree exactly: nothing to scale
+        return 1.0
+    if r4 >= r2:  # the quarters agree as well as the halves: the noise hides the trend; assume the slowest
+        return 0.5
+    return float(np.clip(np.log2((1.0 - r4) / (1.0 - r2)), 0.5, 1.0))
+
+
+def predicted_disagreement(r2: float, r4: float, parts: float = 2.0) -> float:
+    """The rank rule's figure: 1 - the rank correlation a map of ``parts`` halves' worth of samples is
+    expected to have with its limit, given the halves' and quarters' agreement (``split_agreements``).
+    Spearman-Brown (``predicted_agreement``) scaled by (2 parts)^(1 - g), g = ``rank_exponent``:
+    the full map's noise variance is 1 / (2 parts) of what the two halves' correlation reflects, so
+    with 1 - r ~ variance^g the disagreement falls by (2 parts)^g, not (2 parts). Equal to
+    Spearman-Brown when g = 1. On the shipped model's rocket picture (LIME paired), g ~ 0.7 and
+    Spearman-Brown alone predicted 0.945 at 700 samples where the map's correlation with its limit
+    (extrapolated from 1,000-9,000-sample truths) was 0.928; this figure said 0.927."""
+    sb = 1.0 - predicted_agreement(r2, parts)
+    return float(min(1.0, sb * (2.0 * float(parts)) ** (1.0 - rank_exponent(r2, r4))))
 
 
 def check_count(value, name: str, minimum: int = 1) -> int:

@@ -41,7 +41,7 @@ sum(phi) = f(x) - f(baseline) exactly, for every class from the same forward pas
     num_samples="auto", tolerance, max_samples: coalitions are scored in a design every prefix of which
                    is a Kernel SHAP design (``kernels.coalitions.sequential_coalitions``: sizes 1 and
                    M - 1 enumerated, then independent complementary pairs) until, for pictures, the
-                   phi of two halves of the design (``halves``) predict a rank correlation of the
+                   phi of the design's quarters and halves (``part_maps``) predict a rank correlation of the
                    map with its limit of 1 - tolerance (default 0.05), and for tables, per row, every
                    standard error is below tolerance (default 0.1) x the largest |phi|
 
@@ -235,11 +235,11 @@ class KernelSHAP(SuperpixelMethod):
 
     split_halves = True  # pictures; a table row keeps the error rule (its features often tie at 0)
 
-    def halves(self, run, setup, targets):
-        """phi from two disjoint halves of the sequential design so far: the enumerated pairs (sizes 1
-        and M - 1) and the sampled pairs dealt alternately, each half weighting its enumerated rows by
-        the enumerated sizes' mass and its sampled rows by the rest (shared rows would make the halves
-        agree more than the samples do)."""
+    def part_maps(self, run, setup, targets, groups):
+        """phi from each group's quarters of the sequential design so far: the enumerated pairs (sizes 1
+        and M - 1) and the sampled pairs dealt in turn (pair u to quarter 2 (u mod 2) + (u div 2) mod 2),
+        each group weighting its enumerated rows by the enumerated sizes' mass and its sampled rows by
+        the rest (shared rows would make the parts agree more than the samples do)."""
         M = setup.state["k"]
         masks, _, used = self.prefix(M, run.scores.shape[0])
         d = self._coalitions[M][2]
@@ -247,15 +247,16 @@ class KernelSHAP(SuperpixelMethod):
         fnull = run.baseline_scores.astype(np.float64)
         fx = run.input_scores.astype(np.float64)
         pair = np.r_[np.arange(e) // 2, e // 2 + np.arange(used - e) // 2]
+        quarter = 2 * (pair % 2) + (pair // 2) % 2
         out = []
-        for part in (0, 1):
-            rows = np.flatnonzero(pair % 2 == part)
+        for g in groups:
+            rows = np.flatnonzero(np.isin(quarter, g))
             enum = rows < e
             w = np.empty(rows.size)
             w[enum] = d["mass"] / max(int(enum.sum()), 1)
             w[~enum] = (1.0 - d["mass"]) / max(int((~enum).sum()), 1)
             out.append(self.solve(masks[rows], w, run.scores[:used][rows], fnull, fx, list(targets)))
-        return [(out[0][:, i], out[1][:, i]) for i in range(len(targets))]
+        return [[phi[:, i] for phi in out] for i in range(len(targets))]
 
     def aggregate(self, run, setup, targets):
         fnull = run.baseline_scores.astype(np.float64)

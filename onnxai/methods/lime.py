@@ -174,15 +174,16 @@ class LIME(SuperpixelMethod):
     def split_halves(self) -> bool:  # the rank rule of num_samples="auto" (the tree has no auto)
         return self.surrogate != "tree"
 
-    def halves(self, run, setup, targets):
-        """The surrogate fitted on the even and on the odd draws (pairs with sampling="paired")."""
+    def part_maps(self, run, setup, targets, groups):
+        """The surrogate fitted on each group's quarters of the draws (pairs with sampling="paired"):
+        draw u is in quarter 2 (u mod 2) + (u div 2) mod 2, so quarters (0, 1) are the even draws."""
         n = run.scores.shape[0]
         masks = setup.state["masks"][:n]
         w = self.sample_weights(masks)
         units = np.arange(n) // 2 if self.sampling == "paired" else np.arange(n)
-        a, b = units % 2 == 0, units % 2 == 1
-        return [(self.fit(masks[a], run.scores[a, t], w[a])[0], self.fit(masks[b], run.scores[b, t], w[b])[0])
-                for t in targets]
+        quarter = 2 * (units % 2) + (units // 2) % 2
+        rows = [np.isin(quarter, g) for g in groups]
+        return [[self.fit(masks[r], run.scores[r, t], w[r])[0] for r in rows] for t in targets]
 
     def aggregate(self, run, setup, targets):
         n = run.scores.shape[0]  # all drawn masks, or the prefix scored before "auto" stopped

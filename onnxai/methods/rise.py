@@ -21,11 +21,11 @@ of N independent draws f_c(x o M_i) M_i / p, so its standard error is their samp
 over sqrt(N), from the running sums of f M and (f M)^2 (``kernels.variance.mean_stderr``; the masks
 are made a second time, a chunk at a time, for the squares). num_samples="auto" (with tolerance and
 max_samples) stops on the rank rule (methods.base.Method.auto_check): the maps of the mask blocks
-[0, h) and [h, 2h) (``halves``, h the largest power of two with 2h <= n) agree well enough that the
-map of all n masks has a predicted rank correlation with its limit of 1 - tolerance (default 0.05;
-Spearman-Brown with n / h blocks' worth of masks, ``halves_parts``: the map holds more masks than the
-two blocks between powers of two), or every pixel's standard error is below 0.03 x the largest
-|map - mean(map)|.
+[0, h/2), [h/2, h), [h, 3h/2) and [3h/2, 2h) (the quarters of ``part_maps``, h the largest power of
+two with 2h <= n; the halves are [0, h) and [h, 2h)) agree well enough that the map of all n masks
+has a predicted rank disagreement with its limit of at most tolerance (default 0.05; with n / h
+blocks' worth of masks, ``halves_parts``: the map holds more masks than the two blocks between powers
+of two), or every pixel's standard error is below 0.03 x the largest |map - mean(map)|.
 
 The masks are made chunk by chunk when the engine asks for them (the cell grids and shifts of all N
 are drawn up front, in random_grid_masks's order, so chunk i is bit for bit rows i of
@@ -82,7 +82,7 @@ class RISE(PerturbationMethod):
     def _sums(self, setup, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         """Running sums over the first len(scores) masks of f M and (f M)^2: (T, H, W) each, and n.
         Only the masks not yet summed are made again (a prefix grows between "auto" checks). The sum
-        of f M is also kept as it stood after every power-of-two number of masks (``halves``)."""
+        of f M is also kept as it stood after every 2^k and 3 x 2^k masks (``part_maps``' blocks)."""
         masks = setup.state["masks"]
         n, T = scores.shape
         sums = setup.state["sums"]
@@ -90,12 +90,12 @@ class RISE(PerturbationMethod):
             sums = [np.zeros((T, masks.height, masks.width)), np.zeros((T, masks.height, masks.width)), 0, {}]
         a = sums[2]
         while a < n:
-            b = min(n, a + SQUARES_CHUNK, 1 << a.bit_length())  # stop at the next power of two too
+            b = min(n, a + SQUARES_CHUNK, _next_snapshot(a))  # stop at the next 2^k or 3 x 2^k too
             m = masks(a, b).astype(np.float64)  # (c, H, W)
             f = scores[a:b]
             sums[0] += np.tensordot(f, m, axes=(0, 0))
             sums[1] += np.tensordot(f * f, m * m, axes=(0, 0))
-            if b & (b - 1) == 0:
+            if b == _next_snapshot(b - 1):
                 sums[3][b] = sums[0].copy()
             a = b
         sums[2] = max(sums[2], n)
@@ -104,17 +104,20 @@ class RISE(PerturbationMethod):
 
     split_halves = True
 
-    def halves(self, run, setup, targets):
-        """The maps of masks [0, h) and [h, 2h), h the largest power of two with 2h <= n: two blocks that
-        are each a whole scrambled Sobol net (odd and even masks of a Sobol sequence are not: each
-        keeps one side of the first coordinate) and, for independent masks, two independent runs."""
+    def part_maps(self, run, setup, targets, groups):
+        """Quarter q is the mask block [q h/2, (q + 1) h/2), h the largest power of two with 2h <= n: each
+        a whole scrambled Sobol net (odd and even masks of a Sobol sequence are not: each keeps one
+        side of the first coordinate) and, for independent masks, an independent run; a group's map
+        is the mean over its blocks. Quarters (0, 1) and (2, 3) are the halves [0, h) and [h, 2h)."""
+        n = run.scores.shape[0]
+        if n < 4:
+            raise ValueError(f"RISE's quarters need at least 4 masks, not {n}")
         self._sums(setup, run.scores[:, targets].astype(np.float64))
         snaps = setup.state["sums"][3]
-        if run.scores.shape[0] < 2:  # nothing to compare yet: full disagreement
-            return [(np.zeros(1), np.ones(1)) for _ in targets]
-        h = _block(run.scores.shape[0])
-        first, both = snaps[h], snaps[2 * h]
-        return [(first[i] / h, (both[i] - first[i]) / h) for i in range(len(targets))]
+        q = _block(n) // 2
+        cum = [0.0] + [snaps[q * (i + 1)] for i in range(4)]
+        block = [cum[i + 1] - cum[i] for i in range(4)]
+        return [[sum(block[j][i] for j in g) / (q * len(g)) for g in groups] for i in range(len(targets))]
 
     def halves_parts(self, n: int) -> float:
         """The map of n masks holds n / h blocks' worth (2 at a power of two, up to 4 just before the
@@ -147,3 +150,9 @@ class RISE(PerturbationMethod):
 def _block(n: int) -> int:
     """h, the largest power of two with 2h <= n (at least 1): the size of each of ``halves``' blocks."""
     return 1 << max(0, (int(n) // 2).bit_length() - 1)
+
+
+def _next_snapshot(a: int) -> int:
+    """The smallest 2^k or 3 x 2^k above a: where ``_sums`` keeps a copy of the running sum."""
+    p = 1 << max(0, int(a).bit_length() - 1)  # the largest power of two <= a (1 for a = 0)
+    return next(c for c in (p, 3 * p // 2, 2 * p) if c > a)

@@ -1,4 +1,4 @@
-"""num_samples="auto": stop when the map's ranking settles (pictures: split halves) or the standard
+"""num_samples="auto": stop when the map's ranking settles (pictures: halves and quarters) or the standard
 errors do (tables, permutation Shapley); same seed, same stop, same bits."""
 
 import numpy as np
@@ -11,6 +11,7 @@ import onnxai
 from onnxai.cli import main
 from onnxai.errors import InputError
 from onnxai.methods.base import AUTO_ERROR_FLOOR, AUTO_RANK_TOLERANCE, predicted_agreement, rank_correlation
+from onnxai.methods.budget import QUARTER_GROUPS, predicted_disagreement, rank_exponent, split_agreements
 from onnxai.tables import Background
 from scipy.stats import spearmanr
 import onnx_models
@@ -215,21 +216,108 @@ def test_cli_samples_auto(tmp_path):
     assert r.exit_code != 0 and "tolerance must be a number > 0" in r.output
 
 
+def _group_maps(quarters):
+    """The maps of QUARTER_GROUPS from four quarter maps, a group's map the mean of its quarters."""
+    return [np.mean([quarters[q] for q in g], axis=0) for g in QUARTER_GROUPS]
+
+
 def test_rank_rule_counts_the_samples_the_halves_leave_out():
     """RISE's halves are two power-of-two blocks: at 600 masks, two blocks of 256, so the prediction is
     for 600 / 256 blocks' worth; LIME's halves hold every sample (2). Without the factor RISE's rule
     would read the same figure as LIME's."""
     rng = np.random.default_rng(3)
     a = rng.standard_normal(30)
-    b = a + 2 * rng.standard_normal(30)
-    r = rank_correlation(a, b)
+    maps = _group_maps(a + 0.7 * rng.standard_normal((4, 30)))
+    r2, r4 = split_agreements(maps)
     ratios = {}
     for name, m, parts in (("rise", onnxai.RISE(num_samples="auto"), 600 / 256),
                            ("lime", onnxai.LIME(num_samples="auto", surrogate="ridge"), 2.0)):
-        check = m.auto_check(lambda run: ([a], [np.ones(30)]), halves=lambda run: [(a, b)])
+        check = m.auto_check(lambda run: ([a], [np.ones(30)]), quarters=lambda run: [maps])
         check(600, np.zeros((600, 2)), None, None)
         ratios[name] = check.state["ratio"]
-        assert ratios[name] == pytest.approx(1 - predicted_agreement(r, parts))
+        assert ratios[name] == pytest.approx(predicted_disagreement(r2, r4, parts))
+        assert check.state["exponent"] == pytest.approx(rank_exponent(r2, r4))
     assert ratios["rise"] < ratios["lime"] - 0.01
-    from onnxai.methods.rise import _block
+    from onnxai.methods.rise import _block, _next_snapshot
     assert [_block(n) for n in (1, 2, 3, 4, 600, 1023, 1024)] == [1, 1, 1, 2, 256, 256, 512]
+    assert [_next_snapshot(n) for n in (0, 1, 2, 3, 4, 5, 6, 7, 8, 100, 127, 128, 191, 192)] == \
+        [1, 2, 3, 4, 6, 6, 8, 8, 12, 128, 128, 192, 192, 256]
+
+
+def test_split_agreements_read_the_quarter_groups_in_order():
+    rng = np.random.default_rng(4)
+    q = rng.standard_normal((4, 25))
+    maps = _group_maps(q)
+    r2, r4 = split_agreements(maps)
+    assert r4 == pytest.approx(np.mean([rank_correlation(q[i], q[j]) for i in range(4) for j in range(i + 1, 4)]))
+    assert r2 == pytest.approx(np.mean([rank_correlation(maps[4], maps[5]), rank_correlation(maps[6], maps[7]),
+                                        rank_correlation(maps[8], maps[9])]))
+    with pytest.raises(ValueError, match="needs 10 maps"):
+        split_agreements(maps[:2])
+
+
+def test_rank_exponent_between_its_bounds():
+    assert rank_exponent(0.9, 0.8) == pytest.approx(1.0)  # disagreement doubles with the variance
+    assert rank_exponent(0.9, 0.9 - 0.1 * (np.sqrt(2) - 1)) == pytest.approx(0.5)  # grows by sqrt(2)
+    assert rank_exponent(0.9, 0.85) == pytest.approx(np.log2(1.5))
+    assert rank_exponent(0.9, 0.5) == 1.0 and rank_exponent(0.9, 0.899) == 0.5  # clipped
+    assert rank_exponent(1.0, 0.97) == 1.0  # the halves agree exactly
+    assert rank_exponent(0.95, 0.96) == 0.5  # quarters agree better than halves: the cautious end
+    assert predicted_disagreement(0.9, 0.8) == pytest.approx(1 - predicted_agreement(0.9))  # g = 1: Spearman-Brown
+    assert predicted_disagreement(0.9, 0.9 - 0.1 * (np.sqrt(2) - 1)) == pytest.approx(2 * (1 - predicted_agreement(0.9)))
+    assert predicted_disagreement(-0.2, -0.3) == 1.0
+
+
+@pytest.mark.parametrize("spread, noise", [("normal", 0.3), ("heavy-tailed", 0.3), ("bunched", 0.15)])
+def test_quarters_correct_spearman_brown_where_the_ranks_move_in_steps(spread, noise):
+    """Maps truth + noise made of four quarters, 300 trials, near the rule's 0.95. With normal values
+    Spearman-Brown is right and so is predicted_disagreement (exponent near 1). With heavy-tailed
+    (cubed normal) values nearby features trade places: Spearman-Brown is optimistic by 0.03,
+    predicted_disagreement within 0.01. With bunched values (8 levels of 5 features) Spearman-Brown is
+    optimistic by 0.014 and predicted_disagreement errs the other way, cautious by 0.02 at most."""
+    rng = np.random.default_rng(5)
+    truth = {"normal": rng.standard_normal(40), "heavy-tailed": rng.standard_normal(40) ** 3,
+             "bunched": np.repeat(rng.standard_normal(8), 5) + 0.02 * rng.standard_normal(40)}[spread]
+    real, sb, new = [], [], []
+    for _ in range(300):
+        q = truth + noise * rng.standard_normal((4, 40))
+        r2, r4 = split_agreements(_group_maps(q))
+        real.append(rank_correlation(q.mean(0), truth))
+        sb.append(predicted_agreement(r2))
+        new.append(1 - predicted_disagreement(r2, r4))
+    real, sb, new = np.mean(real), np.mean(sb), np.mean(new)
+    if spread == "normal":
+        assert abs(new - real) < 0.005 and abs(sb - real) < 0.005
+    elif spread == "heavy-tailed":
+        assert abs(new - real) < 0.01 and sb - real > 0.02
+    else:
+        assert sb - real > 0.01 and -0.025 < new - real <= 0
+
+
+def test_rise_quarters_are_the_mask_blocks(region_model):
+    """RISE's quarter 0 at 600 masks is the map of its first 128 masks, and quarters (0, 1) the first
+    256: what runs of 128 and 256 masks of the same seed give (the masks are a prefix-consistent draw)."""
+    model, _ = region_model
+    pic = onnx_models.region_picture(region=(4, 12, 4, 12))
+    x, crop = model.prepare(pic)
+    probs = model.scores(x)[0]
+    maps = {}
+    for n in (600, 128, 256):
+        m = onnxai.RISE(num_samples=n, cells=4, seed=2, sampling="sobol", score="logits")
+        setup = m.setup(model, x, crop, probs)
+        run = m._run(model, x, setup.baseline, setup.source, ends=m.end_points)
+        if n == 600:
+            parts = m.part_maps(run, setup, [1], ((0,), (0, 1), (2, 3)))[0]
+            with pytest.raises(ValueError, match="at least 4 masks"):
+                m.part_maps(engine_run(run, 3), setup, [1], ((0,),))
+        else:
+            maps[n] = m.aggregate(run, setup, [1])[0]["map"] * m.keep_probability
+    np.testing.assert_allclose(parts[0], maps[128], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(parts[1], maps[256], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(parts[1], parts[2])
+
+
+def engine_run(run, n):
+    from onnxai.engine import RunResult
+    return RunResult(scores=run.scores[:n], forward_s=0.0, composite_wait_s=0.0, total_s=0.0, chunk=0,
+                     input_scores=run.input_scores, baseline_scores=run.baseline_scores)

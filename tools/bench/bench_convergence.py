@@ -9,11 +9,12 @@ of the same method (``ref`` samples, seed 1000), mean/min over seeds.
 A reference of R samples is itself noisy, so a raw correlation with it saturates below 1 and
 understates how close a map is to the method's limit (by 0.2-2% at 20,000 samples on the shipped
 pictures, more where a method converges slowly). Each cell is therefore divided by the reference's
-own expected correlation with its limit, estimated from its two halves (split-half reliability,
-Spearman-Brown): Spearman's correction for attenuation (Spearman 1904). The "raw" column gives the
-samples needed without the correction. For RISE the correction is rougher: its halves are two
-power-of-two blocks of per-pixel maps, and on chelsea the corrected Sobol figure passes 1 at 2000 masks
-(its reference's 0.945 is too low), so read RISE's raw column too.
+own expected correlation with its limit, estimated from its halves and quarters as the rank rule of
+num_samples="auto" reads them (``methods.budget.predicted_disagreement``: Spearman-Brown with the
+exponent the quarters show): Spearman's correction for attenuation (Spearman 1904). The "raw" column
+gives the samples needed without the correction. For RISE the correction is rougher: its quarters are
+power-of-two blocks of per-pixel maps, and on chelsea the corrected Sobol figure passed 1 at 2000 masks,
+so read RISE's raw column too.
 
 "n 0.95": the smallest n from which the mean over seeds stays >= 0.95 (on a geometric grid of n, 12%
 steps, for the prefix-consistent designs; on n = 125 ... 2000 otherwise). Then the issue's goals per
@@ -53,7 +54,8 @@ import numpy as np
 
 import onnxai
 from onnxai import engine
-from onnxai.methods.budget import AUTO_RANK_TOLERANCE, predicted_agreement, rank_correlation
+from onnxai.methods.budget import (AUTO_RANK_TOLERANCE, QUARTER_GROUPS, predicted_disagreement, rank_correlation,
+                                   split_agreements)
 
 ROOT = Path(__file__).resolve().parents[2]
 REF_SEED = 1000
@@ -91,11 +93,11 @@ def _prefix_fn(method, setup, res, t):
 
 
 def _ref_reliability(method, setup, res, t) -> float:
-    """The reference map's expected correlation with its limit, from the method's own two halves, read
-    as the rank rule reads them (its pixel weights and Spearman-Brown factor)."""
-    a, b = method.halves(res, setup, [t])[0]
-    r = rank_correlation(a, b, method.rank_weights(setup))
-    return predicted_agreement(r, method.halves_parts(res.scores.shape[0]))
+    """The reference map's expected correlation with its limit, from the method's own quarters and
+    halves, read as the rank rule reads them (its pixel weights, exponent and Spearman-Brown factor)."""
+    maps = method.part_maps(res, setup, [t], QUARTER_GROUPS)[0]
+    r2, r4 = split_agreements(maps, method.rank_weights(setup))
+    return 1.0 - predicted_disagreement(r2, r4, method.halves_parts(res.scores.shape[0]))
 
 
 def _lime_base_fn(masks, scores, t, seed):
@@ -223,10 +225,11 @@ def run(quick: bool = False) -> None:
                 fn = _lime_base_fn(setup.state["masks"], res.scores, t, REF_SEED)
                 refs["lime package"] = fn(ref_n)
                 weights["lime package"] = area
-                half = np.arange(ref_n) % 2 == 0
-                rel["lime package"] = predicted_agreement(rank_correlation(fn(0, np.flatnonzero(half)),
-                                                                           fn(0, np.flatnonzero(~half)), area))
-        print("reference's expected correlation with its limit (split halves): "
+                u = np.arange(ref_n)  # quarters as onnxai's independent LIME deals them (part_maps)
+                quarter = 2 * (u % 2) + (u // 2) % 2
+                maps = [fn(0, np.flatnonzero(np.isin(quarter, g))) for g in QUARTER_GROUPS]
+                rel["lime package"] = 1.0 - predicted_disagreement(*split_agreements(maps, area))
+        print("reference's expected correlation with its limit (halves and quarters): "
               + ", ".join(f"{k} {v:.4f}" for k, v in rel.items()))
         raw = {}
         lime_pkg = {n: [] for n in grid}
