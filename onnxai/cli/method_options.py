@@ -69,7 +69,7 @@ class Number(click.ParamType):
 # (option, canonical parameter, click settings); the option's value is the parameter's value.
 OPTIONS = [
     ("--samples", "num_samples", dict(type=Samples(), help="Perturbed inputs to score (LIME samples, Kernel SHAP coalitions, RISE masks; tables: Kernel SHAP's default is shap's 2M+2048), or 'auto': score until the map settles (see --tolerance), at most --max-samples.")),
-    ("--tolerance", "tolerance", dict(type=Number(), help="--samples auto: pictures stop when the map's predicted rank correlation with its limit (two halves of the samples, Spearman-Brown) reaches 1 - this (default 0.05); tables when every standard error is below this share of the largest |value| (default 0.1).")),
+    ("--tolerance", "tolerance", dict(type=Number(), help="--samples auto: pictures stop when the map's predicted rank correlation with its limit (from quarters and halves of the samples: Spearman-Brown with the exponent the quarters show) reaches 1 - this (default 0.05); tables when every standard error is below this share of the largest |value| (default 0.1).")),
     ("--max-samples", "max_samples", dict(type=int, help="--samples auto: the most samples to score (permutation-shap: permutations).")),
     ("--features", "num_features", dict(type=click.IntRange(1), help="Number of superpixels / grid cells.")),
     ("--keep-probability", "keep_probability", dict(type=click.FloatRange(0, 1, min_open=True), help="Chance that a feature / mask cell stays visible in a sample.")),

@@ -40,7 +40,7 @@ from .. import engine, kernels
 from ..errors import InputError
 from ..explanation import Explanation
 from .budget import (AUTO_ERROR_FLOOR, AUTO_FIRST, AUTO_MAX_SAMPLES, AUTO_RANK_TOLERANCE, AUTO_STEP,  # noqa: F401
-                     AUTO_TOLERANCE, QUARTER_GROUPS, check_budget, check_count, converged, predicted_agreement,
+                     AUTO_TOLERANCE, QUARTER_GROUPS, below_floor, check_budget, check_count, converged, predicted_agreement,
                      predicted_disagreement, rank_correlation, rank_exponent, split_agreements)
 
 FILLS = ("mean", "segment-mean", "blur", "black", "zero")
@@ -303,8 +303,9 @@ class Method:
         weighted by ``weights``, with the exponent the quarters show) is at most tolerance (default
         AUTO_RANK_TOLERANCE). It needs no variance formula and reads what a user of the map looks at,
         its ranking.
-        The rank rule also stops when every standard error is below AUTO_ERROR_FLOOR x the largest |value|
-        (extras["stop_rule"] = "ranks (error floor)"): features without any effect tie in the limit,
+        The rank rule also stops when every standard error is below AUTO_ERROR_FLOOR x the standard
+        deviation of the values (``below_floor``, features weighted by ``weights``; extras["stop_rule"] =
+        "ranks (error floor)"): features without any effect tie in the limit,
         and their order never settles.
         Error rule (otherwise: tables): ``estimate(run)`` -> (per-target values, per-target stderr);
         stop when every standard error is below tolerance (default AUTO_TOLERANCE) x the largest |value|.
@@ -322,11 +323,13 @@ class Method:
                                    input_scores=input_scores, baseline_scores=baseline_scores)
             if quarters is not None:
                 parts = self.halves_parts(done)
-                figures = [split_agreements(maps, weights) for maps in quarters(run)]
+                figures = [split_agreements(maps, weights, self.halves_pairings) for maps in quarters(run)]
+                if not self.quarters_scale:
+                    figures = [(r2, None) for r2, _ in figures]
                 ratio = max(predicted_disagreement(r2, r4, parts) for r2, r4 in figures)
-                state["exponent"] = min(rank_exponent(r2, r4) for r2, r4 in figures)
+                state["exponent"] = min(1.0 if r4 is None else rank_exponent(r2, r4) for r2, r4 in figures)
                 ok, what = ratio <= tol, "rank disagreement"
-                if not ok and converged(*estimate(run), AUTO_ERROR_FLOOR)[0]:
+                if not ok and below_floor(*estimate(run), AUTO_ERROR_FLOOR, weights):
                     ok, state["floor"] = True, True  # only ties left to order
             else:
                 values, stderr = estimate(run)
@@ -336,6 +339,9 @@ class Method:
 
         check.state = state
         return check
+
+    halves_pairings = (0, 1, 2)  # which pairings of the quarters are halves of a balanced design (split_agreements)
+    quarters_scale = True  # does the rank rule read its exponent from the quarters (else Spearman-Brown alone)?
 
     def halves_parts(self, n: int) -> float:
         """How many halves' worth of samples the map of n samples holds (the rank rule's Spearman-Brown
@@ -385,7 +391,7 @@ class PerturbationMethod(Method):
 
     end_points = 2  # the input and the baseline; 1: the input only
 
-    split_halves = False  # does the method give part_maps() (num_samples="auto" then stops on the rank rule)?
+    rank_rule = False  # does the method give part_maps() (num_samples="auto" then stops on the rank rule)?
 
     def part_maps(self, run: engine.RunResult, setup: Setup, targets: list[int], groups) -> list[list]:
         """Per target, one map per group of ``groups`` (tuples of quarter numbers 0-3): the samples in
@@ -414,7 +420,7 @@ class PerturbationMethod(Method):
         setup = self.setup(model, x, crop, probs)
         check = None
         if self.auto:
-            quarters = (lambda r: self.part_maps(r, setup, targets, QUARTER_GROUPS)) if self.split_halves else None
+            quarters = (lambda r: self.part_maps(r, setup, targets, QUARTER_GROUPS)) if self.rank_rule else None
             check = self.auto_check(lambda r: self.estimate(r, setup, targets), setup.state.get("first", AUTO_FIRST),
                                     quarters, self.rank_weights(setup))
         res = self._run(model, x, setup.baseline, setup.source, ends=self.end_points, check=check, kind=kind)

@@ -233,7 +233,7 @@ class KernelSHAP(SuperpixelMethod):
             out.state["first"] = max(AUTO_FIRST, 4 * out.state["k"])
         return out
 
-    split_halves = True  # pictures; a table row keeps the error rule (its features often tie at 0)
+    rank_rule = True  # pictures; a table row keeps the error rule (its features often tie at 0)
 
     def part_maps(self, run, setup, targets, groups):
         """phi from each group's quarters of the sequential design so far: the enumerated pairs (sizes 1

@@ -171,7 +171,7 @@ class LIME(SuperpixelMethod):
         return 1.0 / (n or self.num_samples) if self.alpha is None else float(self.alpha)
 
     @property
-    def split_halves(self) -> bool:  # the rank rule of num_samples="auto" (the tree has no auto)
+    def rank_rule(self) -> bool:  # the rank rule of num_samples="auto" (the tree has no auto)
         return self.surrogate != "tree"
 
     def part_maps(self, run, setup, targets, groups):

@@ -54,15 +54,20 @@ def test_auto_stops_converged_and_is_reproducible(region_model, method):
         assert ea.extras["num_samples"] == eb.extras["num_samples"]
         np.testing.assert_array_equal(ea.map, eb.map)
         np.testing.assert_array_equal(ea.stderr, eb.stderr)
-        if m.split_halves:  # pictures, rank rule: every target's predicted agreement reached 1 - tolerance,
+        if m.rank_rule:  # pictures, rank rule: every target's predicted agreement reached 1 - tolerance,
             # or (features without effect: the 12 cells outside the region tie at 0) the error floor
             assert ea.extras["tolerance"] == (0.2 if isinstance(m, onnxai.RISE) else AUTO_RANK_TOLERANCE)
+            assert 0.5 <= ea.extras["rank_exponent"] <= 1.0
             if ea.extras["stop_rule"] == "ranks":
                 assert ea.extras["rank_disagreement"] <= ea.extras["tolerance"]
             else:
                 assert ea.extras["stop_rule"] == "ranks (error floor)"
                 values = ea.importance if ea.importance is not None else ea.map - ea.map.mean()
-                assert np.max(ea.stderr) <= AUTO_ERROR_FLOOR * np.max(np.abs(values)) * 1.0001
+                w = (None if ea.segments is None
+                     else np.bincount(ea.segments.ravel(), minlength=values.size)[:values.size].astype(float))
+                w = np.ones(values.size) if w is None else w / w.sum() * values.size
+                spread = np.sqrt(np.average((values.ravel() - np.average(values.ravel(), weights=w)) ** 2, weights=w))
+                assert np.max(ea.stderr) <= AUTO_ERROR_FLOOR * spread * 1.0001
         else:  # error rule: every target's standard errors below tolerance x its largest |value|
             assert ea.extras["stop_rule"] == "error" and ea.extras["error_ratio"] <= ea.extras["tolerance"]
             values = ea.importance if ea.importance is not None else ea.map - ea.map.mean()
@@ -228,15 +233,18 @@ def test_rank_rule_counts_the_samples_the_halves_leave_out():
     rng = np.random.default_rng(3)
     a = rng.standard_normal(30)
     maps = _group_maps(a + 0.7 * rng.standard_normal((4, 30)))
-    r2, r4 = split_agreements(maps)
     ratios = {}
-    for name, m, parts in (("rise", onnxai.RISE(num_samples="auto"), 600 / 256),
-                           ("lime", onnxai.LIME(num_samples="auto", surrogate="ridge"), 2.0)):
+    for name, m, parts in (("rise", onnxai.RISE(num_samples="auto", sampling="independent"), 600 / 256),
+                           ("lime", onnxai.LIME(num_samples="auto", surrogate="ridge"), 2.0),
+                           ("rise sobol", onnxai.RISE(num_samples="auto"), 600 / 256)):
+        r2, r4 = split_agreements(maps, None, m.halves_pairings)
         check = m.auto_check(lambda run: ([a], [np.ones(30)]), quarters=lambda run: [maps])
         check(600, np.zeros((600, 2)), None, None)
         ratios[name] = check.state["ratio"]
+        if not m.quarters_scale:  # RISE: Spearman-Brown on the halves alone
+            r4 = None
         assert ratios[name] == pytest.approx(predicted_disagreement(r2, r4, parts))
-        assert check.state["exponent"] == pytest.approx(rank_exponent(r2, r4))
+        assert check.state["exponent"] == pytest.approx(1.0 if r4 is None else rank_exponent(r2, r4))
     assert ratios["rise"] < ratios["lime"] - 0.01
     from onnxai.methods.rise import _block, _next_snapshot
     assert [_block(n) for n in (1, 2, 3, 4, 600, 1023, 1024)] == [1, 1, 1, 2, 256, 256, 512]
@@ -252,6 +260,11 @@ def test_split_agreements_read_the_quarter_groups_in_order():
     assert r4 == pytest.approx(np.mean([rank_correlation(q[i], q[j]) for i in range(4) for j in range(i + 1, 4)]))
     assert r2 == pytest.approx(np.mean([rank_correlation(maps[4], maps[5]), rank_correlation(maps[6], maps[7]),
                                         rank_correlation(maps[8], maps[9])]))
+    assert split_agreements(maps, None, (0,))[0] == pytest.approx(rank_correlation(maps[4], maps[5]))
+    assert split_agreements(maps, None, (2,))[0] == pytest.approx(rank_correlation(maps[8], maps[9]))
+    assert not onnxai.RISE().quarters_scale and onnxai.LIME().quarters_scale and onnxai.KernelSHAP().quarters_scale
+    assert predicted_disagreement(0.9, None, 3.0) == pytest.approx(1 - predicted_agreement(0.9, 3.0))
+    assert onnxai.RISE().halves_pairings == (0,) and onnxai.RISE(sampling="independent").halves_pairings == (0, 1, 2)
     with pytest.raises(ValueError, match="needs 10 maps"):
         split_agreements(maps[:2])
 
@@ -321,3 +334,17 @@ def engine_run(run, n):
     from onnxai.engine import RunResult
     return RunResult(scores=run.scores[:n], forward_s=0.0, composite_wait_s=0.0, total_s=0.0, chunk=0,
                      input_scores=run.input_scores, baseline_scores=run.baseline_scores)
+
+
+def test_error_floor_reads_the_spread_not_the_largest_value():
+    """One dominant feature (a heavy-tailed map) makes 0.05 x the largest |value| loose: the floor of the
+    rank rule reads the standard deviation, features counted by their pixels."""
+    from onnxai.methods.budget import below_floor
+    v = np.r_[10.0, np.linspace(-0.5, 0.5, 20)]
+    se = np.full(21, 0.1)  # 1% of the largest |value|, 4.6% of the spread of these 21 values
+    assert np.max(se) < 0.05 * np.max(np.abs(v))
+    assert below_floor([v], [se], 0.05) and not below_floor([v], [se], 0.04)
+    area = np.r_[1, np.full(20, 50)]  # the dominant feature is one pixel: the spread shrinks to 0.44
+    assert not below_floor([v], [se], 0.05, area)
+    assert below_floor([v], [se / 10], 0.05, area)
+    assert not below_floor([v], [np.r_[np.nan, se[1:]]], 0.05)  # an unknown error never settles

@@ -96,7 +96,7 @@ def _ref_reliability(method, setup, res, t) -> float:
     """The reference map's expected correlation with its limit, from the method's own quarters and
     halves, read as the rank rule reads them (its pixel weights, exponent and Spearman-Brown factor)."""
     maps = method.part_maps(res, setup, [t], QUARTER_GROUPS)[0]
-    r2, r4 = split_agreements(maps, method.rank_weights(setup))
+    r2, r4 = split_agreements(maps, method.rank_weights(setup), method.halves_pairings)
     return 1.0 - predicted_disagreement(r2, r4, method.halves_parts(res.scores.shape[0]))
 
 
