@@ -182,6 +182,9 @@ class LIME(SuperpixelMethod):
         w = self.sample_weights(masks)
         units = np.arange(n) // 2 if self.sampling == "paired" else np.arange(n)
         quarter = 2 * (units % 2) + (units // 2) % 2
+        if self.surrogate == "ridge":  # every group from the quarters' weighted sums: one pass, all targets
+            return _ridge_groups(masks.astype(np.float64), run.scores[:, targets].astype(np.float64), w, quarter,
+                                 groups, 1.0 if self.alpha is None else float(self.alpha))
         rows = [np.isin(quarter, g) for g in groups]
         return [[self.fit(masks[r], run.scores[r, t], w[r])[0] for r in rows] for t in targets]
 
@@ -200,6 +203,32 @@ class LIME(SuperpixelMethod):
             part["stderr"] = np.asarray(se, np.float32)
             out.append(part)
         return out
+
+
+def _ridge_groups(X, Y, w, quarter, groups, alpha: float) -> list[list[np.ndarray]]:
+    """Per target (column of Y), the weighted ridge coefficients (``kernels.weighted_ridge``, with an
+    intercept) of each group of quarters, from each quarter's sums of w, w x, w y, w x x' and w x y:
+    a group's normal equations are the sums of its quarters', centred on the group's weighted means."""
+    k = X.shape[1]
+    sums = []
+    for q in range(4):
+        r = quarter == q
+        Xq, Yq, wq = X[r], Y[r], w[r]
+        WX = Xq * wq[:, None]
+        sums.append((wq.sum(), WX.sum(0), wq @ Yq, WX.T @ Xq, WX.T @ Yq))
+    out = [[] for _ in range(Y.shape[1])]
+    for g in groups:
+        s0, s1, sy, sxx, sxy = (sum(sums[q][i] for q in g) for i in range(5))
+        xm, ym = s1 / s0, sy / s0
+        gram = sxx - s0 * np.outer(xm, xm) + alpha * np.eye(k)
+        rhs = sxy - s0 * np.outer(xm, ym)
+        try:
+            coef = np.linalg.solve(gram, rhs)
+        except np.linalg.LinAlgError:  # only with alpha = 0: the minimum-norm solution, as weighted_ridge
+            coef = np.linalg.lstsq(gram, rhs, rcond=None)[0]
+        for i in range(Y.shape[1]):
+            out[i].append(coef[:, i])
+    return out
 
 
 def _weighted_r2_of(y, pred, w) -> float:

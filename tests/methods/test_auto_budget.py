@@ -348,3 +348,20 @@ def test_error_floor_reads_the_spread_not_the_largest_value():
     assert not below_floor([v], [se], 0.05, area)
     assert below_floor([v], [se / 10], 0.05, area)
     assert not below_floor([v], [np.r_[np.nan, se[1:]]], 0.05)  # an unknown error never settles
+
+
+def test_lime_ridge_groups_from_quarter_sums_equal_the_fits():
+    """LIME's rank rule sums the quarters' normal equations instead of refitting each group: the same
+    coefficients as weighted_ridge on the group's rows, for every target, with and without a ridge."""
+    from onnxai import kernels
+    from onnxai.methods.lime import _ridge_groups
+    rng = np.random.default_rng(0)
+    X = (rng.random((803, 41)) < 0.5).astype(float)
+    Y, w, quarter = rng.random((803, 3)), rng.random(803), rng.integers(0, 4, 803)
+    for alpha in (1.0, 0.0):
+        got = _ridge_groups(X, Y, w, quarter, QUARTER_GROUPS, alpha)
+        for t in range(3):
+            for j, g in enumerate(QUARTER_GROUPS):
+                r = np.isin(quarter, g)
+                np.testing.assert_allclose(got[t][j], kernels.weighted_ridge(X[r], Y[r, t], w[r], alpha=alpha)[0],
+                                           rtol=1e-9, atol=1e-12)
