@@ -40,8 +40,8 @@ from .. import engine, kernels
 from ..errors import InputError
 from ..explanation import Explanation
 from .budget import (AUTO_ERROR_FLOOR, AUTO_FIRST, AUTO_MAX_SAMPLES, AUTO_RANK_TOLERANCE, AUTO_STEP,  # noqa: F401
-                     AUTO_TOLERANCE, QUARTER_GROUPS, below_floor, check_budget, check_count, converged, predicted_agreement,
-                     predicted_disagreement, rank_correlation, rank_exponent, split_agreements)
+                     AUTO_TOLERANCE, QUARTER_GROUPS, below_floor, check_budget, check_count, converged,
+                     predicted_agreement, predicted_disagreement, rank_correlation, rank_exponent, split_agreements)
 
 FILLS = ("mean", "segment-mean", "blur", "black", "zero")
 SCORES = ("probabilities", "logits")
@@ -323,9 +323,8 @@ class Method:
                                    input_scores=input_scores, baseline_scores=baseline_scores)
             if quarters is not None:
                 parts = self.halves_parts(done)
-                figures = [split_agreements(maps, weights, self.halves_pairings) for maps in quarters(run)]
-                if not self.quarters_scale:
-                    figures = [(r2, None) for r2, _ in figures]
+                figures = [split_agreements(maps, weights, self.halves_pairings, self.quarters_scale)
+                           for maps in quarters(run)]
                 ratio = max(predicted_disagreement(r2, r4, parts) for r2, r4 in figures)
                 state["exponent"] = min(1.0 if r4 is None else rank_exponent(r2, r4) for r2, r4 in figures)
                 ok, what = ratio <= tol, "rank disagreement"

@@ -5,7 +5,7 @@
     below_floor                  the rank rule's error floor: every stderr below a share of the values' spread
     rank_correlation             Spearman's correlation of two maps, features weighted by their pixels
     predicted_agreement          split-half reliability (Spearman-Brown)
-    QUARTER_GROUPS, split_agreements, rank_exponent, predicted_disagreement
+    QUARTER_GROUPS, quarter_of, split_agreements, rank_exponent, predicted_disagreement
                                  the rank rule's figure: Spearman-Brown with the exponent read from quarters
 
 ``Method.auto_check`` (methods.base) applies them between the engine's chunks.
@@ -74,7 +74,7 @@ def below_floor(values, stderr, floor: float, weights=None) -> bool:
         v, se = np.ravel(np.asarray(v, np.float64)), np.ravel(np.asarray(se, np.float64))
         if not np.all(np.isfinite(se)):
             return False
-        w = np.ones(v.size) if weights is None or np.size(weights) != v.size else np.ravel(np.asarray(weights, np.float64))
+        w = np.ones(v.size) if weights is None else np.ravel(np.asarray(weights, np.float64))
         w = w / w.sum()
         spread = float(np.sqrt(w @ (v - w @ v) ** 2))
         if se.size and float(np.max(se)) > floor * spread:
@@ -125,16 +125,25 @@ QUARTER_GROUPS = ((0,), (1,), (2,), (3,), (0, 1), (2, 3), (0, 2), (1, 3), (0, 3)
 the three ways to pair them into halves ((0, 1) | (2, 3) are ``halves``)."""
 
 
-def split_agreements(maps, weights=None, pairings=(0, 1, 2)) -> tuple[float, float]:
+def quarter_of(units) -> np.ndarray:
+    """The quarter (0-3) of each sampling unit (a draw, or a pair of complementary draws) dealt in
+    turn: 2 (u mod 2) + (u div 2) mod 2, so quarters (0, 1) hold the even units and (2, 3) the odd."""
+    u = np.asarray(units)
+    return 2 * (u % 2) + (u // 2) % 2
+
+
+def split_agreements(maps, weights=None, pairings=(0, 1, 2), quarters: bool = True) -> tuple[float, float | None]:
     """(r2, r4) from the maps of QUARTER_GROUPS, in that order: the mean rank correlation of the pairs
     of halves named by ``pairings`` (0: quarters (0, 1) | (2, 3), 1: (0, 2) | (1, 3), 2: (0, 3) | (1, 2);
     a design whose only balanced halves are (0, 1) | (2, 3), like RISE's Sobol blocks, names 0 alone)
-    and of the six pairs of quarters."""
+    and of the six pairs of quarters (None without ``quarters``: Spearman-Brown alone needs no r4)."""
     if len(maps) != len(QUARTER_GROUPS):
         raise ValueError(f"split_agreements needs {len(QUARTER_GROUPS)} maps (QUARTER_GROUPS), got {len(maps)}")
+    r2 = float(np.mean([rank_correlation(maps[4 + 2 * k], maps[5 + 2 * k], weights) for k in pairings]))
+    if not quarters:
+        return r2, None
     r4 = np.mean([rank_correlation(maps[i], maps[j], weights) for i in range(4) for j in range(i + 1, 4)])
-    r2 = np.mean([rank_correlation(maps[4 + 2 * k], maps[5 + 2 * k], weights) for k in pairings])
-    return float(r2), float(r4)
+    return r2, float(r4)
 
 
 def rank_exponent(r2: float, r4: float) -> float:

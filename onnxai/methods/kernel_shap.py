@@ -71,6 +71,7 @@ from ..kernels.coalitions import (SAMPLING, default_nsamples, sequential_coaliti
 from ..kernels.shapley import shapley_solve
 from ..kernels.variance import shapley_stderr
 from .base import AUTO_FIRST, AUTO_MAX_SAMPLES, check_budget, check_count, check_score, deprecated_alias
+from .budget import quarter_of
 from .superpixels import SuperpixelMethod
 
 _NUM_FEATURES = "num_features("  # l1_reg="num_features(k)", shap's spelling
@@ -247,7 +248,7 @@ class KernelSHAP(SuperpixelMethod):
         fnull = run.baseline_scores.astype(np.float64)
         fx = run.input_scores.astype(np.float64)
         pair = np.r_[np.arange(e) // 2, e // 2 + np.arange(used - e) // 2]
-        quarter = 2 * (pair % 2) + (pair // 2) % 2
+        quarter = quarter_of(pair)
         out = []
         for g in groups:
             rows = np.flatnonzero(np.isin(quarter, g))

@@ -50,6 +50,7 @@ from .. import engine, kernels
 from ..errors import InputError
 from ..kernels.variance import bootstrap_stderr, ridge_stderr
 from .base import AUTO_MAX_SAMPLES, check_budget, check_count, check_score
+from .budget import quarter_of
 from .superpixels import SuperpixelMethod
 
 SURROGATES = ("tree", "linear", "ridge")
@@ -181,7 +182,7 @@ class LIME(SuperpixelMethod):
         masks = setup.state["masks"][:n]
         w = self.sample_weights(masks)
         units = np.arange(n) // 2 if self.sampling == "paired" else np.arange(n)
-        quarter = 2 * (units % 2) + (units // 2) % 2
+        quarter = quarter_of(units)
         if self.surrogate == "ridge":  # every group from the quarters' weighted sums: one pass, all targets
             return _ridge_groups(masks.astype(np.float64), run.scores[:, targets].astype(np.float64), w, quarter,
                                  groups, 1.0 if self.alpha is None else float(self.alpha))

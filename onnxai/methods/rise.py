@@ -24,8 +24,9 @@ max_samples) stops on the rank rule (methods.base.Method.auto_check): the maps o
 [0, h/2), [h/2, h), [h, 3h/2) and [3h/2, 2h) (the quarters of ``part_maps``, h the largest power of
 two with 2h <= n; the halves are [0, h) and [h, 2h)) agree well enough that the map of all n masks
 has a predicted rank disagreement with its limit of at most tolerance (default 0.05; Spearman-Brown on
-the halves alone, ``quarters_scale``, with n / h blocks' worth of masks, ``halves_parts``: the map holds more masks than the two blocks between powers
-of two), or every pixel's standard error is below 0.05 x the standard deviation of the map's pixels.
+the halves alone, ``quarters_scale``, with n / h blocks' worth of masks, ``halves_parts``: the map
+holds more masks than the two blocks between powers of two), or every pixel's standard error is below
+0.05 x the standard deviation of the map's pixels.
 
 The masks are made chunk by chunk when the engine asks for them (the cell grids and shifts of all N
 are drawn up front, in random_grid_masks's order, so chunk i is bit for bit rows i of

@@ -262,6 +262,10 @@ def test_split_agreements_read_the_quarter_groups_in_order():
                                         rank_correlation(maps[8], maps[9])]))
     assert split_agreements(maps, None, (0,))[0] == pytest.approx(rank_correlation(maps[4], maps[5]))
     assert split_agreements(maps, None, (2,))[0] == pytest.approx(rank_correlation(maps[8], maps[9]))
+    r2_alone, none = split_agreements(maps, None, (0,), quarters=False)  # Spearman-Brown alone: no r4
+    assert none is None and r2_alone == pytest.approx(rank_correlation(maps[4], maps[5]))
+    from onnxai.methods.budget import quarter_of
+    assert list(quarter_of(np.arange(8))) == [0, 2, 1, 3, 0, 2, 1, 3]  # quarters (0, 1): the even units
     assert not onnxai.RISE().quarters_scale and onnxai.LIME().quarters_scale and onnxai.KernelSHAP().quarters_scale
     assert predicted_disagreement(0.9, None, 3.0) == pytest.approx(1 - predicted_agreement(0.9, 3.0))
     assert onnxai.RISE().halves_pairings == (0,) and onnxai.RISE(sampling="independent").halves_pairings == (0, 1, 2)

@@ -56,8 +56,8 @@ import numpy as np
 
 import onnxai
 from onnxai import engine
-from onnxai.methods.budget import (AUTO_RANK_TOLERANCE, QUARTER_GROUPS, predicted_disagreement, rank_correlation,
-                                   split_agreements)
+from onnxai.methods.budget import (AUTO_RANK_TOLERANCE, QUARTER_GROUPS, predicted_disagreement, quarter_of,
+                                   rank_correlation, split_agreements)
 
 ROOT = Path(__file__).resolve().parents[2]
 REF_SEED = 1000
@@ -98,9 +98,8 @@ def _ref_reliability(method, setup, res, t) -> float:
     """The reference map's expected correlation with its limit, from the method's own quarters and
     halves, read as the rank rule reads them (its pixel weights, exponent and Spearman-Brown factor)."""
     maps = method.part_maps(res, setup, [t], QUARTER_GROUPS)[0]
-    r2, r4 = split_agreements(maps, method.rank_weights(setup), method.halves_pairings)
-    return 1.0 - predicted_disagreement(r2, r4 if method.quarters_scale else None,
-                                        method.halves_parts(res.scores.shape[0]))
+    r2, r4 = split_agreements(maps, method.rank_weights(setup), method.halves_pairings, method.quarters_scale)
+    return 1.0 - predicted_disagreement(r2, r4, method.halves_parts(res.scores.shape[0]))
 
 
 def _lime_base_fn(masks, scores, t, seed):
@@ -232,8 +231,7 @@ def run(quick: bool = False) -> None:
                 fn = _lime_base_fn(setup.state["masks"], res.scores, t, REF_SEED)
                 refs["lime package"] = fn(ref_n)
                 weights["lime package"] = area
-                u = np.arange(ref_n)  # quarters as onnxai's independent LIME deals them (part_maps)
-                quarter = 2 * (u % 2) + (u // 2) % 2
+                quarter = quarter_of(np.arange(ref_n))  # as onnxai's independent LIME deals its draws
                 maps = [fn(0, np.flatnonzero(np.isin(quarter, g))) for g in QUARTER_GROUPS]
                 rel["lime package"] = 1.0 - predicted_disagreement(*split_agreements(maps, area))
         print("reference's expected correlation with its limit (halves and quarters): "
