@@ -42,8 +42,8 @@ each n, with the first 3 seeds (as are RISE and independent LIME's auto).
                               # (rocket's Kernel SHAP needed 2388); their "n 0.95" is then read up to 4000
 
 Forward passes are the whole cost (about 6 ms each for EfficientNet-Lite0 on 2 cores): per picture
-about 3 x ref + (3 x seeds + 6) x max(n) + 9 x sum(n) + the autos; with 20,000-sample references and
-10 seeds about 20 minutes a picture on 2 cores.
+about 3 x ref + (3 x seeds + 6) x max(n) + 9 x sum(n) + the autos (max(n): ONNXAI_BENCH_FOLLOW when
+set); with 20,000-sample references and 10 seeds about 20 minutes a picture on 2 cores.
 """
 
 from __future__ import annotations
