@@ -1,0 +1,197 @@
+"""How far can a design or an estimator take LIME below the lime package's forward passes? A limit, measured.
+
+Issue 11 asks for LIME (and Kernel SHAP) maps as stable as the lime package's at 1000 samples from at
+most 400: a 2.5x smaller variance per forward pass for the same surrogate. This section scores one
+large pool of complementary pairs per picture (the convergence bench's setup: SLIC 49 superpixels,
+fill segment-mean, the target's probability, lime's kernel of width 0.25) and reads three figures
+from it:
+
+1. Where the surrogate's noise comes from. The ridge coefficients' sampling noise is driven by the
+   residual r = f - (linear fit). Split r over each pair (z, complement of z) into its odd part
+   (r(z) - r(z'))/2 and its even part (r(z) + r(z'))/2. Independent draws (lime's) pay for all of r;
+   complementary pairs cancel the even part and pay for the odd part only, which costs two samples a
+   pair. So with weights equal within a pair, pairs can cut the variance by at most
+   E[r^2] / (2 E[r_odd^2]) (Covert & Lee 2021 make the same argument for Kernel SHAP). lime's kernel
+   weighs z and its complement differently, so a little of the even part leaks back in.
+2. What pairs give, measured: the variance of the area-weighted coefficients over disjoint
+   replicates of n samples, independent draws (the pairs' first members) over paired draws.
+3. Whether a learned surrogate can remove the odd part: regression-adjusted Monte Carlo (Witter et al.
+   2025, "Regression-adjusted Monte Carlo estimators for Shapley values and probabilistic values")
+   fits a flexible model g on the samples and estimates only f - g by sampling; the variance then
+   follows the odd residual of f - g. A gradient-boosted tree ensemble (scikit-learn's
+   HistGradientBoostingRegressor) fitted on n samples, scored on held-out pairs, against the linear
+   fit alone (figures above 1 mean the adjustment adds noise).
+
+    python -m tools.bench limits            # 3 pictures, 24,000-sample pools, n = 400 (and 1000 for g)
+    python -m tools.bench limits --quick    # 1 picture, a 2,400-sample pool, n = 200
+
+Cost: the pools' forward passes (about 6 ms each on 2 cores: 150 s a picture) and seconds of fitting.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+PICTURES = ("chelsea", "coffee", "rocket")
+POOL_SEED = 7
+
+
+def _fit(Z, y, w, alpha=1.0):
+    """lime's Ridge (weighted, intercept, alpha 1): the coefficients."""
+    X = Z.astype(np.float64)
+    mx, my = w @ X / w.sum(), w @ y / w.sum()
+    Xc = X - mx
+    return np.linalg.solve((Xc * w[:, None]).T @ Xc + alpha * np.eye(X.shape[1]), (Xc * w[:, None]).T @ (y - my))
+
+
+def _residual(Z, y, w):
+    X1 = np.c_[np.ones(len(Z)), Z.astype(np.float64)]
+    c = np.linalg.solve((X1 * w[:, None]).T @ X1 + 1e-9 * np.eye(X1.shape[1]), (X1 * w[:, None]).T @ y)
+    return y - X1 @ c
+
+
+def _odd_even(r):
+    """Mean squared odd and even parts of r over the pairs (rows 2i, 2i + 1)."""
+    return float(np.mean(((r[0::2] - r[1::2]) / 2) ** 2)), float(np.var((r[0::2] + r[1::2]) / 2))
+
+
+def _pool(model, x, crop, probs, t, size):
+    import onnxai
+
+    seg = onnxai.LIME(num_features=49, surrogate="ridge", fill="segment-mean").setup(model, x, crop, probs)
+    m = onnxai.LIME(num_samples=size, segmentation=seg.state["segments"], surrogate="ridge", fill="segment-mean",
+                    seed=POOL_SEED, score="probabilities", sampling="paired", progress=False)
+    setup = m.setup(model, x, crop, probs)
+    res = m._run(model, x, setup.baseline, setup.source, ends=m.end_points, kind="probabilities")
+    masks = setup.state["masks"]
+    return masks, res.scores[:, t].astype(np.float64), m.sample_weights(masks), m.rank_weights(setup), m.segmentation
+
+
+def _variance_ratio(Z, y, w, area, n):
+    """Area-weighted variance of the coefficients over disjoint replicates: independent / paired."""
+    reps = len(y) // (2 * n)
+    ind, par = [], []
+    for s in range(reps):
+        lo = 2 * n * s
+        first = np.arange(lo, lo + 2 * n, 2)  # the pairs' first members: independent draws
+        ind.append(_fit(Z[first], y[first], w[first]))
+        rows = np.arange(lo, lo + n)
+        par.append(_fit(Z[rows], y[rows], w[rows]))
+    a = area / area.sum()
+    return float((np.var(ind, axis=0) * a).sum() / (np.var(par, axis=0) * a).sum()), reps
+
+
+def _surrogate(Z, y):
+    """A gradient-boosted tree ensemble fitted to the scores: the learned g of regression adjustment."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    g = HistGradientBoostingRegressor(max_iter=200, min_samples_leaf=10, random_state=0).fit(Z.astype(np.float64), y)
+    return lambda Q: g.predict(Q.astype(np.float64))
+
+
+def _mse_ratios(estimates, ref, area):
+    """Area-weighted mean squared error against ref: plain over adjusted, per n."""
+    a = area / area.sum()
+    mse = lambda v: float((((np.asarray(v) - ref) ** 2).mean(axis=0) * a).sum())
+    return {n: mse(e["plain"]) / mse(e["adjusted"]) for n, e in estimates.items()}
+
+
+def _lime_adjusted(Z, y, w, area, ns, reps, k):
+    """LIME: plain ridge against ridge(y - g) + the limit's projection of g (a 65,536-row paired design)."""
+    import onnxai
+
+    big = onnxai.LIME(num_samples=1 << 16, sampling="paired", seed=POOL_SEED + 1)
+    BZ = big.sample_masks(k)[0]
+    BW = big.sample_weights(BZ)
+    half = len(y) // 2
+    ref = _fit(Z[:half], y[:half], w[:half])  # replicates come from the other half
+    out = {}
+    for n in ns:
+        out[n] = {"plain": [], "adjusted": []}
+        for s in range(min(reps, half // n)):
+            rows = np.arange(half + s * n, half + (s + 1) * n)
+            g = _surrogate(Z[rows], y[rows])
+            out[n]["plain"].append(_fit(Z[rows], y[rows], w[rows]))
+            out[n]["adjusted"].append(_fit(Z[rows], y[rows] - g(Z[rows]), w[rows]) + _fit(BZ, g(BZ), BW, 1e-9))
+    return _mse_ratios(out, ref, area)
+
+
+def _ks_adjusted(model, x, crop, probs, t, segments, area, ns, ref_n, reps):
+    """Kernel SHAP (the sequential design): plain against phi(y - g) + the Shapley values of g (a 50,000-row
+    design); g is fitted on the coalitions and both ends."""
+    import onnxai
+
+    from .bench_convergence import _score
+
+    def scored(seed, n):
+        m = onnxai.KernelSHAP(num_samples="auto", max_samples=n, segmentation=segments, fill="segment-mean",
+                              seed=seed, score="probabilities", progress=False)
+        setup, res = _score(m, model, x, crop, probs, t, "probabilities")
+        return m, setup, res
+
+    def phi(m, Z, w, y, f0, fx):
+        return m.solve(Z, w, y[:, None], np.array([f0]), np.array([fx]), [0])[:, 0]
+
+    m, setup, res = scored(1000, ref_n)
+    M = setup.state["k"]
+    Z, w, used = m.prefix(M, ref_n)
+    ref = phi(m, Z, w, res.scores[:used, t], res.baseline_scores[t], res.input_scores[t])
+    big = onnxai.KernelSHAP(num_samples="auto", max_samples=50000, seed=999)
+    big.coalitions(M)
+    BZ, BW, _ = big.prefix(M, 50000)
+    ends = np.array([np.ones(M), np.zeros(M)])
+    out = {n: {"plain": [], "adjusted": []} for n in ns}
+    for s in range(1, reps + 1):
+        m, setup, res = scored(s, max(ns))
+        f0, fx = float(res.baseline_scores[t]), float(res.input_scores[t])
+        for n in ns:
+            Z, w, used = m.prefix(M, n)
+            y = res.scores[:used, t].astype(np.float64)
+            g = _surrogate(np.r_[Z, ends], np.r_[y, fx, f0])
+            g0, g1 = g(ends[1:])[0], g(ends[:1])[0]
+            out[n]["plain"].append(phi(m, Z, w, y, f0, fx))
+            out[n]["adjusted"].append(phi(m, Z, w, y - g(Z), f0 - g0, fx - g1) + phi(big, BZ, BW, g(BZ), g0, g1))
+    return _mse_ratios(out, ref, area)
+
+
+def run(quick: bool = False) -> None:
+    import onnxai
+
+    size = 2400 if quick else 24000
+    n_var = 200 if quick else 400  # the issue's budget; replicates of it give the variance ratio
+    ns = [200] if quick else [400, 1000]
+    reps = 3 if quick else 10
+    ks_ref = 1200 if quick else 12000
+    pictures = PICTURES[:1] if quick else PICTURES
+    model = onnxai.load(str(ROOT / "models" / "efficientnet_lite0.onnx"), providers="cpu")
+    print(f"limits: {len(pictures)} picture(s); LIME: a pool of {size} paired samples each (seed {POOL_SEED}); Kernel "
+          f"SHAP: a {ks_ref}-sample reference and {reps} seeds of its sequential design; SLIC 49, fill segment-mean, "
+          f"probabilities. The issue's goal: 2.5x fewer samples than lime / shap for the same stability")
+    print("picture       linear R2  odd share  pairs can give  pairs give, n=%d (reps)" % n_var
+          + "".join(f"  adjusted LIME n={n}" for n in ns) + "".join(f"  adjusted KS n={n}" for n in ns))
+    t0 = time.perf_counter()
+    for name in pictures:
+        x, crop = model.prepare(str(ROOT / "samples" / f"{name}.png"))
+        probs = model.run_batch(x)[0]
+        t = int(np.argmax(probs))
+        Z, y, w, area, segments = _pool(model, x, crop, probs, t, size)
+        r = _residual(Z, y, w)
+        odd, even = _odd_even(r)
+        total = float(np.sum(w * (r - w @ r / w.sum()) ** 2) / w.sum())
+        var_y = float(np.sum(w * (y - w @ y / w.sum()) ** 2) / w.sum())
+        gain, nrep = _variance_ratio(Z, y, w, area, n_var)
+        lime_adj = _lime_adjusted(Z, y, w, area, ns, reps, Z.shape[1])
+        ks_adj = _ks_adjusted(model, x, crop, probs, t, segments, area, ns, ks_ref, reps)
+        print(f"{name:<13} {1 - total / var_y:9.3f} {odd / (odd + even):10.2f} {(odd + even) / (2 * odd):14.2f}x "
+              + f"{gain:.2f}x ({nrep})".rjust(28) + "".join(f"{lime_adj[n]:.2f}x".rjust(20) for n in ns)
+              + "".join(f"{ks_adj[n]:.2f}x".rjust(18) for n in ns) + f"   ({model.label(t)})")
+    print("(odd share: the part of the linear fit's residual energy that complementary pairs keep (they cancel the "
+          "rest); 'pairs can give': (odd + even) / (2 odd), the most pairs can cut the variance with weights equal "
+          "within a pair; 'pairs give': variance ratio independent / paired at n, measured; 'adjusted': regression "
+          "adjustment with a gradient-boosted surrogate fitted on the n samples, mean squared error of the plain "
+          "estimate over the adjusted one against the reference (above 1: the adjustment helps; 2.5 is the goal))")
+    print(f"(total {time.perf_counter() - t0:.0f} s)")
