@@ -29,6 +29,12 @@ sum(phi) = f(x) - f(baseline) exactly, for every class from the same forward pas
                    designs): 11-19% lower RMSE than "stratified" on a 50-feature game at 2M..20M rows;
                    on 12 features a tie (forest) or +-10%, so not the default. Sampling applies to a
                    numeric num_samples; "auto" always uses the sequential design below.
+    adjust         None (default) or a coefficient c in (0, 1]: regression adjustment (pictures, fixed
+                   num_samples): a gradient-boosted surrogate g of the scores, fitted on the run's
+                   coalitions, is a control variate, phi = phi(y) - c (phi(g) - g's Shapley values from
+                   a 50,000-row design of g alone); the same Shapley values, less noise where g follows
+                   the scores. 0.5 cut the error 1.1-2.7x on the shipped model's four pictures
+                   (about 1.4 s of fitting a class at 1000 coalitions); see methods.shap_adjust
     l1_reg         False (default), "num_features(k)", "aic", "bic" or a float alpha: select features
                    by L1 first as the shap package does, then solve the constrained problem on them
     pictures:      num_features, segmentation, fill (see methods.base: "mean", "blur", a grey value,
@@ -72,6 +78,8 @@ from ..kernels.shapley import shapley_solve
 from ..kernels.variance import shapley_stderr
 from .base import AUTO_FIRST, AUTO_MAX_SAMPLES, check_budget, check_count, check_score, deprecated_alias
 from .budget import quarter_of
+from .shap_adjust import adjust as adjusted_phi
+from .shap_adjust import big_design, check_adjust
 from .superpixels import SuperpixelMethod
 
 _NUM_FEATURES = "num_features("  # l1_reg="num_features(k)", shap's spelling
@@ -102,6 +110,7 @@ class KernelSHAP(SuperpixelMethod):
         kind: str | None = None,
         tolerance: float | None = None,
         max_samples: int = AUTO_MAX_SAMPLES,
+        adjust: float | None = None,
     ):
         num_samples = deprecated_alias("KernelSHAP", "nsamples", "num_samples", nsamples, num_samples, 1000)
         score = deprecated_alias("KernelSHAP", "kind", "score", kind, score, "auto")
@@ -122,12 +131,19 @@ class KernelSHAP(SuperpixelMethod):
         self.seed = int(seed)
         self._engine_options(check_score(score, allow_raw=True, allow_auto=True), progress, chunk_size, memory_budget)
         self._coalitions: dict = {}
+        self._adjust = check_adjust(adjust)
+        if self._adjust is not None and (self.auto or l1_reg not in (False, None, 0)):
+            raise InputError("adjust (the regression adjustment) works with a fixed num_samples and l1_reg=False; "
+                             f"got num_samples={num_samples!r}, l1_reg={l1_reg!r}")
+        self._big: dict = {}  # M -> the large design the adjustment reads g's Shapley values from
         self._summary = None  # (the background it was made from, its tabular.Background)
 
     def params(self) -> dict:
         p = super().params()
         if p["background"] is not None:
             p["background"] = "given"
+        if self._adjust is not None:
+            p["adjust"] = self._adjust
         return p
 
     # ------------------------------------------------------------------ shared steps
@@ -264,8 +280,17 @@ class KernelSHAP(SuperpixelMethod):
         fx = run.input_scores.astype(np.float64)
         masks, weights, used = self.prefix(setup.state["k"], run.scores.shape[0])
         scores = run.scores[:used]
-        phi = self.solve(masks, weights, scores, fnull, fx, list(targets))
-        se = self.stderr(masks, weights, scores, fnull, fx, phi, list(targets))
+        if self._adjust is None:
+            phi = self.solve(masks, weights, scores, fnull, fx, list(targets))
+            se = self.stderr(masks, weights, scores, fnull, fx, phi, list(targets))
+        else:  # regression-adjusted (methods.shap_adjust); errors from the residual scores
+            M = setup.state["k"]
+            if M not in self._big:
+                self._big[M] = big_design(M, self.seed + 1)
+            phi, (r_scores, r_null, r_x, r_phi) = adjusted_phi(self.solve, masks, weights, scores, fnull, fx, targets,
+                                                               self._adjust, self.seed, self._big[M],
+                                                               self.design(masks)[0])
+            se = self.stderr(masks, weights, r_scores, r_null, r_x, r_phi, list(range(len(targets))))
         out = []
         for i, t in enumerate(targets):
             importance = phi[:, i]
@@ -301,6 +326,8 @@ class KernelSHAP(SuperpixelMethod):
     def explain_table(self, model, X, target=None, rows=None) -> tabular.TabularExplanation:
         """Shapley values of every row of X ((r, M) array or a CSV path) for every class."""
         t0 = time.perf_counter()
+        if self._adjust is not None:
+            raise InputError("adjust (the regression adjustment) is for pictures; leave it None for tables")
         X, names = tabular.table_rows(model, X, self.feature_names)
         if not np.isfinite(X).all():
             raise InputError("the rows to explain contain empty or NaN cells; fill them first")

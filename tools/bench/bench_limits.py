@@ -22,8 +22,11 @@ the target's probability, lime's kernel of width 0.25), and reads three figures:
    scikit-learn's HistGradientBoostingRegressor fitted on the run's own n samples, the residual y - g
    goes through the method's own fit (LIME's ridge, Kernel SHAP's constrained least squares), and
    g's part is computed on a large design of g alone (65,536 paired masks for LIME's projection,
-   50,000 coalitions for g's Shapley values). Figure: the mean squared error of the plain estimate
-   over the adjusted one against the reference (above 1: the adjustment helps).
+   50,000 coalitions for g's Shapley values). With a coefficient c, the estimate is
+   plain(y) - c x (plain(g) - g's exact part): c = 1 is the full adjustment, c = 0.5 half of it (a
+   control variate's best c is Cov / Var, below 1 when g is fitted on the same few samples). Figure:
+   the mean squared error of the plain estimate over the adjusted one's against the reference, for
+   c = 1 and 0.5 (above 1: the adjustment helps).
 
     python -m tools.bench limits            # 3 pictures, n = 400 and 1000 (about 21 min on 2 cores)
     python -m tools.bench limits --quick    # 1 picture, small pools, n = 200 (about 35 s)
@@ -97,11 +100,18 @@ def _surrogate(Z, y):
     return lambda Q: g.predict(Q.astype(np.float64))
 
 
+ADJUST = (1.0, 0.5)  # the control variate's coefficient c: plain - c x (the method on g - g's exact part)
+
+
 def _mse_ratios(estimates, ref, area):
-    """Area-weighted mean squared error against ref: plain over adjusted, per n."""
+    """Area-weighted mean squared error against ref: the plain estimate's over the adjusted one's, per n
+    and per c of ADJUST. estimates[n]: "plain" and "correction" (the method applied to g's values at the
+    samples minus g's exact part), per replicate; both methods are linear in the scores, so the
+    adjusted estimate with coefficient c is plain - c x correction."""
     a = area / area.sum()
     mse = lambda v: float((((np.asarray(v) - ref) ** 2).mean(axis=0) * a).sum())
-    return {n: mse(e["plain"]) / mse(e["adjusted"]) for n, e in estimates.items()}
+    return {n: [mse(e["plain"]) / mse(np.subtract(e["plain"], c * np.asarray(e["correction"]))) for c in ADJUST]
+            for n, e in estimates.items()}
 
 
 def _lime_adjusted(Z, y, w, area, ns, reps, k):
@@ -115,12 +125,12 @@ def _lime_adjusted(Z, y, w, area, ns, reps, k):
     ref = _fit(Z[:half], y[:half], w[:half])  # replicates come from the other half
     out = {}
     for n in ns:
-        out[n] = {"plain": [], "adjusted": []}
+        out[n] = {"plain": [], "correction": []}
         for s in range(min(reps, half // n)):
             rows = np.arange(half + s * n, half + (s + 1) * n)
             g = _surrogate(Z[rows], y[rows])
             out[n]["plain"].append(_fit(Z[rows], y[rows], w[rows]))
-            out[n]["adjusted"].append(_fit(Z[rows], y[rows] - g(Z[rows]), w[rows]) + _fit(BZ, g(BZ), BW, 1e-9))
+            out[n]["correction"].append(_fit(Z[rows], g(Z[rows]), w[rows]) - _fit(BZ, g(BZ), BW, 1e-9))
     return _mse_ratios(out, ref, area)
 
 
@@ -148,7 +158,7 @@ def _ks_adjusted(model, x, crop, probs, t, segments, area, ns, ref_n, reps):
     big.coalitions(M)
     BZ, BW, _ = big.prefix(M, 50000)
     ends = np.array([np.ones(M), np.zeros(M)])
-    out = {n: {"plain": [], "adjusted": []} for n in ns}
+    out = {n: {"plain": [], "correction": []} for n in ns}
     for s in range(1, reps + 1):
         m, setup, res = scored(s, max(ns))
         f0, fx = float(res.baseline_scores[t]), float(res.input_scores[t])
@@ -158,8 +168,12 @@ def _ks_adjusted(model, x, crop, probs, t, segments, area, ns, ref_n, reps):
             g = _surrogate(np.r_[Z, ends], np.r_[y, fx, f0])
             g0, g1 = g(ends[1:])[0], g(ends[:1])[0]
             out[n]["plain"].append(phi(m, Z, w, y, f0, fx))
-            out[n]["adjusted"].append(phi(m, Z, w, y - g(Z), f0 - g0, fx - g1) + phi(big, BZ, BW, g(BZ), g0, g1))
+            out[n]["correction"].append(phi(m, Z, w, g(Z), g0, g1) - phi(big, BZ, BW, g(BZ), g0, g1))
     return _mse_ratios(out, ref, area)
+
+
+def _pair(ratios) -> str:
+    return "/".join(f"{r:.2f}" for r in ratios) + "x"
 
 
 def run(quick: bool = False) -> None:
@@ -176,7 +190,7 @@ def run(quick: bool = False) -> None:
           f"SHAP: a {ks_ref}-sample reference and {reps} seeds of its sequential design; SLIC 49, fill segment-mean, "
           f"probabilities. The issue's goal: 2.5x fewer samples than lime / shap for the same stability")
     print("picture       linear R2  odd share  pairs can give  pairs give, n=%d (reps)" % n_var
-          + "".join(f"  adjusted LIME n={n}" for n in ns) + "".join(f"  adjusted KS n={n}" for n in ns))
+          + "".join(f"  adj. LIME n={n}" for n in ns) + "".join(f"  adj. KS n={n}" for n in ns))
     t0 = time.perf_counter()
     for name in pictures:
         x, crop = model.prepare(str(ROOT / "samples" / f"{name}.png"))
@@ -191,11 +205,12 @@ def run(quick: bool = False) -> None:
         lime_adj = _lime_adjusted(Z, y, w, area, ns, reps, Z.shape[1])
         ks_adj = _ks_adjusted(model, x, crop, probs, t, segments, area, ns, ks_ref, reps)
         print(f"{name:<13} {1 - total / var_y:9.3f} {odd / (odd + even):10.2f} {(odd + even) / (2 * odd):14.2f}x "
-              + f"{gain:.2f}x ({nrep})".rjust(28) + "".join(f"{lime_adj[n]:.2f}x".rjust(20) for n in ns)
-              + "".join(f"{ks_adj[n]:.2f}x".rjust(18) for n in ns) + f"   ({model.label(t)})")
+              + f"{gain:.2f}x ({nrep})".rjust(28) + "".join(_pair(lime_adj[n]).rjust(17) for n in ns)
+              + "".join(_pair(ks_adj[n]).rjust(15) for n in ns) + f"   ({model.label(t)})")
     print("(odd share: the part of the linear fit's residual energy that complementary pairs keep (they cancel the "
           "rest); 'pairs can give': (odd + even) / (2 odd), the most pairs can cut the variance with weights equal "
-          "within a pair; 'pairs give': variance ratio independent / paired at n, measured; 'adjusted': regression "
-          "adjustment with a gradient-boosted surrogate fitted on the n samples, mean squared error of the plain "
-          "estimate over the adjusted one against the reference (above 1: the adjustment helps; 2.5 is the goal))")
+          "within a pair; 'pairs give': variance ratio independent / paired at n, measured; 'adj.': regression "
+          "adjustment with a gradient-boosted surrogate fitted on the n samples, the mean squared error of the plain "
+          "estimate over the adjusted one's against the reference, with the surrogate's coefficient c = "
+          + " / ".join(f"{c:g}" for c in ADJUST) + " (above 1: the adjustment helps; 2.5 is the goal))")
     print(f"(total {time.perf_counter() - t0:.0f} s)")
