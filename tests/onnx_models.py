@@ -968,3 +968,14 @@ def dataset_files(folder, pictures: int = 6, size: int = 16):
                                                           for r in rng.standard_normal((60, 4))))
     return {"conv": folder / "conv.onnx", "pics": pics, "mlp": folder / "mlp.onnx", "rows": folder / "rows.csv",
             "train": folder / "train.csv", "X": X}
+
+
+def nine_cell_picture():
+    """(Model, 8x8x3 uint8 picture, (8, 8) segments of 9 cells): conv_net with 4 softmax classes, small
+    enough for Kernel SHAP to score every coalition (2^9)."""
+    m, _ = conv_net(size=8, classes=4, softmax=True, seed=3)
+    pre = onnxai.Preprocess(resize=None, crop=8, mean=(0.5,) * 3, std=(0.25,) * 3)
+    model = onnxai.load(m, preprocess=pre, providers="cpu")
+    pic = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    segments = (np.arange(8)[:, None] // 3 * 3 + np.arange(8)[None, :] // 3).astype(np.int32)
+    return model, pic, segments

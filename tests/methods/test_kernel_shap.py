@@ -86,11 +86,7 @@ def test_linear_model_gives_w_times_x_minus_mean():
 
 
 def test_image_kernel_shap_full_budget_is_exact():
-    m, _ = onnx_models.conv_net(size=8, classes=4, softmax=True, seed=3)
-    pre = onnxai.Preprocess(resize=None, crop=8, mean=(0.5,) * 3, std=(0.25,) * 3)
-    model = onnxai.load(m, preprocess=pre, providers="cpu")
-    pic = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
-    segments = (np.arange(8)[:, None] // 3 * 3 + np.arange(8)[None, :] // 3).astype(np.int32)  # 9 cells
+    model, pic, segments = onnx_models.nine_cell_picture()
     ks = onnxai.KernelSHAP(nsamples=2 ** 9, segmentation=segments, fill="mean")
     expls = ks.explain(model, pic, target=[0, 1, 2, 3])
     x, crop = model.prepare(pic)

@@ -11,18 +11,9 @@ from onnxai.kernels.coalitions import shapley_coalitions
 from onnxai.methods.shap_adjust import adjust, big_design
 
 
-def _picture_model():
-    m, _ = onnx_models.conv_net(size=8, classes=4, softmax=True, seed=3)
-    pre = onnxai.Preprocess(resize=None, crop=8, mean=(0.5,) * 3, std=(0.25,) * 3)
-    model = onnxai.load(m, preprocess=pre, providers="cpu")
-    pic = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
-    segments = (np.arange(8)[:, None] // 3 * 3 + np.arange(8)[None, :] // 3).astype(np.int32)  # 9 cells
-    return model, pic, segments
-
-
 def test_full_budget_adjusted_equals_plain():
     # every coalition scored: the run's fit of g and g's exact Shapley values cancel, whatever g is
-    model, pic, segments = _picture_model()
+    model, pic, segments = onnx_models.nine_cell_picture()
     plain = onnxai.KernelSHAP(num_samples=2 ** 9, segmentation=segments, fill="mean", progress=False)
     adj = onnxai.KernelSHAP(num_samples=2 ** 9, segmentation=segments, fill="mean", progress=False, adjust=0.5)
     for a, b in zip(plain.explain(model, pic, target=[0, 2]), adj.explain(model, pic, target=[0, 2])):
@@ -31,7 +22,7 @@ def test_full_budget_adjusted_equals_plain():
 
 
 def test_adjusted_run_keeps_efficiency_and_repeats_bit_for_bit():
-    model, pic, segments = _picture_model()
+    model, pic, segments = onnx_models.nine_cell_picture()
     make = lambda: onnxai.KernelSHAP(num_samples=60, segmentation=segments, fill="mean", seed=4, progress=False,
                                      adjust=0.5)
     a, b = make().explain(model, pic, target=1), make().explain(model, pic, target=1)
