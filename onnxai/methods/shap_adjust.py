@@ -44,8 +44,8 @@ def check_adjust(adjust) -> float | None:
         return None
     if isinstance(adjust, bool) or not isinstance(adjust, (int, float, np.integer, np.floating)) \
             or not np.isfinite(adjust) or not 0 < adjust <= 1:
-        raise InputError(f"adjust is the regression adjustment's coefficient, a number in (0, 1] (0.5 measured "
-                         f"best), or None for plain Kernel SHAP; got {adjust!r}")
+        raise InputError(f"adjust is the regression adjustment's coefficient, a number in (0, 1] (0.5 is the measured "
+                         f"choice), or None for plain Kernel SHAP; got {adjust!r}")
     return float(adjust)
 
 
