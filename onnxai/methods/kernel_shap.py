@@ -33,7 +33,7 @@ sum(phi) = f(x) - f(baseline) exactly, for every class from the same forward pas
                    num_samples): a gradient-boosted surrogate g of the scores, fitted on the run's
                    coalitions, is a control variate, phi = phi(y) - c (phi(g) - g's Shapley values from
                    a 50,000-row design of g alone); the same Shapley values, less noise where g follows
-                   the scores. 0.5 cut the error 1.1-2.7x on the shipped model's four pictures
+                   the scores. 0.5 cut the error 1.1-2.9x on the shipped model's four pictures
                    (about 1.4 s of fitting a class at 1000 coalitions); see methods.shap_adjust
     l1_reg         False (default), "num_features(k)", "aic", "bic" or a float alpha: select features
                    by L1 first as the shap package does, then solve the constrained problem on them

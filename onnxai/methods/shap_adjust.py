@@ -19,7 +19,7 @@ the correction carries g's own fitting noise, and the best coefficient (Cov / Va
 Measured on the shipped model (``python -m tools.bench limits``, 10 seeds, mean squared error
 against a 12,000-sample reference), c = 0.5 cut the error 1.11 / 1.32 / 1.80x at 400 samples and
 1.09 / 1.42 / 1.69x at 1000 on chelsea / coffee / rocket. On camera, a picture the choice of c never
-saw, the cut was 2.7x at 400 and 2.4x at 1000 (the same estimator offline, 20,000-sample reference).
+saw, 2.85x at 400 and 2.51x at 1000 (c = 1 there: 6.3x and 4.3x).
 The fits cost about 1.4 s a class at 1000 coalitions on 2 cores (three ensembles, 200 trees each),
 and the large design about 0.5 s once per feature count. c = 1 helped on rocket (1.8-2x) and hurt on chelsea and coffee (1.4-1.5x). The
 standard errors are the delta method's on the residual scores y - c g_out, where g_out is g refitted

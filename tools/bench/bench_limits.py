@@ -30,6 +30,7 @@ the target's probability, lime's kernel of width 0.25), and reads three figures:
 
     python -m tools.bench limits            # 3 pictures, n = 400 and 1000 (about 21 min on 2 cores)
     python -m tools.bench limits --quick    # 1 picture, small pools, n = 200 (about 35 s)
+    ONNXAI_BENCH_PICTURES=camera python -m tools.bench limits   # other pictures from samples/
 
 Cost: the forward passes (about 6 ms each on 2 cores: 24,000 LIME and 22,000 Kernel SHAP samples a
 picture) and about a minute of fitting a picture.
@@ -37,6 +38,7 @@ picture) and about a minute of fitting a picture.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -184,7 +186,8 @@ def run(quick: bool = False) -> None:
     ns = [200] if quick else [400, 1000]
     reps = 3 if quick else 10
     ks_ref = 1200 if quick else 12000
-    pictures = PICTURES[:1] if quick else PICTURES
+    which = os.environ.get("ONNXAI_BENCH_PICTURES")  # names, e.g. camera (any picture in samples/)
+    pictures = which.split(",") if which else (PICTURES[:1] if quick else PICTURES)
     model = onnxai.load(str(ROOT / "models" / "efficientnet_lite0.onnx"), providers="cpu")
     print(f"limits: {len(pictures)} picture(s); LIME: a pool of {size} paired samples each (seed {POOL_SEED}); Kernel "
           f"SHAP: a {ks_ref}-sample reference and {reps} seeds of its sequential design; SLIC 49, fill segment-mean, "
