@@ -20,9 +20,9 @@ Measured on the shipped model (``python -m tools.bench limits``, 10 seeds, mean 
 against a 12,000-sample reference), c = 0.5 cut the error 1.11 / 1.32 / 1.80x at 400 samples and
 1.09 / 1.42 / 1.69x at 1000 on chelsea / coffee / rocket. On camera, a picture the choice of c never
 saw, 2.85x at 400 and 2.51x at 1000 (c = 1 there: 6.3x and 4.3x).
-The fits cost about 1.4 s a class at 1000 coalitions on 2 cores (three ensembles, 200 trees each),
-and the large design about 0.5 s once per feature count. c = 1 helped on rocket (1.8-2x) and hurt on chelsea and coffee (1.4-1.5x). The
-standard errors are the delta method's on the residual scores y - c g_out, where g_out is g refitted
+c = 1 helped on rocket (1.8-2x) and hurt on chelsea and coffee (1.4-1.5x). The fits cost about 1.4 s
+a class at 1000 coalitions on 2 cores (three ensembles, 200 trees each), and the large design about
+0.5 s once per feature count. The standard errors are the delta method's on the residual scores y - c g_out, where g_out is g refitted
 without the rows' own fold (two folds of the sampling units). Residuals from g itself would be shrunk
 by its fit: on the test game their 95% intervals covered 77% of the exact values, against 94% out of
 fold.
@@ -49,15 +49,20 @@ def check_adjust(adjust) -> float | None:
     return float(adjust)
 
 
-def _surrogate(masks: np.ndarray, y: np.ndarray, f0: float, fx: float, seed: int):
-    """g: a gradient-boosted ensemble fitted to the coalitions' scores y (n,) and both ends."""
+def surrogate(X: np.ndarray, y: np.ndarray, seed: int):
+    """g: the gradient-boosted ensemble (200 trees, leaves of at least 10) fitted to rows X (n, M) and
+    scores y (n,); -> a function of (q, M) rows. The limits bench fits the same one."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    M = masks.shape[1]
-    X = np.concatenate([masks, np.ones((1, M)), np.zeros((1, M))]).astype(np.float64)
     model = HistGradientBoostingRegressor(max_iter=200, min_samples_leaf=10, random_state=seed)
-    model.fit(X, np.r_[y, fx, f0])
+    model.fit(np.asarray(X, np.float64), y)
     return lambda Q: model.predict(np.asarray(Q, np.float64))
+
+
+def _surrogate(masks: np.ndarray, y: np.ndarray, f0: float, fx: float, seed: int):
+    """g fitted to the coalitions' scores y (n,) and both ends."""
+    M = masks.shape[1]
+    return surrogate(np.concatenate([masks, np.ones((1, M)), np.zeros((1, M))]), np.r_[y, fx, f0], seed)
 
 
 def adjust(solve, masks, weights, scores, fnull, fx, targets, c: float, seed: int, big: tuple, units):

@@ -44,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
+from onnxai.methods.shap_adjust import surrogate  # the product's g, so the bench measures what KernelSHAP(adjust) fits
+
 ROOT = Path(__file__).resolve().parents[2]
 PICTURES = ("chelsea", "coffee", "rocket")
 POOL_SEED = 7
@@ -94,14 +96,6 @@ def _variance_ratio(Z, y, w, area, n):
     return float((np.var(ind, axis=0) * a).sum() / (np.var(par, axis=0) * a).sum()), reps
 
 
-def _surrogate(Z, y):
-    """A gradient-boosted tree ensemble fitted to the scores: the learned g of regression adjustment."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
-    g = HistGradientBoostingRegressor(max_iter=200, min_samples_leaf=10, random_state=0).fit(Z.astype(np.float64), y)
-    return lambda Q: g.predict(Q.astype(np.float64))
-
-
 ADJUST = (1.0, 0.5)  # the control variate's coefficient c: plain - c x (the method on g - g's exact part)
 
 
@@ -130,7 +124,7 @@ def _lime_adjusted(Z, y, w, area, ns, reps, k):
         out[n] = {"plain": [], "correction": []}
         for s in range(min(reps, half // n)):
             rows = np.arange(half + s * n, half + (s + 1) * n)
-            g = _surrogate(Z[rows], y[rows])
+            g = surrogate(Z[rows], y[rows], 0)
             out[n]["plain"].append(_fit(Z[rows], y[rows], w[rows]))
             out[n]["correction"].append(_fit(Z[rows], g(Z[rows]), w[rows]) - _fit(BZ, g(BZ), BW, 1e-9))
     return _mse_ratios(out, ref, area)
@@ -167,7 +161,7 @@ def _ks_adjusted(model, x, crop, probs, t, segments, area, ns, ref_n, reps):
         for n in ns:
             Z, w, used = m.prefix(M, n)
             y = res.scores[:used, t].astype(np.float64)
-            g = _surrogate(np.r_[Z, ends], np.r_[y, fx, f0])
+            g = surrogate(np.r_[Z, ends], np.r_[y, fx, f0], 0)
             g0, g1 = g(ends[1:])[0], g(ends[:1])[0]
             out[n]["plain"].append(phi(m, Z, w, y, f0, fx))
             out[n]["correction"].append(phi(m, Z, w, g(Z), g0, g1) - phi(big, BZ, BW, g(BZ), g0, g1))
