@@ -29,12 +29,14 @@ sum(phi) = f(x) - f(baseline) exactly, for every class from the same forward pas
                    designs): 11-19% lower RMSE than "stratified" on a 50-feature game at 2M..20M rows;
                    on 12 features a tie (forest) or +-10%, so not the default. Sampling applies to a
                    numeric num_samples; "auto" always uses the sequential design below.
-    adjust         None (default) or a coefficient c in (0, 1]: regression adjustment (pictures, fixed
-                   num_samples): a gradient-boosted surrogate g of the scores, fitted on the run's
+    adjust         None (default), a coefficient c in (0, 1] or "auto": regression adjustment (pictures,
+                   fixed num_samples): a gradient-boosted surrogate g of the scores, fitted on the run's
                    coalitions, is a control variate, phi = phi(y) - c (phi(g) - g's Shapley values from
                    a 50,000-row design of g alone); the same Shapley values, less noise where g follows
-                   the scores. 0.5 cut the error 1.1-2.9x on the shipped model's four pictures
-                   (about 1.4 s of fitting a class at 1000 coalitions); see methods.shap_adjust
+                   the scores. "auto" picks c per class from the run's own variances, at least 0.5
+                   (``shap_adjust.choose_c``); the c used is in ``extras["adjust_c"]``. Measured on the
+                   shipped model's six pictures: 0.5 cut the error 1.1-3.1x, auto 1.06-5.4x (about
+                   1.4 s of fitting a class at 1000 coalitions); see methods.shap_adjust
     l1_reg         False (default), "num_features(k)", "aic", "bic" or a float alpha: select features
                    by L1 first as the shap package does, then solve the constrained problem on them
     pictures:      num_features, segmentation, fill (see methods.base: "mean", "blur", a grey value,
@@ -110,7 +112,7 @@ class KernelSHAP(SuperpixelMethod):
         kind: str | None = None,
         tolerance: float | None = None,
         max_samples: int = AUTO_MAX_SAMPLES,
-        adjust: float | None = None,
+        adjust: float | str | None = None,
     ):
         num_samples = deprecated_alias("KernelSHAP", "nsamples", "num_samples", nsamples, num_samples, 1000)
         score = deprecated_alias("KernelSHAP", "kind", "score", kind, score, "auto")
@@ -287,9 +289,9 @@ class KernelSHAP(SuperpixelMethod):
             M = setup.state["k"]
             if M not in self._big:
                 self._big[M] = big_design(M, self.seed + 1)
-            phi, (r_scores, r_null, r_x, r_phi) = adjusted_phi(self.solve, masks, weights, scores, fnull, fx, targets,
-                                                               self._adjust, self.seed, self._big[M],
-                                                               self.design(masks)[0])
+            phi, (r_scores, r_null, r_x, r_phi), cs = adjusted_phi(
+                self.solve, masks, weights, scores, fnull, fx, targets, self._adjust, self.seed, self._big[M],
+                self.design(masks)[0], stderr=self.stderr)
             se = self.stderr(masks, weights, r_scores, r_null, r_x, r_phi, list(range(len(targets))))
         out = []
         for i, t in enumerate(targets):
@@ -298,6 +300,8 @@ class KernelSHAP(SuperpixelMethod):
                 setup, importance, base_value=float(fnull[t]), prediction=float(fx[t]),
                 num_samples=int(used), efficiency_gap=float(importance.sum() - (fx[t] - fnull[t])))
             part["stderr"] = se[:, i].astype(np.float32)
+            if self._adjust is not None:
+                part.setdefault("extras", {})["adjust_c"] = float(cs[i])
             out.append(part)
         return out
 

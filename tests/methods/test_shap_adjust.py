@@ -8,7 +8,7 @@ import onnxai
 import onnx_models
 from onnxai.errors import InputError
 from onnxai.kernels.coalitions import shapley_coalitions
-from onnxai.methods.shap_adjust import adjust, big_design
+from onnxai.methods.shap_adjust import FLOOR, adjust, big_design, check_adjust, choose_c
 
 
 def test_full_budget_adjusted_equals_plain():
@@ -56,7 +56,7 @@ def test_adjustment_cuts_the_error_on_a_smooth_game():
         Z, w = shapley_coalitions(M, 120, s + 10)
         y = game(Z)[:, None]
         plain.append(ks.solve(Z, w, y, f0, f1, [0])[:, 0])
-        phi, residual = adjust(ks.solve, Z, w, y, f0, f1, [0], 0.5, s, big, ks.design(Z)[0])
+        phi, residual, _ = adjust(ks.solve, Z, w, y, f0, f1, [0], 0.5, s, big, ks.design(Z)[0])
         adjusted.append(phi[:, 0])
         covered.append(np.abs(phi[:, 0] - exact) <= 1.96 * ks.stderr(Z, w, *residual, [0])[:, 0])
     err = lambda e: float(np.mean((np.array(e) - exact) ** 2))
@@ -65,10 +65,74 @@ def test_adjustment_cuts_the_error_on_a_smooth_game():
     assert 0.85 <= np.mean(covered) <= 0.99
 
 
+def test_auto_c_is_cov_over_var_of_the_fit():
+    # g_out = k * y: Var(L g) = k^2 Var(L y) and Cov = k Var(L y), so Cov / Var = 1 / k exactly; floored
+    # at FLOOR and capped at 1; a g_out unrelated to y (Cov about 0) falls to the floor
+    M = 8
+    ks = onnxai.KernelSHAP()
+    Z, w = shapley_coalitions(M, 100, 3)
+    rng = np.random.default_rng(1)
+    y = rng.normal(0, 1, (Z.shape[0], 2)) + Z @ rng.normal(0, 1, (M, 2))
+    ends = (np.array([0.1, -0.2]), np.array([1.0, 2.0]))
+    c = choose_c(ks.solve, ks.stderr, Z, w, y, y * np.array([1.25, 0.8]), ends,
+                 (ends[0] * [1.25, 0.8], ends[1] * [1.25, 0.8]))
+    np.testing.assert_allclose(c, [0.8, 1.0], rtol=1e-9)
+    c = choose_c(ks.solve, ks.stderr, Z, w, y, y * 4.0, ends, (ends[0] * 4, ends[1] * 4))
+    np.testing.assert_allclose(c, [FLOOR, FLOOR])
+    noise = rng.normal(0, 1, y.shape)
+    assert (choose_c(ks.solve, ks.stderr, Z, w, y, noise, ends, (ends[0] * 0, ends[1] * 0)) == FLOOR).all()
+
+
+def test_auto_adjust_on_a_picture_reports_its_c():
+    model, pic, segments = onnx_models.nine_cell_picture()
+    make = lambda: onnxai.KernelSHAP(num_samples=60, segmentation=segments, fill="mean", seed=4, progress=False,
+                                     adjust="auto")
+    es = make().explain(model, pic, target=[0, 1])
+    again = make().explain(model, pic, target=[0, 1])
+    for e, f in zip(es, again):
+        assert e.params["adjust"] == "auto"
+        assert FLOOR <= e.extras["adjust_c"] <= 1
+        assert abs(e.extras["efficiency_gap"]) <= 1e-9
+        np.testing.assert_array_equal(e.importance, f.importance)
+    # the c it reports is the c it used: a fixed run at that c gives the same values
+    c = es[0].extras["adjust_c"]
+    fixed = onnxai.KernelSHAP(num_samples=60, segmentation=segments, fill="mean", seed=4, progress=False,
+                              adjust=c).explain(model, pic, target=0)
+    np.testing.assert_allclose(fixed.importance, es[0].importance, atol=1e-12)
+    assert fixed.extras["adjust_c"] == c
+
+
+def test_cli_adjust(tmp_path):
+    import onnx
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from onnxai.cli import main
+
+    m, _ = onnx_models.region_net()
+    path = tmp_path / "m.onnx"
+    onnx.save(m, path)
+    pic = tmp_path / "p.png"
+    Image.fromarray(onnx_models.region_picture()).save(pic)
+    args = ["explain", str(path), str(pic), "--method", "kernel-shap", "--samples", "80", "--features", "9",
+            "--segmentation", "grid", "--resize", "16", "--size", "16", "--no-progress"]
+    r = CliRunner().invoke(main, args + ["--adjust", "AUTO", "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    assert "adjust_c=" in r.output  # the c it chose is printed
+    r = CliRunner().invoke(main, args + ["--adjust", "1.5", "--out", str(tmp_path / "b")])
+    assert r.exit_code != 0 and "not in (0, 1]" in r.output
+    r = CliRunner().invoke(main, args + ["--adjust", "some", "--out", str(tmp_path / "c")])
+    assert r.exit_code != 0 and "neither a number in (0, 1] nor 'auto'" in r.output
+
+
 @pytest.mark.parametrize("value", [0, -0.5, 1.5, "half", True, float("nan")])
 def test_adjust_must_be_a_coefficient(value):
     with pytest.raises(InputError, match="adjust"):
         onnxai.KernelSHAP(adjust=value)
+
+
+def test_adjust_accepts_auto_in_any_case():
+    assert check_adjust(" Auto ") == "auto" and check_adjust(None) is None and check_adjust(1) == 1.0
 
 
 def test_adjust_needs_a_fixed_budget_plain_fit_and_a_picture():

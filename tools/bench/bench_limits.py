@@ -26,7 +26,9 @@ the target's probability, lime's kernel of width 0.25), and reads three figures:
    plain(y) - c x (plain(g) - g's exact part): c = 1 is the full adjustment, c = 0.5 half of it (a
    control variate's best c is Cov / Var, below 1 when g is fitted on the same few samples). Figure:
    the mean squared error of the plain estimate over the adjusted one's against the reference, for
-   c = 1 and 0.5 (above 1: the adjustment helps).
+   c = 1 and 0.5 (above 1: the adjustment helps). Kernel SHAP's figures come from the product's own
+   ``shap_adjust.adjust`` (g seeded as KernelSHAP(seed=s) seeds it) and add a third, the c that
+   adjust="auto" chose in each run (``shap_adjust.choose_c``).
 
     python -m tools.bench limits            # 3 pictures, n = 400 and 1000 (about 21 min on 2 cores)
     python -m tools.bench limits --quick    # 1 picture, small pools, n = 200 (about 35 s)
@@ -44,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from onnxai.methods.shap_adjust import surrogate  # the product's g, so the bench measures what KernelSHAP(adjust) fits
+from onnxai.methods.shap_adjust import adjust, big_design, surrogate  # the product's g and adjustment
 
 ROOT = Path(__file__).resolve().parents[2]
 PICTURES = ("chelsea", "coffee", "rocket")
@@ -97,17 +99,23 @@ def _variance_ratio(Z, y, w, area, n):
 
 
 ADJUST = (1.0, 0.5)  # the control variate's coefficient c: plain - c x (the method on g - g's exact part)
+KS_ADJUST = ADJUST + ("auto",)  # Kernel SHAP also with KernelSHAP(adjust="auto")'s own c per run
 
 
-def _mse_ratios(estimates, ref, area):
+def _mse_ratios(estimates, ref, area, cs=ADJUST):
     """Area-weighted mean squared error against ref: the plain estimate's over the adjusted one's, per n
-    and per c of ADJUST. estimates[n]: "plain" and "correction" (the method applied to g's values at the
-    samples minus g's exact part), per replicate; both methods are linear in the scores, so the
-    adjusted estimate with coefficient c is plain - c x correction."""
+    and per c of cs. estimates[n]: "plain" and "correction" (the method applied to g's values at the
+    samples minus g's exact part), per replicate, and for c = "auto" "c", the coefficient each replicate
+    chose; both methods are linear in the scores, so the adjusted estimate with coefficient c is
+    plain - c x correction."""
     a = area / area.sum()
     mse = lambda v: float((((np.asarray(v) - ref) ** 2).mean(axis=0) * a).sum())
-    return {n: [mse(e["plain"]) / mse(np.subtract(e["plain"], c * np.asarray(e["correction"]))) for c in ADJUST]
-            for n, e in estimates.items()}
+
+    def adjusted(e, c):
+        c = np.asarray(e["c"] if c == "auto" else [c] * len(e["plain"]), np.float64)
+        return np.asarray(e["plain"]) - c[:, None] * np.asarray(e["correction"])
+
+    return {n: [mse(e["plain"]) / mse(adjusted(e, c)) for c in cs] for n, e in estimates.items()}
 
 
 def _lime_adjusted(Z, y, w, area, ns, reps, k):
@@ -131,8 +139,9 @@ def _lime_adjusted(Z, y, w, area, ns, reps, k):
 
 
 def _ks_adjusted(model, x, crop, probs, t, segments, area, ns, ref_n, reps):
-    """Kernel SHAP (the sequential design): plain against phi(y - g) + the Shapley values of g (a 50,000-row
-    design); g is fitted on the coalitions and both ends."""
+    """Kernel SHAP (the sequential design): plain against the product's adjustment (``shap_adjust.adjust``:
+    phi(y) - c (phi(g) - g's Shapley values from a 50,000-row design), g fitted on the coalitions and both
+    ends) at c = 1, 0.5 and the c that adjust="auto" chose; -> (MSE ratios per n, median auto c per n)."""
     import onnxai
 
     from .bench_convergence import _score
@@ -150,22 +159,20 @@ def _ks_adjusted(model, x, crop, probs, t, segments, area, ns, ref_n, reps):
     M = setup.state["k"]
     Z, w, used = m.prefix(M, ref_n)
     ref = phi(m, Z, w, res.scores[:used, t], res.baseline_scores[t], res.input_scores[t])
-    big = onnxai.KernelSHAP(num_samples="auto", max_samples=50000, seed=999)
-    big.coalitions(M)
-    BZ, BW, _ = big.prefix(M, 50000)
-    ends = np.array([np.ones(M), np.zeros(M)])
-    out = {n: {"plain": [], "correction": []} for n in ns}
+    out = {n: {"plain": [], "correction": [], "c": []} for n in ns}
     for s in range(1, reps + 1):
         m, setup, res = scored(s, max(ns))
-        f0, fx = float(res.baseline_scores[t]), float(res.input_scores[t])
+        big = big_design(M, s + 1)  # what KernelSHAP(seed=s, adjust=...) reads g's Shapley values from
         for n in ns:
             Z, w, used = m.prefix(M, n)
-            y = res.scores[:used, t].astype(np.float64)
-            g = surrogate(np.r_[Z, ends], np.r_[y, fx, f0], 0)
-            g0, g1 = g(ends[1:])[0], g(ends[:1])[0]
-            out[n]["plain"].append(phi(m, Z, w, y, f0, fx))
-            out[n]["correction"].append(phi(m, Z, w, g(Z), g0, g1) - phi(big, BZ, BW, g(BZ), g0, g1))
-    return _mse_ratios(out, ref, area)
+            scores = res.scores[:used]
+            plain = m.solve(Z, w, scores, res.baseline_scores, res.input_scores, [t])[:, 0]
+            phi, _, c = adjust(m.solve, Z, w, scores, res.baseline_scores, res.input_scores, [t], "auto", s, big,
+                               m.design(Z)[0], stderr=m.stderr)  # the product's adjustment, its c chosen per run
+            out[n]["plain"].append(plain)
+            out[n]["correction"].append((plain - phi[:, 0]) / c[0])
+            out[n]["c"].append(float(c[0]))
+    return _mse_ratios(out, ref, area, KS_ADJUST), {n: float(np.median(out[n]["c"])) for n in ns}
 
 
 def _pair(ratios) -> str:
@@ -187,7 +194,7 @@ def run(quick: bool = False) -> None:
           f"SHAP: a {ks_ref}-sample reference and {reps} seeds of its sequential design; SLIC 49, fill segment-mean, "
           f"probabilities. The issue's goal: 2.5x fewer samples than lime / shap for the same stability")
     print("picture       linear R2  odd share  pairs can give  pairs give, n=%d (reps)" % n_var
-          + "".join(f"  adj. LIME n={n}" for n in ns) + "".join(f"  adj. KS n={n}" for n in ns))
+          + "".join(f"  adj. LIME n={n}" for n in ns) + "".join(f"      adj. KS n={n} (auto c)" for n in ns))
     t0 = time.perf_counter()
     for name in pictures:
         x, crop = model.prepare(str(ROOT / "samples" / f"{name}.png"))
@@ -200,14 +207,15 @@ def run(quick: bool = False) -> None:
         var_y = float(np.sum(w * (y - w @ y / w.sum()) ** 2) / w.sum())
         gain, nrep = _variance_ratio(Z, y, w, area, n_var)
         lime_adj = _lime_adjusted(Z, y, w, area, ns, reps, Z.shape[1])
-        ks_adj = _ks_adjusted(model, x, crop, probs, t, segments, area, ns, ks_ref, reps)
+        ks_adj, ks_c = _ks_adjusted(model, x, crop, probs, t, segments, area, ns, ks_ref, reps)
         print(f"{name:<13} {1 - total / var_y:9.3f} {odd / (odd + even):10.2f} {(odd + even) / (2 * odd):14.2f}x "
               + f"{gain:.2f}x ({nrep})".rjust(28) + "".join(_pair(lime_adj[n]).rjust(17) for n in ns)
-              + "".join(_pair(ks_adj[n]).rjust(15) for n in ns) + f"   ({model.label(t)})")
+              + "".join(f"{_pair(ks_adj[n])} ({ks_c[n]:.2f})".rjust(30) for n in ns) + f"   ({model.label(t)})")
     print("(odd share: the part of the linear fit's residual energy that complementary pairs keep (they cancel the "
           "rest); 'pairs can give': (odd + even) / (2 odd), the most pairs can cut the variance with weights equal "
           "within a pair; 'pairs give': variance ratio independent / paired at n, measured; 'adj.': regression "
           "adjustment with a gradient-boosted surrogate fitted on the n samples, the mean squared error of the plain "
           "estimate over the adjusted one's against the reference, with the surrogate's coefficient c = "
-          + " / ".join(f"{c:g}" for c in ADJUST) + " (above 1: the adjustment helps; 2.5 is the goal))")
+          + " / ".join(f"{c:g}" for c in ADJUST) + ", and for Kernel SHAP also the c KernelSHAP(adjust='auto') chose in "
+          "each run (its median in brackets) (above 1: the adjustment helps; 2.5 is the goal))")
     print(f"(total {time.perf_counter() - t0:.0f} s)")
