@@ -28,7 +28,8 @@ the target's probability, lime's kernel of width 0.25), and reads three figures:
    the mean squared error of the plain estimate over the adjusted one's against the reference, for
    c = 1 and 0.5 (above 1: the adjustment helps). Kernel SHAP's figures come from the product's own
    ``shap_adjust.adjust`` (g seeded as KernelSHAP(seed=s) seeds it) and add a third, the c that
-   adjust="auto" chose in each run (``shap_adjust.choose_c``).
+   adjust="auto" chose in each run (``shap_adjust.choose_c``), and the coverage of the 95% intervals
+   that plain Kernel SHAP's and adjust="auto"'s standard errors give, against the reference.
 
     python -m tools.bench limits            # 3 pictures, n = 400 and 1000 (about 21 min on 2 cores)
     python -m tools.bench limits --quick    # 1 picture, small pools, n = 200 (about 35 s)
@@ -167,12 +168,18 @@ def _ks_adjusted(model, x, crop, probs, t, segments, area, ns, ref_n, reps):
             Z, w, used = m.prefix(M, n)
             scores = res.scores[:used]
             plain = m.solve(Z, w, scores, res.baseline_scores, res.input_scores, [t])[:, 0]
-            phi, _, c = adjust(m.solve, Z, w, scores, res.baseline_scores, res.input_scores, [t], "auto", s, big,
-                               m.design(Z)[0], stderr=m.stderr)  # the product's adjustment, its c chosen per run
+            phi, residual, c = adjust(m.solve, Z, w, scores, res.baseline_scores, res.input_scores, [t], "auto", s,
+                                      big, m.design(Z)[0], stderr=m.stderr)  # the product's, its c chosen per run
             out[n]["plain"].append(plain)
             out[n]["correction"].append((plain - phi[:, 0]) / c[0])
             out[n]["c"].append(float(c[0]))
-    return _mse_ratios(out, ref, area, KS_ADJUST), {n: float(np.median(out[n]["c"])) for n in ns}
+            # 95% intervals: plain Kernel SHAP's standard errors, and auto's from its residual scores
+            se = m.stderr(Z, w, scores, res.baseline_scores, res.input_scores, plain[:, None], [t])[:, 0]
+            out[n].setdefault("cover plain", []).append(np.abs(plain - ref) <= 1.96 * se)
+            se = m.stderr(Z, w, *residual, [0])[:, 0]
+            out[n].setdefault("cover auto", []).append(np.abs(phi[:, 0] - ref) <= 1.96 * se)
+    cover = {n: (float(np.mean(out[n]["cover plain"])), float(np.mean(out[n]["cover auto"]))) for n in ns}
+    return _mse_ratios(out, ref, area, KS_ADJUST), {n: float(np.median(out[n]["c"])) for n in ns}, cover
 
 
 def _pair(ratios) -> str:
@@ -194,7 +201,7 @@ def run(quick: bool = False) -> None:
           f"SHAP: a {ks_ref}-sample reference and {reps} seeds of its sequential design; SLIC 49, fill segment-mean, "
           f"probabilities. The issue's goal: 2.5x fewer samples than lime / shap for the same stability")
     print("picture       linear R2  odd share  pairs can give  pairs give, n=%d (reps)" % n_var
-          + "".join(f"  adj. LIME n={n}" for n in ns) + "".join(f"      adj. KS n={n} (auto c)" for n in ns))
+          + "".join(f"  adj. LIME n={n}" for n in ns) + "".join(f"      adj. KS n={n} (auto c)" for n in ns) + "".join(f"  KS 95% cover n={n}" for n in ns))
     t0 = time.perf_counter()
     for name in pictures:
         x, crop = model.prepare(str(ROOT / "samples" / f"{name}.png"))
@@ -207,15 +214,18 @@ def run(quick: bool = False) -> None:
         var_y = float(np.sum(w * (y - w @ y / w.sum()) ** 2) / w.sum())
         gain, nrep = _variance_ratio(Z, y, w, area, n_var)
         lime_adj = _lime_adjusted(Z, y, w, area, ns, reps, Z.shape[1])
-        ks_adj, ks_c = _ks_adjusted(model, x, crop, probs, t, segments, area, ns, ks_ref, reps)
+        ks_adj, ks_c, ks_cover = _ks_adjusted(model, x, crop, probs, t, segments, area, ns, ks_ref, reps)
         print(f"{name:<13} {1 - total / var_y:9.3f} {odd / (odd + even):10.2f} {(odd + even) / (2 * odd):14.2f}x "
               + f"{gain:.2f}x ({nrep})".rjust(28) + "".join(_pair(lime_adj[n]).rjust(17) for n in ns)
-              + "".join(f"{_pair(ks_adj[n])} ({ks_c[n]:.2f})".rjust(30) for n in ns) + f"   ({model.label(t)})")
+              + "".join(f"{_pair(ks_adj[n])} ({ks_c[n]:.2f})".rjust(30) for n in ns)
+              + "".join(f"{ks_cover[n][0]:.2f}/{ks_cover[n][1]:.2f}".rjust(19) for n in ns) + f"   ({model.label(t)})")
     print("(odd share: the part of the linear fit's residual energy that complementary pairs keep (they cancel the "
           "rest); 'pairs can give': (odd + even) / (2 odd), the most pairs can cut the variance with weights equal "
           "within a pair; 'pairs give': variance ratio independent / paired at n, measured; 'adj.': regression "
           "adjustment with a gradient-boosted surrogate fitted on the n samples, the mean squared error of the plain "
           "estimate over the adjusted one's against the reference, with the surrogate's coefficient c = "
           + " / ".join(f"{c:g}" for c in ADJUST) + ", and for Kernel SHAP also the c KernelSHAP(adjust='auto') chose in "
-          "each run (its median in brackets) (above 1: the adjustment helps; 2.5 is the goal))")
+          "each run (its median in brackets) (above 1: the adjustment helps; 2.5 is the goal); 'KS 95% cover': the "
+          "share of features whose 95% interval (phi +- 1.96 stderr) held the reference's value, plain Kernel SHAP / "
+          "adjust='auto' (the reference's own noise, about n / reference of the run's variance, counts against it))")
     print(f"(total {time.perf_counter() - t0:.0f} s)")
