@@ -368,6 +368,16 @@ def region_picture(size: int = 16, region=(4, 10, 4, 10), seed: int = 0) -> np.n
     return pic
 
 
+def region_files(folder):
+    """(model path, picture path): region_net and region_picture saved in folder, for command-line tests."""
+    from PIL import Image
+
+    path, pic = folder / "m.onnx", folder / "p.png"
+    onnx.save(region_net()[0], path)
+    Image.fromarray(region_picture()).save(pic)
+    return path, pic
+
+
 # --------------------------------------------------------------------------- the CAM tests' models
 
 

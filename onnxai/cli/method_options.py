@@ -38,20 +38,34 @@ class PixelPair(click.ParamType):
             self.fail(str(e), param, ctx)
         return value
 
-class Samples(click.ParamType):
-    """--samples: a whole number >= 1, or "auto" (stop when the standard errors settle)."""
+class _OrAuto(click.ParamType):
+    """A value or the word "auto" (any case); ``parse`` reads the value from the text, or None when bad."""
 
-    name = "N|auto"
+    kinds: tuple = ()
+    wanted = ""
+
+    def parse(self, text: str):
+        raise NotImplementedError
 
     def convert(self, value, param, ctx):
-        if isinstance(value, int) or value == "auto":
+        if isinstance(value, self.kinds) or value == "auto":
             return value
         text = str(value).strip().lower()
         if text == "auto":
             return "auto"
-        if text.isdigit() and int(text) >= 1:
-            return int(text)
-        self.fail(f"{value!r} is neither a whole number >= 1 nor 'auto'", param, ctx)
+        parsed = self.parse(text)
+        if parsed is None:
+            self.fail(f"{value!r} is neither {self.wanted} nor 'auto'", param, ctx)
+        return parsed
+
+
+class Samples(_OrAuto):
+    """--samples: a whole number >= 1, or "auto" (stop when the standard errors settle)."""
+
+    name, kinds, wanted = "N|auto", (int,), "a whole number >= 1"
+
+    def parse(self, text):
+        return int(text) if text.isdigit() and int(text) >= 1 else None
 
 
 class Number(click.ParamType):
@@ -66,24 +80,17 @@ class Number(click.ParamType):
             self.fail(f"{value!r} is not a number", param, ctx)
 
 
-class Adjust(click.ParamType):
-    """--adjust: a number in (0, 1] or "auto" (the method checks the range and says so in one line)."""
+class Adjust(_OrAuto):
+    """--adjust: a number in (0, 1] or "auto" (regression adjustment's coefficient; shap_adjust)."""
 
-    name = "C|auto"
+    name, kinds, wanted = "C|auto", (float,), "a number in (0, 1]"
 
-    def convert(self, value, param, ctx):
-        if isinstance(value, float) or value == "auto":
-            return value
-        text = str(value).strip().lower()
-        if text == "auto":
-            return "auto"
+    def parse(self, text):
         try:
             c = float(text)
         except ValueError:
-            self.fail(f"{value!r} is neither a number in (0, 1] nor 'auto'", param, ctx)
-        if not 0 < c <= 1:
-            self.fail(f"{value!r} is not in (0, 1]; 0.5 is the measured fixed choice, 'auto' picks it per class", param, ctx)
-        return c
+            return None
+        return c if 0 < c <= 1 else None
 
 
 # (option, canonical parameter, click settings); the option's value is the parameter's value.

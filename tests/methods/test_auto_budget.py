@@ -199,13 +199,7 @@ def test_bad_budgets_say_what_to_do(kw, message):
 
 
 def test_cli_samples_auto(tmp_path):
-    m, _ = onnx_models.region_net()
-    path = tmp_path / "m.onnx"
-    onnx.save(m, path)
-    pic = tmp_path / "p.png"
-    from PIL import Image
-
-    Image.fromarray(onnx_models.region_picture()).save(pic)
+    path, pic = onnx_models.region_files(tmp_path)
     r = CliRunner().invoke(main, ["explain", str(path), str(pic), "--method", "lime", "--surrogate", "ridge",
                                   "--samples", "auto", "--tolerance", "0.1", "--max-samples", "2000",
                                   "--features", "16", "--segmentation", "grid", "--resize", "16", "--size", "16",

@@ -103,24 +103,18 @@ def test_auto_adjust_on_a_picture_reports_its_c():
 
 
 def test_cli_adjust(tmp_path):
-    import onnx
     from click.testing import CliRunner
-    from PIL import Image
 
     from onnxai.cli import main
 
-    m, _ = onnx_models.region_net()
-    path = tmp_path / "m.onnx"
-    onnx.save(m, path)
-    pic = tmp_path / "p.png"
-    Image.fromarray(onnx_models.region_picture()).save(pic)
+    path, pic = onnx_models.region_files(tmp_path)
     args = ["explain", str(path), str(pic), "--method", "kernel-shap", "--samples", "80", "--features", "9",
             "--segmentation", "grid", "--resize", "16", "--size", "16", "--no-progress"]
     r = CliRunner().invoke(main, args + ["--adjust", "AUTO", "--out", str(tmp_path / "a")])
     assert r.exit_code == 0, r.output
     assert "adjust_c=" in r.output  # the c it chose is printed
     r = CliRunner().invoke(main, args + ["--adjust", "1.5", "--out", str(tmp_path / "b")])
-    assert r.exit_code != 0 and "not in (0, 1]" in r.output
+    assert r.exit_code != 0 and "neither a number in (0, 1] nor 'auto'" in r.output
     r = CliRunner().invoke(main, args + ["--adjust", "some", "--out", str(tmp_path / "c")])
     assert r.exit_code != 0 and "neither a number in (0, 1] nor 'auto'" in r.output
 
