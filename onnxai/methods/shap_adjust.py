@@ -21,9 +21,9 @@ below 0.5 and at most 1.
 c < 1 is a shrunken control variate. g is fitted on the same few hundred coalitions it corrects, so
 the correction carries g's own fitting noise, and the best coefficient (Cov / Var) is below 1.
 Measured on the shipped model (``python -m tools.bench limits``, 10 seeds, mean squared error
-against a 12,000-sample reference), c = 0.5 cut the error 1.11 / 1.32 / 1.80x at 400 samples and
-1.09 / 1.42 / 1.69x at 1000 on chelsea / coffee / rocket. On camera, a picture the choice of c never
-saw, 2.85x at 400 and 2.51x at 1000 (c = 1 there: 6.3x and 4.3x).
+against a 12,000-sample reference), c = 0.5 cut the error 1.10 / 1.32 / 1.82x at 400 samples and
+1.09 / 1.42 / 1.70x at 1000 on chelsea / coffee / rocket. On camera, a picture the choice of c never
+saw, 2.81x at 400 and 2.40x at 1000 (c = 1 there: 6.2x and 3.9x).
 c = 1 helped on rocket (1.8-2x) and hurt on chelsea and coffee (1.4-1.5x). The fits cost about 1.4 s
 a class at 1000 coalitions on 2 cores (three ensembles, 200 trees each), and the large design about
 0.5 s once per feature count. The standard errors are the delta method's on the residual scores y - c g_out, where g_out is g refitted
