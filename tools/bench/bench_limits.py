@@ -142,7 +142,8 @@ def _lime_adjusted(Z, y, w, area, ns, reps, k):
 def _ks_adjusted(model, x, crop, probs, t, segments, area, ns, ref_n, reps):
     """Kernel SHAP (the sequential design): plain against the product's adjustment (``shap_adjust.adjust``:
     phi(y) - c (phi(g) - g's Shapley values from a 50,000-row design), g fitted on the coalitions and both
-    ends) at c = 1, 0.5 and the c that adjust="auto" chose; -> (MSE ratios per n, median auto c per n)."""
+    ends) at c = 1, 0.5 and the c that adjust="auto" chose; -> (MSE ratios per n, median auto c per n,
+    (plain, auto) coverage of the 95% intervals per n)."""
     import onnxai
 
     from .bench_convergence import _score
@@ -153,13 +154,13 @@ def _ks_adjusted(model, x, crop, probs, t, segments, area, ns, ref_n, reps):
         setup, res = _score(m, model, x, crop, probs, t, "probabilities")
         return m, setup, res
 
-    def phi(m, Z, w, y, f0, fx):
-        return m.solve(Z, w, y[:, None], np.array([f0]), np.array([fx]), [0])[:, 0]
+    def plain_phi(m, Z, w, res, used):
+        return m.solve(Z, w, res.scores[:used], res.baseline_scores, res.input_scores, [t])[:, 0]
 
     m, setup, res = scored(1000, ref_n)
     M = setup.state["k"]
     Z, w, used = m.prefix(M, ref_n)
-    ref = phi(m, Z, w, res.scores[:used, t], res.baseline_scores[t], res.input_scores[t])
+    ref = plain_phi(m, Z, w, res, used)
     out = {n: {"plain": [], "correction": [], "c": []} for n in ns}
     for s in range(1, reps + 1):
         m, setup, res = scored(s, max(ns))
@@ -167,7 +168,7 @@ def _ks_adjusted(model, x, crop, probs, t, segments, area, ns, ref_n, reps):
         for n in ns:
             Z, w, used = m.prefix(M, n)
             scores = res.scores[:used]
-            plain = m.solve(Z, w, scores, res.baseline_scores, res.input_scores, [t])[:, 0]
+            plain = plain_phi(m, Z, w, res, used)
             phi, residual, c = adjust(m.solve, Z, w, scores, res.baseline_scores, res.input_scores, [t], "auto", s,
                                       big, m.design(Z)[0], stderr=m.stderr)  # the product's, its c chosen per run
             out[n]["plain"].append(plain)
