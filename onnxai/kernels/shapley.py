@@ -104,7 +104,9 @@ def shapley_solve(masks, weights, y, delta) -> np.ndarray:
     """Shapley values from scored coalitions -> phi (M, C) float64 with sum(phi[:, c]) == delta[c].
 
     masks: (n, M) 0/1; weights: (n,) >= 0; y: (n, C) = f(coalition) - f(baseline); delta: (C,) =
-    f(x) - f(baseline). Raises InputError when the coalitions do not determine phi (too few of them).
+    f(x) - f(baseline). Where the coalitions do not determine phi (fewer than M - 1 independent ones;
+    ``determines`` tells), the minimum-norm solution of the eliminated problem. Raises InputError on
+    arrays of the wrong shapes.
     """
     masks = _check_array(masks, "masks", 2, "(n, M)")
     if masks.dtype == np.bool_:
@@ -137,3 +139,20 @@ def shapley_solve(masks, weights, y, delta) -> np.ndarray:
         out[:-1] = sol
         out[-1] = delta - sol.sum(axis=0)
     return out
+
+
+def determines(masks, weights, rtol: float = 1e-10) -> bool:
+    """Do the coalitions (n, M) with weights (n,) determine phi? The constrained problem eliminates one
+    variable; phi is unique when the weighted Gram matrix of its M - 1 columns, z_j - z_M, is
+    nonsingular: its smallest eigenvalue above rtol x the largest (a Gram matrix of (M - 1)^2 entries
+    and one small eigendecomposition, not an SVD of every row)."""
+    masks = np.asarray(masks, np.float64)
+    n, M = masks.shape
+    if M < 2:
+        return True
+    if n < M - 1:
+        return False
+    e = masks[:, :-1] - masks[:, -1:]
+    gram = e.T @ (np.maximum(np.asarray(weights, np.float64), 0.0)[:, None] * e)
+    ev = np.linalg.eigvalsh(gram)
+    return bool(ev[-1] > 0 and ev[0] > rtol * ev[-1])

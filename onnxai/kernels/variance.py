@@ -13,7 +13,10 @@
                           (sandwich) variance of Covert & Lee (AISTATS 2021, "Improving KernelSHAP",
                           sec. 4: the estimator is a smooth function of the sample means A_n, b_n,
                           asymptotically normal), with complementary pairs as the sampling unit
-                          (paired sampling) and the design's strata and finite-population fractions.
+                          (paired sampling) and the design's strata and finite-population fractions;
+                          each unit's residual divided by one minus its leverage (the jackknife's
+                          small-sample correction, HC3: MacKinnon & White 1985; for clusters, here
+                          pairs, Bell & McCaffrey 2002).
     bootstrap_stderr      any refit (the lasso): the standard deviation over B resamples of the rows
                           (Efron & Tibshirani 1993), pairs resampled together.
     mean_stderr           the standard error of a Monte Carlo mean from its running sums (RISE).
@@ -26,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from onnxai.errors import InputError
+from onnxai.kernels.shapley import determines
 
 
 def _collapse(strata: np.ndarray, units: np.ndarray, fpc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +139,7 @@ def ridge_stderr(X, y, w, coef, intercept, alpha: float, units=None) -> np.ndarr
     return out[:, 0] if one else out
 
 
-def shapley_stderr(masks, weights, y, phi, units, strata=None, fraction=None) -> np.ndarray:
+def shapley_stderr(masks, weights, y, phi, units, strata=None, fraction=None, leverage: bool = True) -> np.ndarray:
     """Standard errors of Kernel SHAP's constrained WLS -> (M, C).
 
     masks: (n, M) 0/1; weights: (n,); y: (n, C) = f(coalition) - f(baseline); phi: (M, C) the solution;
@@ -143,6 +147,19 @@ def shapley_stderr(masks, weights, y, phi, units, strata=None, fraction=None) ->
     Q = A^-1 - A^-1 1 1^T A^-1 / (1^T A^-1 1) (the constraint's projection), phi - phi* ~ Q sum_i
     w_i z_i e_i, e_i = y_i - z_i.phi, so Var(phi) = Q Var(sum_u t_u) Q^T. The sum of phi has
     standard error 0 (Q 1 = 0): the efficiency constraint is exact.
+
+    leverage (default): each unit's residuals are divided by 1 - h_u, h_u = sum over its rows of
+    w_i z_i^T Q z_i (its leverage in the constrained fit; the leverages of all rows sum to M - 1). The
+    fit pulls towards the rows it was fitted on, so their residuals understate the errors; with ~40
+    features and a few hundred coalitions the uncorrected intervals held only 86-92% of the values
+    (95% intended) on the shipped model's pictures, and 76% on an 8-feature game at 40 coalitions.
+    For a coalition and its complement of equal weight, Q sees only the pair's odd residual, on which
+    the pair's hat block acts as h_u, so the scalar is the exact delete-one-pair jackknife (CR3).
+    leverage=False gives the plain (HC0) sandwich.
+
+    NaN where the errors cannot be estimated: coalitions that do not determine phi (``determines``: the
+    solution is then a minimum-norm choice, not an estimate), or, with leverage, a sampled unit the fit
+    passes through (leverage 1: phi without it is not determined).
     """
     Z = np.asarray(masks, np.float64)
     w = np.asarray(weights, np.float64)
@@ -150,6 +167,8 @@ def shapley_stderr(masks, weights, y, phi, units, strata=None, fraction=None) ->
     Y = Y[:, None] if Y.ndim == 1 else Y
     P = np.asarray(phi, np.float64).reshape(Z.shape[1], -1)
     n, M = Z.shape
+    if not determines(Z, w):
+        return np.full((M, Y.shape[1]), np.nan)
     A = (Z * w[:, None]).T @ Z
     try:
         Ai = np.linalg.inv(A)
@@ -158,6 +177,14 @@ def shapley_stderr(masks, weights, y, phi, units, strata=None, fraction=None) ->
     a1 = Ai.sum(axis=1)
     Q = Ai - np.outer(a1, a1) / a1.sum()
     E = Y - Z @ P
+    if leverage:
+        h = w * np.einsum("ia,ab,ib->i", Z, Q, Z)
+        u = np.unique(np.asarray(units), return_inverse=True)[1]
+        h_unit = np.bincount(u, h)[u]
+        sampled = np.ones(n, np.bool_) if strata is None else np.asarray(strata) >= 0
+        if (h_unit[sampled] > 1.0 - 1e-8).any():
+            return np.full((M, Y.shape[1]), np.nan)
+        E = E / np.maximum(1.0 - h_unit, 1e-8)[:, None]  # enumerated rows (no variance) may reach 1
     t = (w[:, None] * Z)[:, :, None] * E[:, None, :]
     meat = design_variance(t, units, strata, fraction)
     var = np.einsum("ia,abc,ib->ic", Q, meat, Q)

@@ -56,8 +56,9 @@ sum(phi) = f(x) - f(baseline) exactly, for every class from the same forward pas
 Standard errors (``Explanation.stderr`` per feature, ``TabularExplanation.stderr`` (r, M, C)): the
 delta-method variance of the constrained weighted least squares of Covert & Lee (AISTATS 2021,
 "Improving KernelSHAP", sec. 4), with complementary pairs as the sampling unit (paired sampling),
-size strata and their sampled fractions as drawn, enumerated sizes exact
-(``kernels.variance.shapley_stderr``). The sum of phi has standard error 0 (efficiency is exact).
+size strata and their sampled fractions as drawn, enumerated sizes exact, and each pair's residuals
+divided by one minus its leverage (the jackknife's small-sample correction, HC3;
+``kernels.variance.shapley_stderr``). The sum of phi has standard error 0 (efficiency is exact).
 
 ``explain(model, picture, target)`` returns Explanations like LIME's (importance = phi per superpixel,
 extras: base_value, prediction, efficiency_gap); ``explain(model, rows, target)`` on a tabular model
@@ -73,10 +74,11 @@ import numpy as np
 
 from .. import engine
 from .. import tables as tabular
+from .._log import note
 from ..errors import InputError
 from ..kernels.coalitions import (SAMPLING, default_nsamples, sequential_coalitions, sequential_weights,
                                   shapley_coalitions)
-from ..kernels.shapley import shapley_solve
+from ..kernels.shapley import determines, shapley_solve
 from ..kernels.variance import shapley_stderr
 from .base import AUTO_FIRST, AUTO_MAX_SAMPLES, check_budget, check_count, check_score, deprecated_alias
 from .budget import quarter_of
@@ -207,8 +209,9 @@ class KernelSHAP(SuperpixelMethod):
                 fraction[int(h)] = min(1.0, drawn[h] / count[h])
         return units, strata, fraction
 
-    def stderr(self, masks, weights, scores, fnull, fx, phi, classes) -> np.ndarray:
-        """Standard errors (M, len(classes)) of ``solve``'s phi (see the module's docstring)."""
+    def stderr(self, masks, weights, scores, fnull, fx, phi, classes, leverage: bool = True) -> np.ndarray:
+        """Standard errors (M, len(classes)) of ``solve``'s phi (see the module's docstring); leverage=False
+        leaves out the small-sample correction (``shapley_stderr``)."""
         M = masks.shape[1]
         if masks.shape[0] == 0 or M < 2:
             return np.zeros((M, len(classes)))
@@ -216,7 +219,16 @@ class KernelSHAP(SuperpixelMethod):
             return np.full((M, len(classes)), np.nan)  # after a selection step the delta method does not apply
         y = np.asarray(scores, np.float64)[:, classes] - np.asarray(fnull, np.float64)[classes]
         units, strata, fraction = self.design(masks)
-        return shapley_stderr(masks, weights, y, phi, units, strata, fraction)
+        return shapley_stderr(masks, weights, y, phi, units, strata, fraction, leverage)
+
+    def note_underdetermined(self, masks, weights) -> None:
+        """Say (once) when the scored coalitions do not determine phi: the values are then the
+        minimum-norm choice among many and carry no standard errors (NaN)."""
+        n, M = masks.shape
+        if n and not determines(masks, weights):
+            note(f"kernel-shap: {n} coalitions do not determine the values of {M} features; the values are "
+                 f"the minimum-norm choice among many and have no standard errors (NaN). Give at least "
+                 f"{2 * M} samples (--samples) or fewer features")
 
     def solve(self, masks, weights, y, fnull, fx, classes) -> np.ndarray:
         """phi (M, len(classes)): y (n, C) scores of the coalitions, fnull / fx (C,) scores of the ends."""
@@ -282,6 +294,7 @@ class KernelSHAP(SuperpixelMethod):
         fx = run.input_scores.astype(np.float64)
         masks, weights, used = self.prefix(setup.state["k"], run.scores.shape[0])
         scores = run.scores[:used]
+        self.note_underdetermined(masks, weights)
         if self._adjust is None:
             phi = self.solve(masks, weights, scores, fnull, fx, list(targets))
             se = self.stderr(masks, weights, scores, fnull, fx, phi, list(targets))
@@ -377,6 +390,7 @@ class KernelSHAP(SuperpixelMethod):
             forward += res.forward_s
             engine_s += res.total_s
             phi, se, n_used = estimate(res)
+            self.note_underdetermined(*self.prefix(Mv, n_used)[:2])
             values[i][varying] = phi
             stderr[i][varying] = se
             used.append(int(n_used))

@@ -74,8 +74,8 @@ def choose_c(solve, stderr, masks, weights, y, g_out, ends_y, ends_g) -> np.ndar
     T = y.shape[1]
     cols = list(range(T))
 
-    def variance(r, r0, r1):
-        return stderr(masks, weights, r, r0, r1, solve(masks, weights, r, r0, r1, cols), cols) ** 2
+    def variance(r, r0, r1):  # the plain sandwich: c and FLOOR were measured with it (a ratio of variances)
+        return stderr(masks, weights, r, r0, r1, solve(masks, weights, r, r0, r1, cols), cols, leverage=False) ** 2
 
     (f0, f1), (g0, g1) = ends_y, ends_g
     vy, vg = variance(y, f0, f1), variance(g_out, g0, g1)

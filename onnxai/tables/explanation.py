@@ -69,7 +69,7 @@ class TabularExplanation:
             "rows": [int(r) for r in self.rows], "targets": [int(t) for t in self.targets],
             "base_values": np.asarray(self.base_values).tolist(), "predictions": self.predictions.tolist(),
             "values": self.values.tolist(),
-            **({} if self.stderr is None else {"stderr": np.asarray(self.stderr).tolist()}), "data": np.where(np.isnan(self.data), None, self.data).tolist(),
+            **({} if self.stderr is None else {"stderr": _nulls(self.stderr)}), "data": _nulls(self.data),
             "extras": _jsonable(self.extras), "timings": _jsonable(self.timings),
         }
 
@@ -110,3 +110,9 @@ def output_paths(base, rows) -> list[Path]:
 
 def _jsonable(v):
     return to_jsonable(v, max_array=None)  # tables keep every number
+
+
+def _nulls(a) -> list:
+    """Nested lists of a float array with NaN as None (JSON has no NaN: empty cells, errors not estimated)."""
+    a = np.asarray(a, np.float64)
+    return np.where(np.isnan(a), None, a).tolist()
