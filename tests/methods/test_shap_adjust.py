@@ -113,6 +113,10 @@ def test_cli_adjust(tmp_path):
     r = CliRunner().invoke(main, args + ["--adjust", "AUTO", "--out", str(tmp_path / "a")])
     assert r.exit_code == 0, r.output
     assert "adjust_c=" in r.output  # the c it chose is printed
+    auto = [a if a != "80" else "auto" for a in args] + ["--max-samples", "200", "--adjust", "0.5"]
+    r = CliRunner().invoke(main, auto + ["--out", str(tmp_path / "d")])
+    assert r.exit_code == 0, r.output
+    assert "adjust_c=0.5" in r.output and "samples" in r.output
     r = CliRunner().invoke(main, args + ["--adjust", "1.5", "--out", str(tmp_path / "b")])
     assert r.exit_code != 0 and "neither a number in (0, 1] nor 'auto'" in r.output
     r = CliRunner().invoke(main, args + ["--adjust", "some", "--out", str(tmp_path / "c")])
@@ -129,9 +133,32 @@ def test_adjust_accepts_auto_in_any_case():
     assert check_adjust(" Auto ") == "auto" and check_adjust(None) is None and check_adjust(1) == 1.0
 
 
-def test_adjust_needs_a_fixed_budget_plain_fit_and_a_picture():
-    with pytest.raises(InputError, match="fixed num_samples"):
-        onnxai.KernelSHAP(num_samples="auto", adjust=0.5)
+def test_auto_budget_with_adjust_stops_as_plain_and_adjusts_the_final_map():
+    from onnxai import engine
+    from onnxai.methods.base import make_fill
+
+    model, pic, segments = onnx_models.nine_cell_picture()
+    make = lambda adj: onnxai.KernelSHAP(num_samples="auto", max_samples=300, tolerance=0.01, segmentation=segments,
+                                         fill="mean", seed=2, progress=False, adjust=adj)
+    plain = make(None).explain(model, pic, target=1)
+    adjusted = make(0.5).explain(model, pic, target=1)
+    n = plain.extras["num_samples"]
+    assert 100 <= n and adjusted.extras["num_samples"] == n and adjusted.extras["stopped"] == plain.extras["stopped"]
+    assert adjusted.extras["adjust_c"] == 0.5 and abs(adjusted.extras["efficiency_gap"]) <= 1e-9
+    # the final map is shap_adjust.adjust on the n coalitions the rule stopped at, scored by brute force here
+    ks = make(0.5)
+    ks.coalitions(9)
+    masks, weights, used = ks.prefix(9, n)
+    x, crop = model.prepare(pic)
+    fill = make_fill(model, crop, x, "mean", segments=segments)
+    res = engine.run(model, x, fill, engine.FeatureMasks(np.r_[masks, np.zeros((1, 9), np.uint8)], segments))
+    scores, fnull, fx = res.scores[:used], res.scores[used], model.run_batch(x)[0]
+    phi = adjust(ks.solve, masks, weights, scores, fnull, fx, [1], 0.5, 2, big_design(9, 3), ks.design(masks)[0])[0]
+    np.testing.assert_allclose(adjusted.importance, phi[:, 0], atol=1e-5)
+    assert np.abs(adjusted.importance - plain.importance).max() > 1e-4
+
+
+def test_adjust_needs_a_plain_fit_and_a_picture():
     with pytest.raises(InputError, match="l1_reg=False"):
         onnxai.KernelSHAP(l1_reg="num_features(3)", adjust=0.5)
     model = onnx_models.linear_model(np.ones(3), 0.0)
