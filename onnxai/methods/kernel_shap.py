@@ -30,15 +30,13 @@ sum(phi) = f(x) - f(baseline) exactly, for every class from the same forward pas
                    on 12 features a tie (forest) or +-10%, so not the default. Sampling applies to a
                    numeric num_samples; "auto" always uses the sequential design below.
     adjust         None (default), a coefficient c in (0, 1] or "auto": regression adjustment (pictures;
-                   with num_samples="auto" the rule decides the stop on plain Kernel SHAP, which
-                   the adjusted map of the same samples then beats where the measurements below
-                   hold): a gradient-boosted surrogate g of the scores, fitted on the run's
-                   coalitions, is a control variate, phi = phi(y) - c (phi(g) - g's Shapley values from
-                   a 50,000-row design of g alone); the same Shapley values, less noise where g follows
-                   the scores. "auto" picks c per class from the run's own variances, at least 0.5
-                   (``shap_adjust.choose_c``); the c used is in ``extras["adjust_c"]``. Measured on the
-                   shipped model's six pictures: 0.5 cut the error 1.1-3.1x, auto 1.06-5.4x (about
-                   1.4 s of fitting a class at 1000 coalitions); see methods.shap_adjust
+                   num_samples="auto" stops on plain Kernel SHAP): a gradient-boosted surrogate g of the
+                   scores, fitted on the run's coalitions, is a control variate, phi = phi(y) - c (phi(g)
+                   - g's Shapley values from a 50,000-row design of g alone); the same Shapley values,
+                   less noise where g follows the scores. "auto" picks c per class from the run's own
+                   variances, at least 0.5 (``shap_adjust.choose_c``); the c used is in
+                   ``extras["adjust_c"]``. Measured on the shipped model's six pictures: 0.5 cut the error
+                   1.1-3.1x, auto 1.06-5.4x (about 1.4 s of fitting a class at 1000 coalitions)
     l1_reg         False (default), "num_features(k)", "aic", "bic" or a float alpha: select features
                    by L1 first as the shap package does, then solve the constrained problem on them
     pictures:      num_features, segmentation, fill (see methods.base: "mean", "blur", a grey value,
@@ -55,12 +53,12 @@ sum(phi) = f(x) - f(baseline) exactly, for every class from the same forward pas
                    map with its limit of 1 - tolerance (default 0.05), and for tables, per row, every
                    standard error is below tolerance (default 0.1) x the largest |phi|
 
-Standard errors (``Explanation.stderr`` per feature, ``TabularExplanation.stderr`` (r, M, C)): the
-delta-method variance of the constrained weighted least squares of Covert & Lee (AISTATS 2021,
-"Improving KernelSHAP", sec. 4), with complementary pairs as the sampling unit (paired sampling),
-size strata and their sampled fractions as drawn, enumerated sizes exact, and each pair's residuals
-divided by one minus its leverage (the jackknife's small-sample correction, HC3;
-``kernels.variance.shapley_stderr``). The sum of phi has standard error 0 (efficiency is exact).
+Standard errors (``Explanation.stderr`` per feature, ``TabularExplanation.stderr`` (r, M, C)): the delta-method
+variance of the constrained weighted least squares of Covert & Lee (AISTATS 2021, "Improving KernelSHAP",
+sec. 4), with complementary pairs as the sampling unit (paired sampling), size strata and their sampled
+fractions as drawn, enumerated sizes exact, and each pair's residuals divided by one minus its leverage
+(the jackknife's small-sample correction, HC3; ``kernels.variance.shapley_stderr``). The sum of phi has
+standard error 0 (efficiency is exact).
 
 ``explain(model, picture, target)`` returns Explanations like LIME's (importance = phi per superpixel,
 extras: base_value, prediction, efficiency_gap); ``explain(model, rows, target)`` on a tabular model
@@ -211,8 +209,7 @@ class KernelSHAP(SuperpixelMethod):
         return units, strata, fraction
 
     def stderr(self, masks, weights, scores, fnull, fx, phi, classes, leverage: bool = True) -> np.ndarray:
-        """Standard errors (M, len(classes)) of ``solve``'s phi (see the module's docstring); leverage=False
-        leaves out the small-sample correction (``shapley_stderr``)."""
+        """Standard errors (M, len(classes)) of ``solve``'s phi (module docstring; leverage: ``shapley_stderr``)."""
         M = masks.shape[1]
         if masks.shape[0] == 0 or M < 2:
             return np.zeros((M, len(classes)))
@@ -223,13 +220,11 @@ class KernelSHAP(SuperpixelMethod):
         return shapley_stderr(masks, weights, y, phi, units, strata, fraction, leverage)
 
     def note_underdetermined(self, masks, weights) -> None:
-        """Say (once) when the scored coalitions do not determine phi: the values are then the
-        minimum-norm choice among many and carry no standard errors (NaN)."""
+        """Say (once) when the scored coalitions do not determine phi (``kernels.shapley.determines``)."""
         n, M = masks.shape
         if n and not determines(masks, weights):
-            note(f"kernel-shap: {n} coalitions do not determine the values of {M} features; the values are "
-                 f"the minimum-norm choice among many and have no standard errors (NaN). Give at least "
-                 f"{2 * M} samples (--samples) or fewer features")
+            note(f"kernel-shap: {n} coalitions do not determine the values of {M} features; the values are the minimum-"
+                 f"norm choice among many, without standard errors (NaN). Give {2 * M}+ samples or fewer features")
 
     def solve(self, masks, weights, y, fnull, fx, classes) -> np.ndarray:
         """phi (M, len(classes)): y (n, C) scores of the coalitions, fnull / fx (C,) scores of the ends."""
@@ -291,16 +286,14 @@ class KernelSHAP(SuperpixelMethod):
         return [[phi[:, i] for phi in out] for i in range(len(targets))]
 
     def estimate(self, run, setup, targets):
-        """What the num_samples="auto" check reads between chunks. With adjust: plain Kernel SHAP's phi and
-        standard errors (fitting the surrogate at every check would cost seconds each; the stop is
-        decided on the plain map, and ``aggregate`` adjusts the final one)."""
+        """The auto check's figures; with adjust, plain Kernel SHAP's (a surrogate fitted at every check would
+        cost seconds each): the stop is decided on the plain map, and ``aggregate`` adjusts the final one."""
         if self._adjust is None:
             return super().estimate(run, setup, targets)
         masks, weights, used = self.prefix(setup.state["k"], run.scores.shape[0])
-        scores, fnull, fx = run.scores[:used], run.baseline_scores, run.input_scores
-        phi = self.solve(masks, weights, scores, fnull, fx, list(targets))
-        se = self.stderr(masks, weights, scores, fnull, fx, phi, list(targets))
-        return list(phi.T), list(se.T)
+        y, f0, f1, t = run.scores[:used], run.baseline_scores, run.input_scores, list(targets)
+        phi = self.solve(masks, weights, y, f0, f1, t)
+        return list(phi.T), list(self.stderr(masks, weights, y, f0, f1, phi, t).T)
 
     def aggregate(self, run, setup, targets):
         fnull = run.baseline_scores.astype(np.float64)
