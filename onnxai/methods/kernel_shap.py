@@ -300,7 +300,7 @@ class KernelSHAP(SuperpixelMethod):
         fx = run.input_scores.astype(np.float64)
         masks, weights, used = self.prefix(setup.state["k"], run.scores.shape[0])
         scores = run.scores[:used]
-        self.note_underdetermined(masks, weights)
+        self.note_underdetermined(masks, weights)  # auto checks come later than sizes 1, M - 1
         if self._adjust is None:
             phi = self.solve(masks, weights, scores, fnull, fx, list(targets))
             se = self.stderr(masks, weights, scores, fnull, fx, phi, list(targets))
