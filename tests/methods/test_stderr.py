@@ -234,19 +234,22 @@ def _lime_target(game, k, n, t, alpha=1.0, width=0.25):
     return np.linalg.solve(G + alpha / n * np.eye(k), r)
 
 
+def _lime_draws(segments, game, n, surrogate):
+    """Per seed of SEEDS: (the LIME, its masks, its part for class 1) with the game's scores looked up."""
+    for seed in SEEDS:
+        lime = onnxai.LIME(num_samples=n, surrogate=surrogate, seed=seed)
+        masks, state = lime.sample_masks(8)
+        state.update(masks=masks, segments=segments, k=8)
+        setup = onnxai.methods.base.Setup(None, None, state)
+        yield lime, masks, lime.aggregate(_Run(game[_index(masks)]), setup, [1])[0]
+
+
 @pytest.mark.parametrize("n", [400])
 def test_lime_ridge_intervals_cover_the_population_surrogate(picture_case, n):
     model, pic, segments, game = picture_case
     exact = _lime_target(game, 8, n, 1)
-    ests, ses = [], []
-    for seed in SEEDS:
-        lime = onnxai.LIME(num_samples=n, surrogate="ridge", seed=seed)
-        masks, state = lime.sample_masks(8)
-        state.update(masks=masks, segments=segments, k=8)
-        part = lime.aggregate(_Run(game[_index(masks)]), onnxai.methods.base.Setup(None, None, state), [1])[0]
-        ests.append(part["importance"])
-        ses.append(part["stderr"])
-    cov = _coverage(ests, ses, exact)
+    parts = [part for _, _, part in _lime_draws(segments, game, n, "ridge")]
+    cov = _coverage([p["importance"] for p in parts], [p["stderr"] for p in parts], exact)
     assert BAND[0] <= cov <= BAND[1], cov
 
 
@@ -260,16 +263,12 @@ def test_lime_lasso_bootstrap_resamples_pairs_and_covers_the_population_lasso(pi
                                           onnxai.kernels.lime_kernel_weights(Z, 0.25), alpha=1.0 / n,
                                           max_iter=5000, tol=1e-10)[0]
     ests, ses, rows = [], [], []
-    for seed in SEEDS:
-        lime = onnxai.LIME(num_samples=n, surrogate="linear", seed=seed)
-        masks, state = lime.sample_masks(8)
-        state.update(masks=masks, segments=segments, k=8)
-        part = lime.aggregate(_Run(game[_index(masks)]), onnxai.methods.base.Setup(None, None, state), [1])[0]
+    for lime, masks, part in _lime_draws(segments, game, n, "linear"):
         ests.append(part["importance"])
         ses.append(part["stderr"])
         X, y, w = masks.astype(np.float64), game[_index(masks), 1], lime.sample_weights(masks)
         rows.append(bootstrap_stderr(lambda r: onnxai.kernels.weighted_lasso(
-            X[r], y[r], w[r], alpha=1.0 / n, max_iter=5000, tol=1e-6)[0], n, seed=seed))
+            X[r], y[r], w[r], alpha=1.0 / n, max_iter=5000, tol=1e-6)[0], n, seed=lime.seed))
     assert BAND[0] <= _coverage(ests, ses, exact) <= BAND[1]
     assert _coverage(ests, rows, exact) < BAND[0]  # rows as units: a wrong formula leaves the band
 
