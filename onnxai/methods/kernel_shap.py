@@ -285,33 +285,33 @@ class KernelSHAP(SuperpixelMethod):
             out.append(self.solve(masks[rows], w, run.scores[:used][rows], fnull, fx, list(targets)))
         return [[phi[:, i] for phi in out] for i in range(len(targets))]
 
-    def estimate(self, run, setup, targets):
-        """The auto check's figures; with adjust, plain Kernel SHAP's (a surrogate fitted at every check would
-        cost seconds each): the stop is decided on the plain map, and ``aggregate`` adjusts the final one."""
-        if self._adjust is None:
-            return super().estimate(run, setup, targets)
+    def _plain(self, run, setup, targets):
+        """(masks, weights, rows used, phi, stderr) of plain Kernel SHAP on the run's scored prefix."""
         masks, weights, used = self.prefix(setup.state["k"], run.scores.shape[0])
         y, f0, f1, t = run.scores[:used], run.baseline_scores, run.input_scores, list(targets)
         phi = self.solve(masks, weights, y, f0, f1, t)
-        return list(phi.T), list(self.stderr(masks, weights, y, f0, f1, phi, t).T)
+        return masks, weights, used, phi, self.stderr(masks, weights, y, f0, f1, phi, t)
+
+    def estimate(self, run, setup, targets):
+        """The auto check's figures as ``aggregate`` stores them (float32), unpainted; plain even with adjust."""
+        phi, se = self._plain(run, setup, targets)[3:]
+        return list(phi.T.astype(np.float32)), list(se.T.astype(np.float32))
 
     def aggregate(self, run, setup, targets):
         fnull = run.baseline_scores.astype(np.float64)
         fx = run.input_scores.astype(np.float64)
-        masks, weights, used = self.prefix(setup.state["k"], run.scores.shape[0])
-        scores = run.scores[:used]
-        self.note_underdetermined(masks, weights)  # auto checks come later than sizes 1, M - 1
         if self._adjust is None:
-            phi = self.solve(masks, weights, scores, fnull, fx, list(targets))
-            se = self.stderr(masks, weights, scores, fnull, fx, phi, list(targets))
+            masks, weights, used, phi, se = self._plain(run, setup, targets)
         else:  # regression-adjusted (methods.shap_adjust); errors from the residual scores
             M = setup.state["k"]
+            masks, weights, used = self.prefix(M, run.scores.shape[0])
             if M not in self._big:
                 self._big[M] = big_design(M, self.seed + 1)
             phi, (r_scores, r_null, r_x, r_phi), cs = adjusted_phi(
-                self.solve, masks, weights, scores, fnull, fx, targets, self._adjust, self.seed, self._big[M],
-                self.design(masks)[0], stderr=self.stderr)
+                self.solve, masks, weights, run.scores[:used], fnull, fx, targets, self._adjust, self.seed,
+                self._big[M], self.design(masks)[0], stderr=self.stderr)
             se = self.stderr(masks, weights, r_scores, r_null, r_x, r_phi, list(range(len(targets))))
+        self.note_underdetermined(masks, weights)
         out = []
         for i, t in enumerate(targets):
             importance = phi[:, i]
