@@ -142,17 +142,21 @@ def shapley_solve(masks, weights, y, delta) -> np.ndarray:
 
 
 def determines(masks, weights, rtol: float = 1e-10) -> bool:
-    """Do the coalitions (n, M) with weights (n,) determine phi? The constrained problem eliminates one
-    variable; phi is unique when the weighted Gram matrix of its M - 1 columns, z_j - z_M, is
-    nonsingular: its smallest eigenvalue above rtol x the largest (a Gram matrix of (M - 1)^2 entries
-    and one small eigendecomposition, not an SVD of every row)."""
-    masks = np.asarray(masks, np.float64)
-    n, M = masks.shape
-    if M < 2:
-        return True
-    if n < M - 1:
+    """Do the coalitions (n, M) with weights (n,) determine phi? (``gram_determines`` of their A.)"""
+    Z = np.asarray(masks, np.float64)
+    n, M = Z.shape
+    if M >= 2 and n < M - 1:
         return False
-    e = masks[:, :-1] - masks[:, -1:]
-    gram = e.T @ (np.maximum(np.asarray(weights, np.float64), 0.0)[:, None] * e)
+    return gram_determines((Z * np.maximum(np.asarray(weights, np.float64), 0.0)[:, None]).T @ Z, rtol)
+
+
+def gram_determines(A, rtol: float = 1e-10) -> bool:
+    """Does A = sum_i w_i z_i z_i^T (M, M) determine phi? The constrained problem eliminates one variable;
+    phi is unique when the weighted Gram matrix of its M - 1 columns z_j - z_M, N^T A N with
+    N = [I; -1^T], is nonsingular: its smallest eigenvalue above rtol x the largest."""
+    A = np.asarray(A, np.float64)
+    if A.shape[0] < 2:
+        return True
+    gram = A[:-1, :-1] - A[:-1, -1:] - A[-1:, :-1] + A[-1, -1]
     ev = np.linalg.eigvalsh(gram)
     return bool(ev[-1] > 0 and ev[0] > rtol * ev[-1])

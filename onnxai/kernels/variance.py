@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from onnxai.errors import InputError
-from onnxai.kernels.shapley import determines
+from onnxai.kernels.shapley import gram_determines
 
 
 def _collapse(strata: np.ndarray, units: np.ndarray, fpc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -167,9 +167,9 @@ def shapley_stderr(masks, weights, y, phi, units, strata=None, fraction=None, le
     Y = Y[:, None] if Y.ndim == 1 else Y
     P = np.asarray(phi, np.float64).reshape(Z.shape[1], -1)
     n, M = Z.shape
-    if not determines(Z, w):
-        return np.full((M, Y.shape[1]), np.nan)
     A = (Z * w[:, None]).T @ Z
+    if not gram_determines(A):
+        return np.full((M, Y.shape[1]), np.nan)
     try:
         Ai = np.linalg.inv(A)
     except np.linalg.LinAlgError:
