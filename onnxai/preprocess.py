@@ -353,7 +353,7 @@ def load_image(source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarra
     except Image.DecompressionBombError as e:  # Pillow's own guard, as the application set it
         raise InputError(f"{path}: Pillow refuses it as a possible decompression bomb ({e}); onnxai leaves "
                          "Pillow's limit (PIL.Image.MAX_IMAGE_PIXELS) to the application") from None
-    except (OSError, SyntaxError, ValueError) as e:
+    except (OSError, SyntaxError, ValueError, struct.error) as e:
         raise InputError(f"cannot read {path} as an image ({e}); give a JPEG, PNG, BMP, TIFF or WebP file") from None
     return np.ascontiguousarray(arr)
 
@@ -366,7 +366,10 @@ def _header_size(path) -> tuple[int, int] | None:
         prefix = fp.read(16)
         for fmt in Image.ID:
             factory, accept = Image.OPEN[fmt]
-            if accept is not None and not accept(prefix):
+            try:  # some plugins' checks unpack more bytes than a tiny file has
+                if accept is not None and not accept(prefix):
+                    continue
+            except (IndexError, TypeError, ValueError, struct.error):
                 continue
             fp.seek(0)
             try:

@@ -267,6 +267,16 @@ def test_bad_files(tmp_path):
         load_image(cut)
 
 
+@pytest.mark.parametrize("content", [b"", b"x", b"xx", b"BM", b"II*", b"\x89PNG", bytes(range(15))])
+def test_tiny_files(tmp_path, content):
+    # shorter than the 16 bytes the format checks read: some of Pillow's checks unpack 4 bytes and
+    # raised struct.error from inside the header reader
+    tiny = tmp_path / "tiny.png"
+    tiny.write_bytes(content)
+    with pytest.raises(InputError, match="cannot read .*tiny.png as an image"):
+        load_image(tiny)
+
+
 def _png_bytes(width: int, height: int) -> bytes:
     """A valid all-black 1-bit greyscale PNG, built by hand: big pictures cost little to make."""
     def chunk(kind, data):
