@@ -16,6 +16,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from ..errors import OnnxaiError
 from .plan import Plan, Summary
 from .store import Rows
 from .worker import Worker
@@ -202,7 +203,7 @@ def _tables(plan, worker, tally, part_items, summary):
             if len(rows) >= part_items * len(worker.methods) * 16:  # table rows are small: bigger parts
                 plan.store.write(rows, "local")
                 rows = Rows()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, OnnxaiError):  # e.g. a bad cell further down the table: keep the rows done
         plan.store.write(rows, "local")
         raise
     plan.store.write(rows, "local")

@@ -66,8 +66,14 @@ def list_pictures(source) -> tuple[list[PictureItem], list[str]]:
 
 def _read_list(path: Path) -> list[PictureItem]:
     base = path.parent
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason}); save the list of pictures "
+                         "as UTF-8") from None
+    except csv.Error as e:
+        raise InputError(f"cannot read {path} as a list of pictures ({e}); give one path per line") from None
     if not rows:
         return []
     head = [c.strip().lower() for c in rows[0]]
@@ -97,6 +103,8 @@ def _target(text):
 
 class TableSource:
     """A Parquet or CSV table of rows to explain, read ``chunk_rows`` rows at a time."""
+
+    csv_block_bytes = 1 << 22  # pyarrow reads a CSV in blocks of this size; the first one sets the column types
 
     def __init__(self, path, width: int | None, chunk_rows: int = 4096):
         import pyarrow as pa
@@ -137,7 +145,7 @@ class TableSource:
     def _csv_reader(self):
         import pyarrow.csv as pcsv
 
-        return pcsv.open_csv(self.path, read_options=pcsv.ReadOptions(block_size=1 << 22))
+        return pcsv.open_csv(self.path, read_options=pcsv.ReadOptions(block_size=self.csv_block_bytes))
 
     def _count(self) -> int | None:
         if self.kind == ".parquet":
@@ -156,8 +164,19 @@ class TableSource:
 
     def chunks(self):
         """Yield (item ids, X (r, M) float64) chunks of at most ``chunk_rows`` rows, in file order."""
+        import pyarrow as pa
+
         start = 0
-        for batch in self._batches():
+        batches = self._batches()
+        while True:
+            try:  # a CSV's column types come from its first block: a later cell can still fail to convert
+                batch = next(batches, None)
+            except (pa.ArrowException, OSError) as e:
+                raise InputError(f"{self.path}: reading the rows after the first {start:,} failed ({e}); fix the "
+                                 "file and run again: the rows already explained stay in the store and are "
+                                 "skipped") from None
+            if batch is None:
+                return
             for lo in range(0, batch.num_rows, self.chunk_rows):
                 part = batch.slice(lo, self.chunk_rows)
                 X = np.column_stack([part.column(n).to_numpy(zero_copy_only=False).astype(np.float64)

@@ -40,10 +40,18 @@ def read_table(path, feature_names=None, expect: int | None = None) -> tuple[np.
     path = Path(path)
     if not path.exists():
         raise InputError(f"table file not found: {path}")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a table file; give a CSV or Parquet file")
     if path.suffix.lower() in (".parquet", ".pq"):
         return _read_parquet(path, feature_names, expect)
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason}); save the table as a UTF-8 CSV "
+                         "or give it as Parquet") from None
+    except csv.Error as e:
+        raise InputError(f"cannot read {path} as CSV ({e}); give comma-separated numbers, one row per line") from None
     if not rows:
         raise InputError(f"{path} is empty; a table needs one row per example and one column per feature")
     header = None
@@ -82,7 +90,11 @@ def _read_parquet(path: Path, feature_names, expect):
         import pyarrow.parquet as pq
     except ImportError:
         raise InputError(f"reading {path} needs pyarrow (pip install pyarrow), or give the table as CSV") from None
-    table = pq.read_table(path)
+    import pyarrow as pa
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"cannot read {path} as Parquet ({e}); give a Parquet file or a CSV") from None
     cols = []
     for name, col in zip(table.column_names, table.columns):
         try:

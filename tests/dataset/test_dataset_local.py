@@ -10,7 +10,7 @@ import pytest
 import onnx_models
 import onnxai
 from onnxai import dataset
-from onnxai.dataset import item_seed, map_array
+from onnxai.dataset import item_seed, map_array, sources
 from onnxai.errors import InputError
 from onnxai.tables import summarise
 
@@ -127,6 +127,13 @@ def test_bad_input_says_so_and_keeps_the_store(files, tmp_path):
     assert {p: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
+def test_unreadable_picture_list(tmp_path):
+    lst = tmp_path / "list.txt"
+    lst.write_bytes(b"\xe9t\xe9.png\n")
+    with pytest.raises(InputError, match=r"list.txt is not UTF-8 text"):
+        sources.list_pictures(lst)
+
+
 def test_list_with_missing_files_and_targets(files, tmp_path):
     lst = tmp_path / "list.csv"
     lst.write_text(f"path,target\n{files['pics'] / 'p0.png'},2\n{files['pics'] / 'p1.png'},\nmissing.png,\n")
@@ -154,6 +161,33 @@ def test_table_in_row_chunks_equals_one_call(files, tmp_path):
     row = df[(df.method == "lime-tabular") & (df.item_id == "3")].iloc[0]  # per-row seed, one row at a time
     lt = onnxai.LimeTabular(background=train, num_samples=64, seed=item_seed(0, "3")).explain(model, X[3:4])
     np.testing.assert_array_equal(map_array(row), lt.values[0].astype(np.float32))
+
+
+def test_a_bad_cell_late_in_a_csv_keeps_the_store_and_resumes(files, tmp_path, monkeypatch):
+    # pyarrow types a CSV's columns from its first block; a later cell that does not convert failed inside
+    # the run with pyarrow's own exception
+    monkeypatch.setattr(sources.TableSource, "csv_block_bytes", 1 << 10)
+    rng = np.random.default_rng(3)
+    lines = [",".join(f"{v:.4f}" for v in r) for r in rng.standard_normal((300, 4))]
+    good = "a,b,c,d\n" + "\n".join(lines) + "\n"
+    lines[250] = "1,abc,2,3"
+    rows = tmp_path / "late.csv"
+    rows.write_text("a,b,c,d\n" + "\n".join(lines) + "\n")
+    out = tmp_path / "out"
+
+    def go():
+        plan = dataset.make_plan(files["mlp"], rows, ["kernel-shap"], out, background=files["train"],
+                                 params={"num_samples": 32}, chunk_rows=16)
+        return dataset.run(plan, "local", progress=False)
+
+    with pytest.raises(InputError, match=r"late.csv: reading the rows after the first [\d,]+ failed .*'abc'.*"
+                                         "rows already explained stay in the store"):
+        go()
+    kept = len(pd.read_parquet(out))
+    assert 0 < kept < 250
+    rows.write_text(good)
+    s = go()
+    assert s.done == 300 - kept and len(pd.read_parquet(out)) == 300
 
 
 def test_std_error_column_nbdt_and_overlay_names(files, tmp_path):

@@ -30,3 +30,20 @@ def test_csv_errors(tmp_path):
     assert tables.parse_rows("1-3,0", 5) == [1, 2, 3, 0]
     with pytest.raises(onnxai.InputError, match="2 feature names were given for 3 columns"):
         tables.read_table(ok, feature_names="p,q")
+
+
+def test_unreadable_tables_say_what_to_fix(tmp_path):
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"a,b\n1,\xe9\n")
+    with pytest.raises(onnxai.InputError, match=r"latin.csv is not UTF-8 text \(byte 6"):
+        tables.read_table(latin)
+    huge = _write(tmp_path / "huge.csv", "a,b\n1," + "9" * 200_000 + "\n")
+    with pytest.raises(onnxai.InputError, match=r"cannot read .*huge.csv as CSV \(field larger"):
+        tables.read_table(huge)
+    with pytest.raises(onnxai.InputError, match="is a folder, not a table file"):
+        tables.read_table(tmp_path)
+    fake = tmp_path / "fake.parquet"
+    fake.write_bytes(b"PAR1 not really")
+    with pytest.raises(onnxai.InputError, match=r"cannot read .*fake.parquet as Parquet \("):
+        tables.read_table(fake)
+
