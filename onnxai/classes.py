@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, OutputError
+from .safe_io import read_user_text
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,7 @@ def read_user_file(path, what: str, json_start: str):
     """(text, parsed JSON or None) of a small file the user names: JSON when it starts with
     ``json_start`` ("[" or "{"), else plain text; a clear error when it is missing or bad JSON."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{what} not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    text = read_user_text(path, what)
     if not text.lstrip().startswith(json_start):
         return text, None
     try:

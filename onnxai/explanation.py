@@ -7,13 +7,14 @@ nothing is ever pickled, so a saved explanation is safe to open from anyone.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .errors import InputError
-from .safe_io import check_destinations, open_atomic, write_text
+from .safe_io import check_destinations, open_atomic, read_user_text, write_text
 
 _ARRAYS = ("map", "segments", "importance", "image", "raw_map", "stderr")
 
@@ -136,13 +137,23 @@ class Explanation:
             if not p.exists():
                 raise InputError(f"{p} not found; an explanation is saved as a .npz and a .json side by side")
         try:
-            meta = json.loads(js.read_text())
+            meta = json.loads(read_user_text(js, "explanation's JSON"))
         except json.JSONDecodeError as e:
             raise InputError(f"{js} is not valid JSON ({e})") from None
-        if meta.get("format") != "onnxai.explanation/1":
-            raise InputError(f"{js} is not an onnxai explanation (format {meta.get('format')!r})")
-        with np.load(npz, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+        if not isinstance(meta, dict) or meta.get("format") != "onnxai.explanation/1":
+            got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+            raise InputError(f"{js} is not an onnxai explanation (format {got!r})")
+        missing = [k for k in ("target", "label", "score", "method") if k not in meta]
+        if missing:
+            raise InputError(f"{js} lacks {', '.join(missing)}; it is damaged: explain the picture again")
+        try:  # never unpickles: a crafted file cannot run code
+            with np.load(npz, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise InputError(f"cannot read {npz} as the explanation's arrays ({e}); it is damaged or not an "
+                             "onnxai .npz: explain the picture again") from None
+        if "map" not in arrays:
+            raise InputError(f"{npz} holds no map (arrays: {sorted(arrays)}); it is not an onnxai explanation")
         return cls(
             map=arrays["map"],
             target=meta["target"],

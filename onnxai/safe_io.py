@@ -12,6 +12,8 @@ model or a file and puts into a file name, a picture title or a CSV cell.
   begins with = + - @ tab or CR gets a leading quote; numbers stay numbers).
 - ``clean_label``: a label from a model or a file without control characters, for titles; file
   names use it through the CLI's slug.
+- ``read_user_text``: the one reader of small text files the user names (labels, feature names, a
+  hierarchy, a saved explanation's JSON): missing, a folder, unreadable or not UTF-8 each get one line.
 
 The library writes with ``force=True`` by default (like ``numpy.save``); the command line passes
 ``force`` from ``--force``.
@@ -139,6 +141,22 @@ def _publish(tmp: Path, path: Path, force: bool) -> None:
 
 
 # --------------------------------------------------------------------------- text that goes into outputs
+
+
+def read_user_text(path, what: str) -> str:
+    """The text of a small UTF-8 file the user names (labels, names, a saved explanation's JSON), or an
+    InputError that says what is wrong: missing, a folder, unreadable, or not UTF-8."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} not found: {path}")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give the {what} itself")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason}); save the {what} as UTF-8") from None
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror or e}") from None
 
 
 def csv_cell(value):

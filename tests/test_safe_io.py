@@ -35,3 +35,19 @@ def test_refuses_existing_files_without_force_and_links_always(tmp_path):
         safe_io.write_text(tmp_path / "link.txt", "evil", force=True)
     assert victim.read_text() == "keep" and (tmp_path / "a.txt").read_text() == "one"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp") or ".tmp." in p.name]
+
+
+def test_files_the_user_names_are_read_with_errors_that_say_what_to_fix(tmp_path):
+    from onnxai.classes import read_labels
+
+    good = tmp_path / "labels.txt"
+    good.write_text("ant\nbee\n\n", encoding="utf-8")
+    assert read_labels(good) == ["ant", "bee"]
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"latin.txt is not UTF-8 text \(byte 3: .*save the labels file as UTF-8"):
+        read_labels(latin)
+    with pytest.raises(InputError, match="labels file not found"):
+        read_labels(tmp_path / "missing.txt")
+    with pytest.raises(InputError, match="is a folder; give the labels file itself"):
+        read_labels(tmp_path)

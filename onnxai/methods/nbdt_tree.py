@@ -35,7 +35,7 @@ import numpy as np
 
 from ..classes import read_user_file
 from ..errors import InputError
-from ..safe_io import write_text
+from ..safe_io import read_user_text, write_text
 
 FORMAT = "onnxai.nbdt-hierarchy/1"
 METADATA_KEY = "onnxai.nbdt_hierarchy"  # a model's cached hierarchy (``onnxai tree MODEL --embed``)
@@ -194,21 +194,30 @@ class Hierarchy:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise InputError(f"{where} is not an onnxai NBDT hierarchy (format {FORMAT!r}); write one with "
                              "`onnxai tree MODEL`")
-        K = int(d["classes"])
-        nodes = sorted(d["nodes"], key=lambda n: n["id"])
-        if [n["id"] for n in nodes] != list(range(K, 2 * K - 1)):
-            raise InputError(f"{where}: the inner nodes must be numbered {K}..{2 * K - 2}")
-        children = np.array([n["children"] for n in nodes], np.int64).reshape(K - 1, 2)
-        labels = list(d["labels"])
-        names = labels + [n["name"] for n in nodes]
-        return cls(children, labels, names, d.get("linkage", "ward"), bool(d.get("normalise", True)),
-                   d.get("fingerprint", ""))
+        try:  # a file or a model's metadata: neither is trusted to be whole
+            K = int(d["classes"])
+            nodes = sorted(d["nodes"], key=lambda n: n["id"])
+            if K < 2 or [n["id"] for n in nodes] != list(range(K, 2 * K - 1)):
+                raise InputError(f"{where}: the inner nodes must be numbered {K}..{2 * K - 2}")
+            children = np.array([n["children"] for n in nodes], np.int64).reshape(K - 1, 2)
+            labels = [str(v) for v in d["labels"]]
+            names = labels + [str(n["name"]) for n in nodes]
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise InputError(f"{where} is a damaged NBDT hierarchy ({type(e).__name__}: {e}); write it again "
+                             "with `onnxai tree MODEL`") from None
+        # every node but the root is the child of exactly one later node: a tree, walked without cycles
+        below = children < np.arange(K, 2 * K - 1)[:, None]
+        if len(labels) != K or not below.all() or np.sort(children.ravel()).tolist() != list(range(2 * K - 2)):
+            raise InputError(f"{where}: the nodes do not form a tree over its {K} classes (each node's children "
+                             "must be earlier nodes, every node but the root used once, one label per class)")
+        return cls(children, labels, names, str(d.get("linkage", "ward")), bool(d.get("normalise", True)),
+                   str(d.get("fingerprint", "")))
 
     @classmethod
     def load(cls, path) -> "Hierarchy":
         path = Path(path)
         try:
-            d = json.loads(path.read_text())
+            d = json.loads(read_user_text(path, "hierarchy file"))
         except json.JSONDecodeError as e:
             raise InputError(f"{path} is not valid JSON ({e})") from None
         return cls.from_dict(d, str(path))

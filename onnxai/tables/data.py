@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..safe_io import read_user_text
 
 
 def _float(cell: str):
@@ -114,7 +115,7 @@ def _names(feature_names, width: int):
     if feature_names is None:
         return None
     if _names_file(feature_names):
-        text = Path(str(feature_names)).read_text(encoding="utf-8")
+        text = read_user_text(Path(str(feature_names)), "feature names file")
         feature_names = [t.strip() for t in text.replace("\n", ",").split(",") if t.strip()]
     elif isinstance(feature_names, str):
         feature_names = [t.strip() for t in feature_names.split(",")]

@@ -139,6 +139,30 @@ def test_explanation_round_trip_and_no_overwrite(tmp_path):
     assert b"pickle" not in js.read_bytes()
 
 
+
+def test_loading_damaged_explanations_says_so(tmp_path):
+    model, _ = onnx_models.region_model(region=REGION)
+    e = onnxai.LIME(num_samples=30, segmentation="grid", num_features=16, surrogate="ridge").explain(
+        model, onnx_models.region_picture())
+    npz, js = e.save(tmp_path / "e")
+    good_npz, good_js = npz.read_bytes(), js.read_text()
+    cases = [
+        (npz, b"not a zip file", r"cannot read .*e.npz as the explanation's arrays"),
+        (npz, good_npz[:100], r"cannot read .*e.npz as the explanation's arrays"),
+        (js, b"[1, 2]", r"is not an onnxai explanation \(format 'list'\)"),
+        (js, b'{"format": "onnxai.explanation/1"}', "lacks target, label, score, method"),
+        (js, b"\xe9", "is not UTF-8 text"),
+    ]
+    for path, content, words in cases:
+        path.write_bytes(content)
+        with pytest.raises(onnxai.InputError, match=words):
+            onnxai.Explanation.load(tmp_path / "e")
+        npz.write_bytes(good_npz), js.write_text(good_js)
+    np.savez(npz, other=np.zeros(3))
+    with pytest.raises(onnxai.InputError, match="holds no map"):
+        onnxai.Explanation.load(tmp_path / "e")
+
+
 def test_bad_options_are_clear():
     with pytest.raises(onnxai.InputError, match="unknown surrogate"):
         onnxai.LIME(surrogate="forest")

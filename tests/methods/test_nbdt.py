@@ -101,6 +101,32 @@ def test_json_round_trip_and_fingerprint(tmp_path, grouped):
         Hierarchy.from_dict({"format": "x"})
 
 
+
+def test_damaged_hierarchies_are_refused(grouped):
+    _, p, _, _ = grouped
+    good = induce(p["F"], [f"c{k}" for k in range(6)]).to_dict()
+    assert Hierarchy.from_dict(json.loads(json.dumps(good))).names[:6] == [f"c{k}" for k in range(6)]
+
+    def damaged(change):
+        d = json.loads(json.dumps(good))
+        change(d)
+        return d
+
+    with pytest.raises(InputError, match="damaged NBDT hierarchy .*KeyError"):
+        Hierarchy.from_dict(damaged(lambda d: d.pop("nodes")))
+    with pytest.raises(InputError, match="damaged NBDT hierarchy"):
+        Hierarchy.from_dict(damaged(lambda d: d.update(classes="six")))
+    with pytest.raises(InputError, match="damaged NBDT hierarchy"):
+        Hierarchy.from_dict(damaged(lambda d: d["nodes"][0].update(children=[0])))
+    # a cycle (a node below its own child): walking up from a leaf would never reach the root
+    with pytest.raises(InputError, match="do not form a tree"):
+        Hierarchy.from_dict(damaged(lambda d: d["nodes"][0].update(children=[0, d["root"]])))
+    with pytest.raises(InputError, match="do not form a tree"):  # a class used twice, another never
+        Hierarchy.from_dict(damaged(lambda d: d["nodes"][0].update(children=[0, 0])))
+    with pytest.raises(InputError, match="do not form a tree"):
+        Hierarchy.from_dict(damaged(lambda d: d["labels"].pop()))
+
+
 # --------------------------------------------------------------------------- inference
 
 
