@@ -70,6 +70,21 @@ def _check_positive_int(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_number(value, name: str, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, high_open: bool = False) -> float:
+    """A real number (not a bool, not NaN) within [low, high] (an open end with low_open / high_open)."""
+    lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
+    hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
+    want = f"a number {' and '.join(b for b in (lo, hi) if b)}".rstrip()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or np.isnan(value):
+        raise InputError(f"{name} must be {want}; got {value!r}")
+    v = float(value)
+    if (low is not None and (v < low or (low_open and v == low))) or \
+            (high is not None and (v > high or (high_open and v == high))):
+        raise InputError(f"{name} must be {want}; got {value!r}")
+    return v
+
+
 def check_seed(seed) -> int:
     """A seed for numpy's Generator: a non-negative integer (not a bool)."""
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:

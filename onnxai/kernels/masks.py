@@ -218,6 +218,9 @@ def random_grid_masks(n, height, width, s=8, p=0.5, seed=0) -> np.ndarray:
     return GridMasks(n, height, width, s, p, seed)(0, n)
 
 
+SOBOL_MAX_DIM = 21201  # the dimensions scipy.stats.qmc.Sobol supports (its direction numbers)
+
+
 class GridMasks:
     """The RISE masks of ``random_grid_masks(n, H, W, s, p, seed)``, made ``[start, stop)`` at a time;
     ``sampling="sobol"`` draws the cell grids and shifts from one scrambled Sobol sequence instead."""
@@ -226,6 +229,13 @@ class GridMasks:
                  sampling: str = "independent"):
         rng = np.random.default_rng(check_seed(seed))
         self.n, self.height, self.width = int(n), int(height), int(width)
+        if s > min(self.height, self.width):
+            raise InputError(f"{s} cells per side is more than the {self.height}x{self.width} input has pixels; "
+                             "give fewer cells (RISE's default is 8)")
+        if sampling == "sobol" and s * s + 2 > SOBOL_MAX_DIM:
+            raise InputError(f"sampling='sobol' draws at most {int((SOBOL_MAX_DIM - 2) ** 0.5)} cells per side "
+                             f"(scipy's Sobol sequence has {SOBOL_MAX_DIM} dimensions); give fewer cells or "
+                             "sampling='independent'")
         cell_h, cell_w = -(-height // s), -(-width // s)
         self.shifts = np.empty((self.n, 2), np.int64)
         if sampling == "sobol":

@@ -1,5 +1,5 @@
-"""The shape every method shares: one ``explain`` entry point, target choice, fills, and the
-perturbation base class that owns the engine.
+"""The shape every method shares: one ``explain`` entry point, target choice, and the perturbation
+base class that owns the engine.
 
     Method               explain(model, image, target): prepare the input, one first forward pass,
                          resolve the targets, then ``_explain``; one Explanation per target
@@ -15,16 +15,7 @@ logits when a target's probability on the input is above 0.99 (``resolve_score``
 hardly moves when parts of the picture are hidden, so differences, means and regressions of it are
 flat or noise. The choice and why are in ``extras["score"]`` / ``extras["score_note"]``.
 
-Fills are described in picture terms and turned into the model's input space with the model's own
-preprocessing, so they are right for any mean/std, channel order or layout:
-
-    "mean"          every hidden pixel shows the picture's mean colour (MATLAB imageLIME, occlusion)
-    "segment-mean"  every hidden superpixel shows its own mean colour (the lime package's default)
-    "blur"          a Gaussian-blurred copy of the picture (``blur_sigma`` pixels)
-    "black"         pixel value 0 in every channel
-    "zero"          zero in the model's input space (the data set mean for mean/std normalisation)
-    a number        that grey value (0..255) in every channel; "R,G,B" gives a colour
-    an array        an (H, W, 3) uint8 baseline picture the size of the crop, or a model-space array
+Fills (what hidden pixels show) are in ``methods.fills``.
 """
 
 from __future__ import annotations
@@ -34,18 +25,15 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageFilter
 
-from .. import engine, kernels
+from .. import engine
 from ..errors import InputError
 from ..explanation import Explanation
 from .budget import (AUTO_ERROR_FLOOR, AUTO_FIRST, AUTO_MAX_SAMPLES, AUTO_RANK_TOLERANCE, AUTO_STEP,  # noqa: F401
-                     AUTO_TOLERANCE, QUARTER_GROUPS, below_floor, check_budget, check_count, converged,
-                     predicted_agreement, predicted_disagreement, rank_correlation, rank_exponent, split_agreements)
+                     AUTO_TOLERANCE, QUARTER_GROUPS, below_floor, check_budget, check_count, check_number, check_seed,
+                     converged, predicted_agreement, predicted_disagreement, rank_correlation, rank_exponent, split_agreements)
 
-FILLS = ("mean", "segment-mean", "blur", "black", "zero")
 SCORES = ("probabilities", "logits")
-BLUR_SIGMA = 10.0  # pixels: the "blur" fill of the methods (the insertion metric starts from its own blur)
 
 
 def resolve_targets(model, probs: np.ndarray, target) -> tuple[list[int], bool]:
@@ -73,65 +61,24 @@ def resolve_targets(model, probs: np.ndarray, target) -> tuple[list[int], bool]:
     return [model.class_index(target)], True
 
 
-def make_fill(model, crop: np.ndarray, x: np.ndarray, fill, segments=None, blur_sigma: float = BLUR_SIGMA) -> np.ndarray:
-    """The baseline in the model's input space, shaped like ``x`` (1, ...), float32 whatever the model's
-    input dtype (the engine composites in float32 and casts, rounding for integer inputs)."""
-    if isinstance(fill, np.ndarray):
-        if fill.dtype == np.uint8 and fill.shape == crop.shape:
-            return model.preprocess.normalise(fill).astype(np.float32)
-        if fill.shape == x.shape or fill.shape == x.shape[1:]:
-            return np.asarray(fill, np.float32).reshape(x.shape)
-        raise InputError(
-            f"a baseline picture must be {crop.shape} uint8 (the model's crop) or a model-space array "
-            f"{x.shape}; got {fill.shape} {fill.dtype}"
-        )
-    if isinstance(fill, (int, float)) and not isinstance(fill, bool):
-        pic = np.full_like(crop, np.uint8(np.clip(round(fill), 0, 255)))
-        return model.preprocess.normalise(pic).astype(np.float32)
-    if not isinstance(fill, str):
-        raise InputError(f"fill must be one of {FILLS}, a grey value, 'R,G,B' or a picture; got {type(fill).__name__}")
-    if "," in fill:
-        try:
-            rgb = [int(round(float(v))) for v in fill.split(",")]
-        except ValueError:
-            rgb = []
-        if len(rgb) != 3:
-            raise InputError(f"a colour fill is 'R,G,B' with three numbers 0..255, got {fill!r}")
-        pic = np.empty_like(crop)
-        pic[...] = np.clip(rgb, 0, 255).astype(np.uint8)
-        return model.preprocess.normalise(pic).astype(np.float32)
-    if fill.replace(".", "", 1).isdigit():
-        return make_fill(model, crop, x, float(fill), segments, blur_sigma)
-    if fill == "mean":
-        mean = crop.reshape(-1, 3).mean(axis=0)
-        pic = np.broadcast_to(mean.astype(np.float32), crop.shape)
-        # normalise the float picture directly (no rounding of the mean colour)
-        return model.preprocess.normalise(pic).astype(np.float32)
-    if fill == "black":
-        return model.preprocess.normalise(np.zeros_like(crop)).astype(np.float32)
-    if fill == "zero":
-        return np.zeros(x.shape, np.float32)
-    if fill == "blur":
-        blurred = Image.fromarray(crop).filter(ImageFilter.GaussianBlur(radius=float(blur_sigma)))
-        return model.preprocess.normalise(np.asarray(blurred)).astype(np.float32)
-    if fill == "segment-mean":
-        if segments is None:
-            raise InputError("fill 'segment-mean' needs superpixels; use it with LIME or Kernel SHAP")
-        pixels = np.ascontiguousarray(engine.channels_first(model, x), dtype=np.float32)
-        filled = kernels.fill_from_segment_means(pixels, segments)
-        out = filled if model.input.layout == "NCHW" else filled.transpose(1, 2, 0)
-        return np.ascontiguousarray(out[None], dtype=np.float32)
-    raise InputError(f"unknown fill {fill!r}; use one of {FILLS}, a grey value 0..255, 'R,G,B' or a picture")
-
-
 def deprecated_alias(cls_name: str, old: str, new: str, old_value, new_value, default):
     """The value of ``new`` when a caller still passes the old name ``old`` (a DeprecationWarning)."""
     if old_value is None:
         return new_value
-    if new_value != default and new_value != old_value:
+    if not _same(new_value, default) and not _same(new_value, old_value):
         raise InputError(f"{cls_name}: give {new}= only ({old}= is its old name); got both")
     warnings.warn(f"{cls_name}({old}=...) is deprecated; use {new}=", DeprecationWarning, stacklevel=3)
     return old_value
+
+
+def _same(a, b) -> bool:
+    """a == b for values that may be arrays (whose == is elementwise)."""
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
 
 
 SATURATED = 0.99  # a target probability above this on the input: score="auto" explains the logits

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from ..kernels._checks import _check_positive_int
+from ..kernels._checks import _check_positive_int, check_number, check_seed  # noqa: F401  (methods' checks)
 
 AUTO_FIRST = 100  # samples before the first convergence check of num_samples="auto"
 AUTO_TOLERANCE = 0.1  # error rule (tables): stop when every standard error is below this share of the largest |value|

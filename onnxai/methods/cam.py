@@ -35,7 +35,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError, LayerError
-from .layers import LayerMethod, elementwise_segment, model_facts, resolve_layer, upsample
+from .base import check_number
+from .layers import LayerMethod, check_reading, elementwise_segment, model_facts, resolve_layer, upsample
 
 GRADIENTS = ("auto", "exact", "elementwise", "central")
 _FD_BUDGET = 64 * 2**20  # bytes of perturbed activations per tail chunk
@@ -49,8 +50,7 @@ class CAM(LayerMethod):
         self.layer = layer
         self.relu = bool(relu)
         self.align_corners = bool(align_corners)
-        self.channel_axis = channel_axis
-        self.prefix_tokens = prefix_tokens
+        self.channel_axis, self.prefix_tokens = check_reading(channel_axis, prefix_tokens)
 
     def choose_layer(self, model):
         facts = model_facts(model)
@@ -94,14 +94,11 @@ class GradCAM(LayerMethod):
                  channel_axis: int | None = None, prefix_tokens: int | None = None):
         if gradient not in GRADIENTS:
             raise InputError(f"gradient must be one of {GRADIENTS}, not {gradient!r}")
-        if not step > 0:
-            raise InputError(f"step must be positive, not {step!r}")
         self.layer = layer
         self.gradient = gradient
-        self.step = float(step)
+        self.step = check_number(step, "step", 0, low_open=True)
         self.align_corners = bool(align_corners)
-        self.channel_axis = channel_axis
-        self.prefix_tokens = prefix_tokens
+        self.channel_axis, self.prefix_tokens = check_reading(channel_axis, prefix_tokens)
 
     def channel_weights(self, model, x, crop, probs, targets, layer):
         choice, acts, view, maps = layer.choice, layer.acts, layer.view, layer.maps

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import engine
-from .base import check_count, check_score
+from .base import check_count, check_score, check_seed
 from .superpixels import SuperpixelMethod
 
 
@@ -27,7 +27,7 @@ class FeatureAblation(SuperpixelMethod):
         self.num_features = check_count(num_features, "num_features")
         self.segmentation = segmentation
         self.fill = fill
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self._engine_options(check_score(score), progress, chunk_size, memory_budget)
 
     def sample_masks(self, k: int) -> tuple[np.ndarray, dict]:

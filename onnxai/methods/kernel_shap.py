@@ -80,7 +80,7 @@ from ..kernels.coalitions import (SAMPLING, default_nsamples, sequential_coaliti
                                   shapley_coalitions)
 from ..kernels.shapley import determines, shapley_solve
 from ..kernels.variance import shapley_stderr
-from .base import AUTO_FIRST, AUTO_MAX_SAMPLES, check_budget, check_count, check_score, deprecated_alias
+from .base import AUTO_FIRST, AUTO_MAX_SAMPLES, check_budget, check_count, check_score, check_seed, deprecated_alias
 from .budget import quarter_of
 from .shap_adjust import adjust as adjusted_phi
 from .shap_adjust import big_design, check_adjust
@@ -127,12 +127,12 @@ class KernelSHAP(SuperpixelMethod):
         self.sampling = sampling
         self.segmentation = segmentation
         self.fill = fill
-        self.l1_reg = l1_reg
+        self.l1_reg = False if l1_reg is None else l1_reg
         self.background = background
-        self.background_size = int(background_size)
+        self.background_size = check_count(background_size, "background_size")
         self.summarise = summarise
         self.feature_names = feature_names
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self._engine_options(check_score(score, allow_raw=True, allow_auto=True), progress, chunk_size, memory_budget)
         self._coalitions: dict = {}
         self._adjust = check_adjust(adjust)
@@ -422,7 +422,7 @@ def _check_l1(l1_reg):
     if isinstance(l1_reg, str) and l1_reg.startswith(_NUM_FEATURES) and l1_reg.endswith(")") \
             and l1_reg[len(_NUM_FEATURES):-1].isdigit():
         return
-    if isinstance(l1_reg, (int, float)) and not isinstance(l1_reg, bool) and l1_reg >= 0:
+    if isinstance(l1_reg, (int, float)) and not isinstance(l1_reg, bool) and 0 <= l1_reg < math.inf:
         return
     raise InputError(f"l1_reg must be False, 'num_features(k)', 'aic', 'bic' or a number >= 0; got {l1_reg!r}")
 

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import weakref
 from dataclasses import dataclass, field
 
@@ -30,8 +31,8 @@ import onnx
 
 from .. import graph, grids, heads
 from ..kernels.resize import resize_map as upsample  # the one map resizer
-from ..errors import LayerError
-from .base import Method
+from ..errors import InputError, LayerError
+from .base import Method, check_count
 
 # --------------------------------------------------------------------------- layer choice
 
@@ -321,6 +322,17 @@ def elementwise_segment(proto: onnx.ModelProto, start: str, end: str, shape: tup
 
 
 # --------------------------------------------------------------------------- the method shape
+
+
+def check_reading(channel_axis, prefix_tokens) -> tuple[int | None, int | None]:
+    """The user's reading of a layer: channel_axis None, 1 or 3 (-3 and -1 name the same axes of a rank-4
+    layer); prefix_tokens None or an integer >= 0."""
+    if channel_axis is not None and (isinstance(channel_axis, (bool, np.bool_)) or
+                                     not isinstance(channel_axis, numbers.Integral) or channel_axis not in (1, 3, -3, -1)):
+        raise InputError(f"channel_axis is 1 (NCHW) or 3 (NHWC); got {channel_axis!r}")
+    if prefix_tokens is not None:
+        prefix_tokens = check_count(prefix_tokens, "prefix_tokens", 0)
+    return (None if channel_axis is None else int(channel_axis)), prefix_tokens
 
 
 class LayerMethod(Method):

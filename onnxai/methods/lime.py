@@ -50,7 +50,7 @@ import numpy as np
 from .. import engine, kernels
 from ..errors import InputError
 from ..kernels.variance import bootstrap_stderr, ridge_stderr
-from .base import AUTO_MAX_SAMPLES, check_budget, check_count, check_score
+from .base import AUTO_MAX_SAMPLES, check_budget, check_count, check_number, check_score, check_seed
 from .budget import quarter_of
 from .superpixels import SuperpixelMethod
 
@@ -95,19 +95,19 @@ class LIME(SuperpixelMethod):
         self.segmentation = segmentation
         self.surrogate = surrogate
         self.fill = fill
-        self.kernel_width = kernel_width
+        self.kernel_width = None if kernel_width is None else check_number(kernel_width, "kernel_width", 0, low_open=True)
         self.upsample = upsample
-        self.alpha = alpha
-        self.keep_probability = float(keep_probability)
+        self.alpha = None if alpha is None else check_number(alpha, "alpha", 0)
+        self.keep_probability = check_number(keep_probability, "keep_probability", 0, 1, True, True)
         if sampling is None:  # paired where it was measured to help (the linear surrogates), lime's draw otherwise
-            sampling = "paired" if surrogate != "tree" and float(keep_probability) == 0.5 else "independent"
+            sampling = "paired" if surrogate != "tree" and self.keep_probability == 0.5 else "independent"
         if sampling not in SAMPLING:
             raise InputError(f"unknown sampling {sampling!r}; use one of {SAMPLING}")
         if sampling == "paired" and self.keep_probability != 0.5:
             raise InputError(f"sampling='paired' needs keep_probability 0.5 (a complement shows each feature with "
                              f"1 - p); got {self.keep_probability}")
         self.sampling = sampling
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self._engine_options(check_score(score, allow_auto=True), progress, chunk_size, memory_budget)
 
     def params(self) -> dict:

@@ -16,7 +16,7 @@ from .. import engine, kernels
 from ..errors import InputError
 from ..tables import Background, TabularExplanation, class_names, resolve_row_targets, table_rows
 from ..kernels.variance import ridge_stderr
-from .base import AUTO_MAX_SAMPLES, Method, check_budget, check_score, deprecated_alias
+from .base import AUTO_MAX_SAMPLES, Method, check_budget, check_number, check_score, check_seed, deprecated_alias
 
 
 class LimeTabular(Method):
@@ -44,16 +44,20 @@ class LimeTabular(Method):
         if background is None:
             raise InputError("LIME for a table model needs training rows to learn the quartiles from: "
                              "pass background=... (an array of rows, or --background train.csv)")
-        T = background.data if isinstance(background, Background) else np.asarray(background, np.float64)
+        try:
+            T = background.data if isinstance(background, Background) else np.asarray(background, np.float64)
+        except (TypeError, ValueError):
+            raise InputError(f"background must be training rows of numbers, an (n, M) array; got "
+                             f"{type(background).__name__}") from None
         if T.ndim != 2 or T.shape[0] < 2:
             raise InputError("LIME for tables needs training data: at least 2 rows of the model's features")
         self._training = T
         self.num_samples, self.tolerance, self.max_samples = check_budget(num_samples, tolerance, max_samples, 2)
         self.discretize = bool(discretize)
         self.sample_around_instance = bool(sample_around_instance)
-        self.kernel_width = kernel_width
-        self.alpha = float(alpha)
-        self.seed = int(seed)
+        self.kernel_width = None if kernel_width is None else check_number(kernel_width, "kernel_width", 0, low_open=True)
+        self.alpha = check_number(alpha, "alpha", 0)
+        self.seed = check_seed(seed)
         self.feature_names = feature_names
         self._engine_options(check_score(score), progress, chunk_size, memory_budget)
         M = T.shape[1]

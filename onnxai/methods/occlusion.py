@@ -20,7 +20,8 @@ import numpy as np
 from .. import engine, kernels
 from ..errors import InputError
 from ..kernels._checks import pair
-from .base import PerturbationMethod, Setup, check_score, deprecated_alias, make_fill
+from .base import PerturbationMethod, Setup, check_score, deprecated_alias
+from .fills import make_fill
 
 DEFAULT_WINDOW_FRACTION = 7  # the default window is a seventh of the input side, the stride half of that
 

@@ -52,8 +52,9 @@ from .. import engine
 from ..errors import InputError
 from ..kernels.masks import GridMasks
 from ..kernels.variance import mean_stderr
-from .base import (AUTO_MAX_SAMPLES, PerturbationMethod, Setup, check_budget, check_count,
-                   check_score, deprecated_alias, make_fill)
+from .base import (AUTO_MAX_SAMPLES, PerturbationMethod, Setup, check_budget, check_count, check_number, check_seed,
+                   check_score, deprecated_alias)
+from .fills import make_fill
 
 SQUARES_CHUNK = 128  # masks made at a time for the running sum of squares
 
@@ -72,13 +73,11 @@ class RISE(PerturbationMethod):
         score = deprecated_alias("RISE", "kind", "score", kind, score, "auto")
         self.num_samples, self.tolerance, self.max_samples = check_budget(num_samples, tolerance, max_samples)
         self.cells = check_count(cells, "cells")
-        if not 0.0 < float(keep_probability) <= 1.0:
-            raise InputError(f"keep_probability must be in (0, 1], not {keep_probability}")
-        self.keep_probability = float(keep_probability)
+        self.keep_probability = check_number(keep_probability, "keep_probability", 0, 1, low_open=True)
         if sampling not in ("independent", "sobol"):
             raise InputError(f"unknown sampling {sampling!r}; use 'independent' or 'sobol'")
         self.sampling = sampling
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self.fill = fill
         self._engine_options(check_score(score, allow_auto=True), progress, chunk_size, memory_budget)
 

@@ -40,8 +40,9 @@ import numpy as np
 
 from .. import engine, kernels
 from ..errors import InputError
-from .base import check_score, make_fill
-from .layers import LayerMethod, upsample
+from .base import check_score
+from .fills import make_fill
+from .layers import LayerMethod, check_reading, upsample
 
 WEIGHTINGS = ("score", "increase", "softmax")
 PRESETS = {
@@ -60,7 +61,7 @@ class ScoreCAM(LayerMethod):
                  fill="zero", skip_constant: bool = True, channel_axis: int | None = None,
                  prefix_tokens: int | None = None, progress: bool | None = None, chunk_size: int | None = None,
                  memory_budget: int = engine.DEFAULT_MEMORY_BUDGET):
-        if preset not in PRESETS:
+        if not isinstance(preset, str) or preset not in PRESETS:
             raise InputError(f"preset must be one of {list(PRESETS)}, not {preset!r}")
         p = PRESETS[preset]
         weighting = p["weighting"] if weighting is None else weighting
@@ -73,8 +74,7 @@ class ScoreCAM(LayerMethod):
         self.relu_first = bool(p["relu_first"] if relu_first is None else relu_first)
         self.fill = fill
         self.skip_constant = bool(skip_constant)
-        self.channel_axis = channel_axis
-        self.prefix_tokens = prefix_tokens
+        self.channel_axis, self.prefix_tokens = check_reading(channel_axis, prefix_tokens)
         chunk_size = chunk_size if chunk_size is not None else p.get("chunk_size")
         self._engine_options(check_score(p["score"] if score is None else score, allow_auto=True), progress,
                             chunk_size, memory_budget)

@@ -24,7 +24,8 @@ import numpy as np
 from .. import engine, features, kernels
 from .._log import note
 from ..errors import InputError
-from .base import PerturbationMethod, Setup, make_fill
+from .base import PerturbationMethod, Setup
+from .fills import make_fill
 
 
 class SuperpixelMethod(PerturbationMethod):

@@ -34,7 +34,7 @@ from ..methods.base import resolve_targets
 DIRECTIONS = ("lower", "higher")
 
 # pixels: insertion reveals the map over the picture blurred this much. The methods' "blur" fill
-# (methods.base.BLUR_SIGMA = 10) has to hide a region; this blur only has to erase its detail.
+# (methods.fills.BLUR_SIGMA = 10) has to hide a region; this blur only has to erase its detail.
 INSERTION_BLUR_SIGMA = 5.0
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import engine
-from ..methods.base import make_fill
+from ..methods.fills import make_fill
 from .base import Metric, Sample, _prepared, _target, fit_map, minmax, pixel_ranks, register
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import engine
 from ..errors import InputError
-from ..methods.base import make_fill
+from ..methods.fills import make_fill
 from .base import INSERTION_BLUR_SIGMA, Metric, Sample, _prepared, _target, auc, fit_map, pixel_ranks, register
 
 

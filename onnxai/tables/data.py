@@ -119,6 +119,8 @@ def _names(feature_names, width: int):
         feature_names = [t.strip() for t in text.replace("\n", ",").split(",") if t.strip()]
     elif isinstance(feature_names, str):
         feature_names = [t.strip() for t in feature_names.split(",")]
+    elif isinstance(feature_names, (bytes, dict)) or not hasattr(feature_names, "__iter__"):
+        raise InputError(f"feature_names is a list of names, 'a,b,c' or a file of names; got {feature_names!r}")
     names = [str(n) for n in feature_names]
     if len(names) != width:
         raise InputError(f"{len(names)} feature names were given for {width} columns; give one name per column")

@@ -20,7 +20,7 @@ def case():
 def test_drops_equal_numpy_and_cost_m_plus_one_passes(case, monkeypatch):
     model, picture = case
     x, crop = model.prepare(picture, cropped=True)
-    fill = onnxai.methods.base.make_fill(model, crop, x, "mean")
+    fill = onnxai.methods.fills.make_fill(model, crop, x, "mean")
     rows = []
     real = model.run_batch
     monkeypatch.setattr(model, "run_batch", lambda b, kind="probabilities": rows.append(len(b)) or real(b, kind))

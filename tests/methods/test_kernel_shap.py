@@ -90,7 +90,7 @@ def test_image_kernel_shap_full_budget_is_exact():
     ks = onnxai.KernelSHAP(nsamples=2 ** 9, segmentation=segments, fill="mean")
     expls = ks.explain(model, pic, target=[0, 1, 2, 3])
     x, crop = model.prepare(pic)
-    base = onnxai.methods.base.make_fill(model, crop, x, "mean")
+    base = onnxai.methods.fills.make_fill(model, crop, x, "mean")
 
     def value(masks):
         pix = masks[:, segments].astype(np.float32)[:, None]

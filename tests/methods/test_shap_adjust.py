@@ -135,7 +135,7 @@ def test_adjust_accepts_auto_in_any_case():
 
 def test_auto_budget_with_adjust_stops_as_plain_and_adjusts_the_final_map():
     from onnxai import engine
-    from onnxai.methods.base import make_fill
+    from onnxai.methods.fills import make_fill
 
     model, pic, segments = onnx_models.nine_cell_picture()
     make = lambda adj: onnxai.KernelSHAP(num_samples="auto", max_samples=300, tolerance=0.01, segmentation=segments,

@@ -17,7 +17,7 @@ import pytest
 import onnxai
 from onnxai import engine
 from onnxai.kernels.variance import bootstrap_stderr, design_variance, shapley_stderr
-from onnxai.methods.base import make_fill
+from onnxai.methods.fills import make_fill
 from onnxai.tables import Background
 import onnx_models
 

@@ -146,7 +146,7 @@ def _occlusion_vs_captum(model, x, crop, target, repeats):
     import io
 
     import onnxai
-    from onnxai.methods.base import make_fill
+    from onnxai.methods.fills import make_fill
 
     with contextlib.redirect_stdout(io.StringIO()):
         net = EfficientNet.from_pretrained("efficientnet-lite0",

@@ -226,7 +226,7 @@ else:
     import shap
     segments = features.segment(crop, method="slic", num_features=k, seed=0)
     M = int(segments.max()) + 1
-    base = onnxai.methods.base.make_fill(model, crop, x, "mean")
+    base = onnxai.methods.fills.make_fill(model, crop, x, "mean")
     sess, name, out = model.session, model.input.name, model.output
     fwd = 0.0
     target = int(np.argmax(model.scores(x)[0]))
