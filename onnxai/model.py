@@ -357,8 +357,12 @@ class Model:
     def predict(self, images, top: int = 5) -> list[list[Prediction]]:
         """Top-k classes for one picture or a list of pictures (paths or RGB arrays)."""
         # one picture: a path, or an array of one picture (greyscale H x W, or H x W x 3/4)
-        single = isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3))
-        items = [images] if single else list(images)
+        if isinstance(images, np.ndarray):  # (N, H, W, C) is N pictures; anything else is one (checked there)
+            items = list(images) if images.ndim == 4 else [images]
+        elif isinstance(images, (list, tuple)) or (hasattr(images, "__iter__") and not isinstance(images, (str, bytes))):
+            items = list(images)
+        else:
+            items = [images]
         if not items:
             return []
         batch = np.concatenate([self.prepare(im)[0] for im in items])

@@ -13,6 +13,7 @@ by the export tool) so that a model explains itself with no extra files.
 from __future__ import annotations
 
 import json
+import os
 import struct
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -330,6 +331,8 @@ def load_image(source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarra
         if arr.ndim == 3 and arr.shape[2] == 4:
             arr = arr[..., :3]
         return _check_rgb(arr)
+    if not isinstance(source, (str, os.PathLike)):
+        raise InputError(f"a picture is a file path or an (H, W, 3) uint8 array; got {type(source).__name__}")
     path = Path(source)
     if not path.exists():
         raise InputError(f"image file not found: {path}")

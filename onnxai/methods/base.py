@@ -57,6 +57,8 @@ def resolve_targets(model, probs: np.ndarray, target) -> tuple[list[int], bool]:
         idx = []
         for t in target:
             idx.extend(resolve_targets(model, probs, t)[0])
+        if not idx:
+            raise InputError("the list of target classes is empty; give an index, a label, 'topK' or a non-empty list")
         return list(dict.fromkeys(idx)), False
     return [model.class_index(target)], True
 

@@ -84,3 +84,16 @@ def test_lime_tabular_background_and_its_old_name_with_arrays():
     assert any("training=" in str(w.message) for w in caught)
     new = onnxai.LimeTabular(background=train, num_samples=50).explain(model, train[:1])
     np.testing.assert_array_equal(old.values, new.values)
+
+
+def test_odd_pictures_and_an_empty_target_list():
+    model, _ = onnx_models.region_model()
+    for bad in (5, [[1, 2], [3, 4]], np.zeros(16, np.uint8)):
+        with pytest.raises(InputError, match="a picture is a file path or an|expected an RGB picture as a"):
+            model.predict(bad)
+    with pytest.raises(InputError, match=r"a picture is a file path or an \(H, W, 3\) uint8 array; got int"):
+        onnxai.explain(model, 5, method="occlusion")
+    with pytest.raises(InputError, match="the list of target classes is empty"):
+        onnxai.explain(model, onnx_models.region_picture(), method="occlusion", target=[])
+    pics = np.stack([onnx_models.region_picture(seed=s) for s in range(3)])  # (N, H, W, 3): N pictures
+    assert len(model.predict(pics, top=1)) == 3 and len(model.predict(list(pics), top=1)) == 3
