@@ -23,6 +23,7 @@ import onnx
 from onnx import numpy_helper
 
 from .errors import InputError
+from .kernels._checks import check_number
 
 _FLOAT = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
 _SKIP_INPUTS = {"BatchNormalization": {3, 4}}  # running mean, running variance
@@ -142,6 +143,7 @@ class SanityResult:
 
     def passed(self, threshold: float = 0.5) -> bool:
         """The check passes when the fully randomised map's |rank correlation| falls below ``threshold``."""
+        threshold = check_number(threshold, "threshold", 0, 1)
         return bool(self.steps) and abs(self.steps[-1].spearman) < threshold
 
     TABLE_HEADER = f"{'random layers':>13}  {'down to':<32} {'spearman':>9} {'of |maps|':>11} {'s':>6}"

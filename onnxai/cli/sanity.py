@@ -31,7 +31,7 @@ from .outputs import check_outputs
 @click.option("--weights-seed", type=int, default=0, show_default=True,
               help="Seed of the random weights (was --seed before --seed meant the method's seed).")
 @click.option("--threshold", type=float, default=0.5, show_default=True,
-              help="The check passes when the fully randomised map's |Spearman| is below this.")
+              help="The check passes when the fully randomised map's |Spearman| is below this (0..1).")
 @click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
               help="Folder for NAME_sanity_METHOD.png (the maps per step) and .json.")
 @click.option("--force", is_flag=True, help="Overwrite existing results.")
@@ -46,8 +46,10 @@ def sanity(model_path, image, method, target, steps, params, weights_seed, thres
     A method that explains the model must decorrelate; one that does not is not looking at the model.
     """
     from .. import render
+    from ..kernels._checks import check_number
     from ..sanity import SanityResult, cascading_randomisation
 
+    threshold = check_number(threshold, "--threshold", 0, 1)  # before the cascade runs
     model = open_model(model_path, **split_model_kwargs(kw))
     model.require_image()
     names = method_names(method)

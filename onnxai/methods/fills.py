@@ -17,9 +17,11 @@ from PIL import Image, ImageFilter
 
 from .. import engine, kernels
 from ..errors import InputError
+from ..kernels._checks import check_number
 
 FILLS = ("mean", "segment-mean", "blur", "black", "zero")
 BLUR_SIGMA = 10.0  # pixels: the "blur" fill of the methods (the insertion metric starts from its own blur)
+BLUR_SIGMA_MAX = 1000.0  # pixels: a wider blur is a flat picture
 
 
 def make_fill(model, crop: np.ndarray, x: np.ndarray, fill, segments=None, blur_sigma: float = BLUR_SIGMA) -> np.ndarray:
@@ -63,6 +65,7 @@ def make_fill(model, crop: np.ndarray, x: np.ndarray, fill, segments=None, blur_
     if fill == "zero":
         return np.zeros(x.shape, np.float32)
     if fill == "blur":
+        blur_sigma = check_number(blur_sigma, "blur_sigma", 0, BLUR_SIGMA_MAX)
         blurred = Image.fromarray(crop).filter(ImageFilter.GaussianBlur(radius=float(blur_sigma)))
         return model.preprocess.normalise(np.asarray(blurred)).astype(np.float32)
     if fill == "segment-mean":

@@ -21,7 +21,9 @@ import numpy as np
 
 from ..errors import InputError
 from ..explanation import Explanation
+from ..kernels._checks import check_number
 from ..methods import make_method
+from ..methods.fills import BLUR_SIGMA_MAX
 from ..safe_io import check_destinations, csv_row, write_text
 from .base import INSERTION_BLUR_SIGMA, REGISTRY, Column, Prepared, Sample, _target, prepare, random_map
 from .curves import CurveMetric
@@ -210,6 +212,7 @@ def evaluate(model, images, methods, target="top1", step: int | None = None, sub
     target: the class explained on each picture ("top1", an index or a label; one class per picture).
     on_score: called with each Score as it is ready (for printing progress).
     """
+    check_number(blur_sigma, "blur_sigma", 0, BLUR_SIGMA_MAX)  # before any picture is explained
     named = _named_methods(methods)
     ev = Evaluation(params={"target": target, "step": step, "substrate": substrate, "blur_sigma": blur_sigma,
                             "seed": seed, "methods": [n for n, _ in named]})

@@ -46,3 +46,12 @@ def test_cli_evaluate_writes_table_csv_json_and_curves(tmp_path):
     assert r2.exit_code == 2 and "exists" in r2.output
     bad = CliRunner().invoke(main, ["evaluate", model, pics[0], "--methods", "occlusion", "--param", "nope", *opts])
     assert bad.exit_code == 2 and "METHOD.KEY=VALUE" in bad.output
+
+
+@pytest.mark.parametrize("sigma", [float("nan"), -5.0, float("inf")])
+def test_a_blur_that_is_not_a_width_is_refused_before_any_work(region_model, sigma):
+    calls = []
+    with pytest.raises(onnxai.InputError, match="blur_sigma must be a number >= 0 and <= 1000"):
+        metrics.evaluate(region_model[0], [onnx_models.region_picture()], ["occlusion"], blur_sigma=sigma,
+                         on_score=calls.append)
+    assert calls == []

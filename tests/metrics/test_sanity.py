@@ -99,3 +99,12 @@ def test_cli_sanity_prints_correlations_and_draws_the_steps(tmp_path):
     data = json.loads((out / "pic0_sanity_occlusion.json").read_text())
     assert [s["randomised"] for s in data["steps"]] == [0, 1, 2] and data["steps"][0]["spearman"] == 1.0
     assert Image.open(out / "pic0_sanity_occlusion.png").format == "PNG"
+
+
+@pytest.mark.parametrize("threshold", ["nan", "-0.1", "1.5"])
+def test_cli_sanity_refuses_a_threshold_outside_0_1_before_running(tmp_path, threshold):
+    model, pics, opts = _cli_files(tmp_path)
+    r = CliRunner().invoke(main, ["sanity", model, pics[0], "--method", "occlusion", "--threshold", threshold,
+                                  "--out", str(tmp_path / "s"), *opts])
+    assert r.exit_code == 2 and "--threshold must be a number >= 0 and <= 1" in r.output
+    assert not (tmp_path / "s").exists()
