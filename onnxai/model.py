@@ -6,7 +6,7 @@
   whether it already holds probabilities;
 - labels and preprocessing from the file's metadata, overridable;
 - ``scores`` / ``predict`` in chunks of ``batch_size`` (table models: ``TABLE_ROWS_PER_RUN`` unless
-  given); ``activations`` and ``tail`` through patched sessions that are built once and cached.
+  given); ``activations`` and ``tail`` (model_layers.py) through patched sessions built once and cached.
 """
 
 from __future__ import annotations
@@ -19,19 +19,20 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from . import graph, graph_ends, grids
+from . import graph, graph_ends
 from ._log import note
 from .classes import Prediction, check_finite, class_index, convert, read_labels, top_k
 from .errors import InputError, LayerError, ModelError
+from .model_layers import InnerLayers
 from .signature import DTYPES, InputSpec, check_batch_size, check_input_size, choose_class_output, column_inputs, dim, guess_layout
 from .preprocess import DEFAULT_MAX_PIXELS, LABELS_KEY, METADATA_KEY, Preprocess, load_image
-from .runtime import (OnnxruntimeFailure, Tail, checked_batch_session, make_session, resolve_providers, session_options,
+from .runtime import (OnnxruntimeFailure, checked_batch_session, make_session, resolve_providers, session_options,
                       short_error)
 
 TABLE_ROWS_PER_RUN = 16384  # rows per forward pass for table models: cheap per row, big batches amortise the call
 
 
-class Model:
+class Model(InnerLayers):
     """An ONNX classifier in an onnxruntime session. Build it with ``onnxai.load(path)``."""
 
     def __init__(
@@ -379,54 +380,6 @@ class Model:
     def class_index(self, target) -> int:
         """A class given as an index, an index string, or a (case-insensitive) label."""
         return class_index(target, self.labels, self.num_classes)
-
-    # ------------------------------------------------------------------ inner layers
-    def layers(self) -> list[graph.Layer]:
-        """Every tensor the graph computes, each with its grids.Reading (is it a map over the picture?)."""
-        return grids.list_layers(self.proto, self.input.name, self.probe_shape, self.input.layout,
-                                 [self._softmax_input or self.output])
-
-    def _patched_session(self, names: tuple) -> ort.InferenceSession:
-        key = tuple(names)
-        if key not in self._patched:
-            self._patched[key] = self._make_session(graph.exposed_bytes(self.proto, self._bytes, list(names)))
-        return self._patched[key]
-
-    def prepare_layers(self, layers) -> None:
-        """Build now the session that exposes these tensors (``activations`` builds it on first use):
-        lets a caller pay for it while it does something else, e.g. decode the first pictures."""
-        self._patched_session(tuple([layers] if isinstance(layers, str) else layers))
-
-    def activations(self, x: np.ndarray, layers) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Run the model once with the named tensors exposed: ({layer: activation}, probabilities)."""
-        layers = [layers] if isinstance(layers, str) else list(layers)
-        x = self.check_batch(x)
-        session = self._patched_session(tuple(layers))
-        acts: dict[str, list] = {n: [] for n in layers}
-        raws = []
-        for chunk in self._chunks(x):
-            res = self._padded_run(chunk, session, [self.output] + layers)
-            r = res[0]
-            raws.append(r.reshape(r.shape[0], -1))
-            for n, a in zip(layers, res[1:]):
-                acts[n].append(a)
-        join = lambda v: v[0] if len(v) == 1 else np.concatenate(v)  # noqa: E731 - one chunk: no copy
-        return {n: join(v) for n, v in acts.items()}, check_finite(self.convert(join(raws), "probabilities"))
-
-    def tail(self, layer: str, output: str | None = None, hold_at: np.ndarray | None = None) -> "Tail":
-        """The sub-model from ``layer`` to the class scores (``output`` defaults to the logits). hold_at: an
-        input (1, ...) at whose values the tensors a skip connection carries around ``layer`` are held
-        (graph.extract_tail's hold); without it such a layer is a LayerError."""
-        output = output or self._softmax_input or self.output
-        key = (layer, output, hold_at is not None)
-        if key not in self._tails:
-            sub = graph.extract_tail(self.proto, layer, [output], {self.input.name: self.probe_shape}, key[2])
-            self._tails[key] = self._make_session(sub.SerializeToString())
-        held = tuple(i.name for i in self._tails[key].get_inputs()[1:])
-        inner = [h for h in held if h != self.input.name]
-        values = self.activations(hold_at, inner)[0] if inner else {}
-        values.update({h: self.check_batch(hold_at) for h in held if h == self.input.name})
-        return Tail(self._tails[key], layer, output, self.batch_size, held, values)
 
     def __repr__(self):
         where = str(self.path) if self.path else "<in-memory model>"

@@ -16,8 +16,9 @@ Layers, bottom first. A module may import from its own layer and the layers belo
                                                      over the picture); preprocessing; superpixels;
                                                      pictures. Arrays and protos in, arrays out.
     2 runtime     runtime                            providers, sessions, onnxruntime's noise
-    3 model       model, signature, classes, export  Model; its input spec and output rule; the class
-                                                     axis (score kinds, labels); writing a model
+    3 model       model, model_layers, signature,    Model; its input spec and output rule; its inner
+                  classes, export                    layers and tails; the class axis (score kinds,
+                                                     labels); writing a model
     4 engine      engine                             the perturb-and-score loop
     5 results     explanation, tables                Explanation; table data, backgrounds, results
     6 methods     methods                            one file per method (lime_tabular included)
@@ -47,7 +48,7 @@ LAYERS = [
     ("base", ["errors", "_log", "safe_io"]),
     ("pure", ["kernels", "graph", "graph_shapes", "graph_ends", "grids", "heads", "preprocess", "features", "render", "render_tree"]),
     ("runtime", ["runtime"]),
-    ("model", ["model", "signature", "classes", "export", "export_builders"]),
+    ("model", ["model", "model_layers", "signature", "classes", "export", "export_builders"]),
     ("engine", ["engine"]),
     ("results", ["explanation", "tables"]),
     ("methods", ["methods"]),
