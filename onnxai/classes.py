@@ -33,6 +33,14 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def binary_columns(r: np.ndarray, reading: str) -> np.ndarray:
+    """A binary classifier's one score column (n, 1) as two classes (n, 2): a logit z becomes (-z/2, z/2),
+    whose softmax is (1 - sigmoid z, sigmoid z) and whose difference is z; a probability p becomes
+    (1 - p, p). Class 1 is the column's own class, class 0 its complement."""
+    r = np.asarray(r, np.float32).reshape(-1, 1)
+    return np.concatenate([-r / 2, r / 2] if reading == "logit" else [1 - r, r], axis=1)
+
+
 def convert(raw: np.ndarray, kind: str, outputs_probabilities: bool) -> np.ndarray:
     """Turn raw class-score outputs into the asked kind: "probabilities", "logits" or "raw" (see
     ``Model.scores``); ``outputs_probabilities``: the model already applies a softmax."""

@@ -74,14 +74,14 @@ def zipmap_sources(proto: onnx.ModelProto, outputs) -> list[str]:
     return found
 
 
-def softmax_input(proto: onnx.ModelProto, output: str) -> str | None:
-    """The input of the Softmax node that produces ``output`` (through Identity, Reshape, Flatten,
-    Squeeze, Cast), or None when the output is not a softmax's."""
+def softmax_input(proto: onnx.ModelProto, output: str, op: str = "Softmax") -> str | None:
+    """The input of the Softmax (or ``op``, e.g. "Sigmoid") node that produces ``output`` (through
+    Identity, Reshape, Flatten, Squeeze, Cast), or None when the output is not that op's."""
     producers = {o: n for n in proto.graph.node for o in n.output}
     node = producers.get(output)
     while node is not None and node.op_type in ("Identity", "Reshape", "Flatten", "Squeeze", "Cast"):
         node = producers.get(node.input[0])
-    return node.input[0] if node is not None and node.op_type == "Softmax" else None
+    return node.input[0] if node is not None and node.op_type == op else None
 
 
 _CLASSIFIERS = ("ZipMap", "TreeEnsembleClassifier", "LinearClassifier", "SVMClassifier", "TreeEnsemble")

@@ -21,8 +21,8 @@ import onnxruntime as ort
 
 from . import graph, graph_ends
 from ._log import note
-from .classes import Prediction, check_finite, class_index, convert, read_labels, top_k
-from .errors import InputError, LayerError, ModelError
+from .classes import Prediction, binary_columns, check_finite, class_index, convert, read_labels, top_k
+from .errors import InputError, LayerError, ModelError, OutputError
 from .model_layers import InnerLayers
 from .signature import DTYPES, InputSpec, check_batch_size, check_input_size, choose_class_output, column_inputs, dim, guess_layout
 from .preprocess import DEFAULT_MAX_PIXELS, LABELS_KEY, METADATA_KEY, Preprocess, load_image
@@ -146,6 +146,7 @@ class Model(InnerLayers):
         # Is it already a softmax? Look for a final Softmax node; otherwise decided by the probe.
         self._softmax_input = graph_ends.softmax_input(self.proto, self.output)
         self.outputs_probabilities = self._softmax_input is not None
+        self.binary, self._sigmoid_input = None, None  # one score column: decided by the probe
 
     def _unzip_output(self, outs):
         """Point the model at the float tensor a ZipMap wraps (exposed as an output); returns that output."""
@@ -214,6 +215,14 @@ class Model(InnerLayers):
             raw = self._run_raw(x)
         except OnnxruntimeFailure as e:
             raise ModelError(f"a test run of the model failed: {e}") from None
+        if raw.shape[1] == 1:  # a binary classifier's one column: its class and the complement
+            self._sigmoid_input = graph_ends.softmax_input(self.proto, self.output, "Sigmoid")
+            self.binary = "probability" if self._sigmoid_input is not None else "logit"
+            self.outputs_probabilities = self.binary == "probability"
+            note(f"the model scores one column ({self.output!r}); read as a binary classifier's "
+                 f"{'probability (it ends in a Sigmoid)' if self.outputs_probabilities else 'logit (no Sigmoid ends it)'}"
+                 ": class 1 is that column's class, class 0 its complement")
+            raw = binary_columns(raw, self.binary)
         self.num_classes = raw.shape[1]
         if not self.outputs_probabilities:
             rows = raw.sum(axis=1)
@@ -234,12 +243,18 @@ class Model(InnerLayers):
             res = session.run(names, {self.input.name: x} if self.columns is None else self._feed(x))
         except Exception as e:
             raise OnnxruntimeFailure(short_error(e)) from None
-        if outputs is None:
-            r = res[0]
-            if r.ndim == 4:
-                r = r.reshape(r.shape[0], -1)
-            return r
-        return res
+        return self._class_rows(res[0], x.shape[0]) if outputs is None else res
+
+    def _class_rows(self, r: np.ndarray, rows: int) -> np.ndarray:
+        """The class-score output as (rows, columns): a 1x1 map flattened, an (n,) column made (n, 1); a batch
+        folded into the classes refused. A binary classifier's one column is made two by ``convert``."""
+        r = r.reshape(r.shape[0], -1) if r.ndim == 4 else r[:, None] if r.ndim == 1 else r
+        if r.shape[0] != rows:
+            raise OutputError(f"the model returned {r.shape[0]} row(s) of scores ({self.output!r}, shape {r.shape}) for "
+                              f"{rows} inputs: its graph folds the batch axis into the classes, so scores of different "
+                              "inputs would mix. Re-export it with the batch as the output's first axis, or run "
+                              "--batch-size 1")
+        return r
 
     def _feed(self, x: np.ndarray) -> dict:
         """Split an (n, columns) table into the model's per-column inputs, each in its own dtype."""
@@ -284,7 +299,8 @@ class Model(InnerLayers):
 
         kind: "probabilities" (softmax applied unless the model already outputs probabilities),
         "logits" (pre-softmax values: the Softmax node's input when the graph ends in one, else the
-        raw output; when the model only outputs probabilities, their log), or "raw".
+        raw output; when the model only outputs probabilities, their log), or "raw" (the output as the graph
+        gives it: a binary classifier's one column stays one, e.g. a regressor's value).
         """
         batch = self.check_batch(batch)
         if 0 < batch.shape[0] <= self.batch_size:
@@ -303,15 +319,24 @@ class Model(InnerLayers):
         if self.fixed_batch is not None and m > self.fixed_batch:
             return np.concatenate([self.run_batch(batch[i:i + self.fixed_batch], kind)
                                    for i in range(0, m, self.fixed_batch)])
-        if kind == "logits" and self._softmax_input is not None:
-            r = self._padded_run(batch, self._patched_session((self._softmax_input,)), [self._softmax_input])[0]
-            out = r.reshape(r.shape[0], -1)
+        if kind == "logits" and self.logits_output != self.output:  # the input of a final Softmax / Sigmoid
+            r = self._padded_run(batch, self._patched_session((self.logits_output,)), [self.logits_output])[0]
+            out = r.reshape(r.shape[0], -1) if self.binary is None else binary_columns(r, "logit")
         else:
             out = self.convert(self._padded_run(batch), kind)
         return check_finite(out)
 
+    @property
+    def logits_output(self) -> str:
+        """The tensor that holds the logits: the input of a final Softmax (or, for a one-column binary
+        classifier, Sigmoid), else the class-score output."""
+        return self._softmax_input or self._sigmoid_input or self.output
+
     def convert(self, raw: np.ndarray, kind: str) -> np.ndarray:
-        """Turn raw class-score outputs into the asked kind (see ``scores``)."""
+        """Turn raw class-score outputs into the asked kind (see ``scores``); a binary classifier's one
+        column becomes two classes (classes.binary_columns) except for "raw", the output as it is."""
+        if self.binary is not None and kind != "raw":
+            raw = binary_columns(raw, self.binary)
         return convert(raw, kind, self.outputs_probabilities)
 
     # ------------------------------------------------------------------ pictures

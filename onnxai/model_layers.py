@@ -3,11 +3,13 @@ once per set of names and cached, and the tail sub-models from a layer to the cl
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import onnxruntime as ort
 
 from . import graph, grids
-from .classes import check_finite
+from .classes import binary_columns, check_finite
 from .runtime import Tail
 
 
@@ -17,7 +19,7 @@ class InnerLayers:
     def layers(self) -> list[graph.Layer]:
         """Every tensor the graph computes, each with its grids.Reading (is it a map over the picture?)."""
         return grids.list_layers(self.proto, self.input.name, self.probe_shape, self.input.layout,
-                                 [self._softmax_input or self.output])
+                                 [self.logits_output])
 
     def _patched_session(self, names: tuple) -> ort.InferenceSession:
         key = tuple(names)
@@ -39,8 +41,7 @@ class InnerLayers:
         raws = []
         for chunk in self._chunks(x):
             res = self._padded_run(chunk, session, [self.output] + layers)
-            r = res[0]
-            raws.append(r.reshape(r.shape[0], -1))
+            raws.append(self._class_rows(res[0], chunk.shape[0]))
             for n, a in zip(layers, res[1:]):
                 acts[n].append(a)
         join = lambda v: v[0] if len(v) == 1 else np.concatenate(v)  # noqa: E731 - one chunk: no copy
@@ -50,7 +51,7 @@ class InnerLayers:
         """The sub-model from ``layer`` to the class scores (``output`` defaults to the logits). hold_at: an
         input (1, ...) at whose values the tensors a skip connection carries around ``layer`` are held
         (graph.extract_tail's hold); without it such a layer is a LayerError."""
-        output = output or self._softmax_input or self.output
+        output = output or self.logits_output
         key = (layer, output, hold_at is not None)
         if key not in self._tails:
             sub = graph.extract_tail(self.proto, layer, [output], {self.input.name: self.probe_shape}, key[2])
@@ -59,4 +60,8 @@ class InnerLayers:
         inner = [h for h in held if h != self.input.name]
         values = self.activations(hold_at, inner)[0] if inner else {}
         values.update({h: self.check_batch(hold_at) for h in held if h == self.input.name})
-        return Tail(self._tails[key], layer, output, self.batch_size, held, values)
+        reading = None  # a binary classifier's one column, made two classes as Model.scores does
+        if self.binary is not None and output in (self.output, self.logits_output):
+            reading = "probability" if output == self.output and self.outputs_probabilities else "logit"
+        columns = None if reading is None else functools.partial(binary_columns, reading=reading)
+        return Tail(self._tails[key], layer, output, self.batch_size, held, values, columns)

@@ -151,11 +151,13 @@ class Tail:
     batch_size: int
     held: tuple = ()
     held_values: dict | None = None
+    columns: object = None  # (n, k) -> (n, classes), e.g. a binary classifier's one column made two
 
     def __call__(self, acts: np.ndarray) -> np.ndarray:
         """(n, classes) scores of a batch of activations."""
         r = self.values(acts)
-        return r.reshape(r.shape[0], -1)
+        r = r.reshape(r.shape[0], -1)
+        return r if self.columns is None else self.columns(r)
 
     def values(self, acts: np.ndarray) -> np.ndarray:
         """The tail's output as the graph shapes it, in chunks of ``batch_size``, errors wrapped."""

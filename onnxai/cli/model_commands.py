@@ -34,6 +34,7 @@ def inspect(model_path, show_layers, spatial, as_json, **kw):
         "class_output_choice": model.output_choice,
         "outputs_probabilities": model.outputs_probabilities,
         "num_classes": model.num_classes,
+        "binary": model.binary,
         "preprocess": json.loads(model.preprocess.to_json()),
         "preprocess_source": model.preprocess_source,
         "labels": (model.labels[:5] + ["..."]) if model.labels and len(model.labels) > 5 else model.labels,
@@ -65,7 +66,10 @@ def inspect(model_path, show_layers, spatial, as_json, **kw):
     for o in model.outputs:
         mark = f"  <- class scores ({model.output_choice})" if o.name == model.output else ""
         click.echo(f"output     {o.name}: {o.shape} {o.type}{mark}")
-    click.echo(f"classes    {model.num_classes} ({'probabilities' if model.outputs_probabilities else 'logits; softmax applied'})")
+    kind = 'probabilities' if model.outputs_probabilities else 'logits; softmax applied'
+    if model.binary is not None:
+        kind = f"binary: one column read as class 1's {model.binary}, class 0 its complement"
+    click.echo(f"classes    {model.num_classes} ({kind})")
     if model.labels:
         click.echo(f"labels     {', '.join(model.labels[:5])}{', ...' if len(model.labels) > 5 else ''}")
     else:

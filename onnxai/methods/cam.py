@@ -104,9 +104,11 @@ class GradCAM(LayerMethod):
         choice, acts, view, maps = layer.choice, layer.acts, layer.view, layer.maps
         K, h, w = maps.shape[1:]
         Z = h * w
-        score_name = getattr(model, "_softmax_input", None) or model.output
+        score_name = getattr(model, "logits_output", None) or model.output
         if getattr(model, "_softmax_input", None) is not None:
             score = "logits (the input of the graph's Softmax)"
+        elif getattr(model, "binary", None) is not None:
+            score = "logits of a binary classifier's one column z, as (-z/2, z/2)"
         elif model.outputs_probabilities:
             score = "probabilities (the model outputs them and has no Softmax node to cut before)"
         else:

@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import weakref
@@ -74,6 +75,9 @@ def model_facts(model) -> dict:
             head, why = heads.find_linear_head(model.proto, model.output), None
         except LayerError as e:
             head, why = None, str(e)
+        if head is not None and getattr(model, "binary", None) is not None and head.weight.shape[0] == 1:
+            w, b = head.weight, head.bias  # one logit z = w.f + b, read as two classes (-z/2, z/2)
+            head = dataclasses.replace(head, weight=np.concatenate([-w / 2, w / 2]), bias=np.r_[-b / 2, b / 2])
         facts = _Facts(model, head, why)
         _layers_cache[model] = facts
     return facts

@@ -196,4 +196,8 @@ def resolve_row_targets(model, preds: np.ndarray, target) -> np.ndarray:
     """One class per row: the predicted one (None/"top1"), or a class index / label for every row."""
     if target is None or (isinstance(target, str) and target.lower() == "top1"):
         return np.argmax(preds, axis=1)
-    return np.full(preds.shape[0], model.class_index(target), np.int64)
+    k = model.class_index(target)
+    if k >= preds.shape[1]:  # score="raw" on a one-column model: the column itself, not the two classes
+        raise InputError(f"class {k}: the scores explained have {preds.shape[1]} column(s) (score='raw' reads the "
+                         f"output as the model gives it); give a class below {preds.shape[1]}")
+    return np.full(preds.shape[0], k, np.int64)
