@@ -138,7 +138,7 @@ def find_linear_head(proto: onnx.ModelProto, output: str | None = None) -> Linea
     name = output
     seen = []
     node = producers.get(name)
-    while node is not None and (node.op_type in _PASS_THROUGH or node.op_type in ("Softmax", "LogSoftmax")):
+    while node is not None and (node.op_type in _PASS_THROUGH or node.op_type in ("Softmax", "LogSoftmax", "Sigmoid")):
         seen.append(node.op_type)
         name = node.input[0]
         node = producers.get(name)

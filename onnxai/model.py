@@ -215,14 +215,19 @@ class Model(InnerLayers):
             raw = self._run_raw(x)
         except OnnxruntimeFailure as e:
             raise ModelError(f"a test run of the model failed: {e}") from None
-        if raw.shape[1] == 1:  # a binary classifier's one column: its class and the complement
+        if self._softmax_input is None:  # a final Sigmoid: its input holds the logits
             self._sigmoid_input = graph_ends.softmax_input(self.proto, self.output, "Sigmoid")
+        if raw.shape[1] == 1:  # a binary classifier's one column: its class and the complement
             self.binary = "probability" if self._sigmoid_input is not None else "logit"
             self.outputs_probabilities = self.binary == "probability"
             note(f"the model scores one column ({self.output!r}); read as a binary classifier's "
                  f"{'probability (it ends in a Sigmoid)' if self.outputs_probabilities else 'logit (no Sigmoid ends it)'}"
                  ": class 1 is that column's class, class 0 its complement")
             raw = binary_columns(raw, self.binary)
+        elif self._sigmoid_input is not None:  # multi-label: independent probabilities, never softmaxed
+            self.outputs_probabilities = True
+            note(f"the model ends in a Sigmoid over {raw.shape[1]} columns: read as independent (multi-label) "
+                 "probabilities, each class's own; they need not sum to 1")
         self.num_classes = raw.shape[1]
         if not self.outputs_probabilities:
             rows = raw.sum(axis=1)
@@ -328,8 +333,8 @@ class Model(InnerLayers):
 
     @property
     def logits_output(self) -> str:
-        """The tensor that holds the logits: the input of a final Softmax (or, for a one-column binary
-        classifier, Sigmoid), else the class-score output."""
+        """The tensor that holds the logits: the input of a final Softmax or Sigmoid, else the class-score
+        output."""
         return self._softmax_input or self._sigmoid_input or self.output
 
     def convert(self, raw: np.ndarray, kind: str) -> np.ndarray:

@@ -74,15 +74,12 @@ def test_maps_equal_those_of_the_two_class_model(sigmoid):
     for target in (0, 1):
         for method, kw, tol in [("occlusion", dict(window=2, stride=2, score="probabilities"), 1e-5),
                                 ("occlusion", dict(window=2, stride=2, score="logits"), 1e-4),
-                                ("grad-cam", {}, 2e-3 if sigmoid else 1e-5)]:
+                                ("grad-cam", {}, 1e-5), ("cam", {}, 1e-5)]:
             a = onnxai.explain(one, pic, method=method, target=target, **kw)
             b = onnxai.explain(two, pic, method=method, target=target, **kw)
             np.testing.assert_allclose(a.map, b.map, atol=tol, err_msg=f"{method} {kw} target {target}")
             assert a.label == f"class {target}"
-    if not sigmoid:  # CAM reads the head, expanded to (-w/2, w/2)
-        a = onnxai.explain(one, pic, method="cam", target=1)
-        b = onnxai.explain(two, pic, method="cam", target=1)
-        np.testing.assert_allclose(a.map, b.map, atol=1e-5)
+    assert onnxai.explain(one, pic, method="grad-cam").extras["gradient"] == "exact"  # the head (behind the Sigmoid)
 
 
 def test_a_graph_that_folds_the_batch_into_the_classes_is_refused():
@@ -114,3 +111,23 @@ def test_a_one_column_table_model_raw_stays_one_column():
     np.testing.assert_allclose(probs.values[:, :, 1], -probs.values[:, :, 0], atol=1e-6)  # p0 = 1 - p1
     with pytest.raises(onnxai.InputError, match="class 1: the scores explained have 1 column"):
         onnxai.KernelSHAP(background=bg, summarise="all", score="raw").explain(model, X, target=1)
+
+
+def test_a_final_sigmoid_over_many_columns_is_multi_label():
+    # independent probabilities (e.g. a chest X-ray model's findings): softmaxing them gave other numbers
+    m, p = onnx_models.conv_net(size=8, channels=4, classes=3, seed=5)
+    m.graph.node.append(helper.make_node("Sigmoid", ["logits"], ["probs"], name="sigmoid"))
+    del m.graph.output[:]
+    m.graph.output.append(helper.make_tensor_value_info("probs", TensorProto.FLOAT, [None, 3]))
+    model = onnxai.Model(m, providers="cpu", preprocess=_pre())
+    assert model.binary is None and model.outputs_probabilities and model.logits_output == "logits"
+    x = np.random.default_rng(1).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    z = conv_forward(x, p)[1].astype(np.float64)
+    np.testing.assert_allclose(model.scores(x), _sigmoid(z), atol=1e-5)
+    np.testing.assert_allclose(model.scores(x, "logits"), z, atol=1e-4)
+    pic = onnx_models.cam_picture(size=8)
+    cam = onnxai.explain(model, pic, method="cam", target=2)  # the head is found behind the Sigmoid
+    plain = onnxai.explain(onnxai.Model(onnx_models.conv_net(size=8, channels=4, classes=3, seed=5)[0],
+                                        providers="cpu", preprocess=_pre()), pic, method="cam", target=2)
+    np.testing.assert_allclose(cam.map, plain.map, atol=1e-6)
+    assert "final Sigmoid" in onnxai.explain(model, pic, method="grad-cam", target=2).extras["score"]

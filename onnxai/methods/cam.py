@@ -109,6 +109,8 @@ class GradCAM(LayerMethod):
             score = "logits (the input of the graph's Softmax)"
         elif getattr(model, "binary", None) is not None:
             score = "logits of a binary classifier's one column z, as (-z/2, z/2)"
+        elif getattr(model, "_sigmoid_input", None) is not None:
+            score = "logits (the input of the graph's final Sigmoid)"
         elif model.outputs_probabilities:
             score = "probabilities (the model outputs them and has no Softmax node to cut before)"
         else:
