@@ -24,7 +24,7 @@ from ._log import note
 from .classes import Prediction, binary_columns, check_finite, class_index, convert, read_labels, top_k
 from .errors import InputError, LayerError, ModelError, OutputError
 from .model_layers import InnerLayers
-from .signature import DTYPES, InputSpec, check_batch_size, check_input_size, choose_class_output, column_inputs, dim, guess_layout
+from .signature import DTYPES, InputSpec, check_batch_size, check_channels, check_input_size, choose_class_output, column_inputs, dim, guess_layout
 from .preprocess import DEFAULT_MAX_PIXELS, LABELS_KEY, METADATA_KEY, Preprocess, load_image
 from .runtime import (OnnxruntimeFailure, checked_batch_session, make_session, resolve_providers, session_options,
                       short_error)
@@ -171,10 +171,12 @@ class Model(InnerLayers):
                 spec = Preprocess.from_json(meta[METADATA_KEY], source=f"the model's {METADATA_KEY} metadata")
                 self.preprocess_source = "model metadata"
             else:
-                spec = Preprocess.default_for(self.input.hw, self.input.layout or "NCHW", self.input.dtype)
+                spec = Preprocess.default_for(self.input.hw, self.input.layout or "NCHW", self.input.dtype,
+                                              self.input.channels)
                 raw = np.issubdtype(self.input.dtype, np.integer)
-                self.preprocess_source = (f"default ({'raw pixels: an integer input' if raw else 'ImageNet mean/std'}"
-                                          "; the model carries no spec)")
+                how = ('raw pixels: an integer input' if raw else '0..1 pixels' if spec.channels == "L"
+                       else 'ImageNet mean/std') + ("; grey: the picture's luma" if spec.channels == "L" else "")
+                self.preprocess_source = f"default ({how}; the model carries no spec)"
             if isinstance(preprocess, dict):
                 spec = spec.with_overrides(**preprocess)
                 if any(v is not None for v in preprocess.values()):
@@ -185,6 +187,7 @@ class Model(InnerLayers):
             spec = spec.with_overrides(layout=self.input.layout)
         if self.input.is_image:
             spec.check_dtype(self.input.dtype)
+            check_channels(self.input, spec, self.preprocess_source)
         self.preprocess = spec
         if labels is None and LABELS_KEY in meta:
             try:

@@ -38,6 +38,9 @@ DEFAULT_MAX_PIXELS = 100_000_000
 # input, and resize=200000 would allocate a picture of tens of gigabytes.
 MAX_SIDE = 8192
 
+CHANNELS = ("RGB", "BGR", "L")
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, Pillow's "L": the grey a one-channel model sees
+
 _INTERPOLATION = {
     "nearest": Image.Resampling.NEAREST,
     "bilinear": Image.Resampling.BILINEAR,
@@ -55,7 +58,9 @@ class Preprocess:
     crop: centre crop side (int) or (height, width); None means no crop.
     scale: the 0..255 pixel values are multiplied by this first (1/255 gives 0..1).
     mean, std: per channel, in the order of ``channels``: ``v = (pixel * scale - mean) / std``.
-    channels: "RGB" or "BGR", the channel order the model expects.
+    channels: "RGB" or "BGR", the channel order the model expects, or "L" for a one-channel (grey)
+        input: the picture's luma (ITU-R 601 weights 0.299, 0.587, 0.114, as Pillow's "L"), with one
+        mean and one std.
     layout: "NCHW" or "NHWC".
     """
 
@@ -63,8 +68,8 @@ class Preprocess:
     crop: int | tuple[int, int] | None = 224
     interpolation: str = "bilinear"
     scale: float = 1.0 / 255.0
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
     channels: str = "RGB"
     layout: str = "NCHW"
 
@@ -74,11 +79,17 @@ class Preprocess:
             raise InputError(
                 f"unknown interpolation {self.interpolation!r}; use one of {sorted(_INTERPOLATION)}"
             )
-        if self.channels not in ("RGB", "BGR"):
-            raise InputError(f"channels must be 'RGB' or 'BGR', not {self.channels!r}")
+        if self.channels not in CHANNELS:
+            raise InputError(f"channels must be 'RGB', 'BGR' or 'L' (grey), not {self.channels!r}")
         if self.layout not in ("NCHW", "NHWC"):
             raise InputError(f"layout must be 'NCHW' or 'NHWC', not {self.layout!r}")
-        if len(self.mean) != 3 or len(self.std) != 3:
+        if self.channels == "L":  # one grey channel: one mean and one std (three equal ones are that one)
+            for name in ("mean", "std"):
+                v = tuple(float(x) for x in getattr(self, name))
+                if len(set(v)) != 1:
+                    raise InputError(f"a grey (channels 'L') input takes one {name}, got {list(v)}")
+                object.__setattr__(self, name, v[:1])
+        elif len(self.mean) != 3 or len(self.std) != 3:
             raise InputError("mean and std need three values, one per channel (R G B)")
         if any(float(s) == 0.0 for s in self.std):
             raise InputError("std values must be non-zero")
@@ -177,6 +188,8 @@ class Preprocess:
     def normalise(self, crop: np.ndarray) -> np.ndarray:
         """(h, w, 3) uint8 RGB -> (1, C, h, w) or (1, h, w, C) float32 model input."""
         v = crop.astype(np.float32) * np.float32(self.scale)
+        if self.channels == "L":
+            v = (v @ LUMA)[..., None]
         mean = np.asarray(self.mean, np.float32)
         std = np.asarray(self.std, np.float32)
         v = (v - mean) / std
@@ -211,10 +224,13 @@ class Preprocess:
                 "(the default for integer inputs without metadata)")
 
     @classmethod
-    def default_for(cls, hw, layout, dtype) -> "Preprocess":
+    def default_for(cls, hw, layout, dtype, channels: int | None = 3) -> "Preprocess":
         """Without metadata: a crop of the input size after resizing to crop / 0.875 (ImageNet's
-        224/256), ImageNet's mean/std for a float input, raw 0..255 pixels for an integer one."""
+        224/256), ImageNet's mean/std for a float input, raw 0..255 pixels for an integer one; a
+        one-channel input gets the picture's luma, 0..1 for a float input (torchvision's ToTensor)."""
         raw = dict(scale=1.0, mean=(0.0,) * 3, std=(1.0,) * 3) if np.issubdtype(np.dtype(dtype), np.integer) else {}
+        if channels == 1:
+            raw = dict(raw or dict(mean=(0.0,), std=(1.0,)), channels="L")
         h, w = hw
         if h and w:
             return cls(resize=int(round(min(h, w) / IMAGENET_CROP_FRACTION)), crop=h if h == w else (h, w),
@@ -231,6 +247,8 @@ class Preprocess:
         if self.channels == "BGR":
             x = x[..., ::-1]
         v = (x * np.asarray(self.std, np.float32) + np.asarray(self.mean, np.float32)) / np.float32(self.scale)
+        if v.shape[-1] == 1:  # grey: the same value in R, G and B
+            v = np.repeat(v, 3, axis=-1)
         return np.clip(np.rint(v), 0, 255).astype(np.uint8)
 
     def __call__(self, image: np.ndarray, input_hw=None) -> np.ndarray:
@@ -269,8 +287,9 @@ def _check_fields(spec) -> None:
         raise InputError("preprocessing field 'scale' must be non-zero")
     for name in ("mean", "std"):
         v = getattr(spec, name)
-        if isinstance(v, (str, bytes)) or not hasattr(v, "__len__") or len(v) != 3:
-            raise InputError(f"preprocessing field {name!r} needs three numbers, one per channel (R G B), got {v!r}")
+        if isinstance(v, (str, bytes)) or not hasattr(v, "__len__") or len(v) not in ((1, 3) if spec.channels == "L" else (3,)):
+            raise InputError(f"preprocessing field {name!r} needs three numbers, one per channel (R G B), or one for a "
+                             f"grey input, got {v!r}")
         for x in v:
             finite(name, x)
     if any(float(s) == 0.0 for s in spec.std):

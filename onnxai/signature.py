@@ -7,7 +7,8 @@
   (batch, sum of widths) table, with the columns to split it back into;
 - ``choose_class_output``: the rule when the graph has several outputs (unless ``output=`` names one):
   among the float tensors of rank 2 (or rank 4 with 1x1 spatial size), the one a Softmax produces,
-  else one named like probabilities / logits / scores / output, else the first; and why.
+  else one named like probabilities / logits / scores / output, else the first; and why;
+- ``check_channels``: a picture is fed as 3 channels (RGB / BGR) or 1 (grey): the input must take that.
 """
 
 from __future__ import annotations
@@ -166,3 +167,16 @@ def check_batch_size(batch_size) -> None:
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
                                    or batch_size < 1):
         raise InputError(f"batch_size must be a whole number of at least 1 (or None for the default), got {batch_size!r}")
+
+def check_channels(spec_in: InputSpec, spec, source: str) -> None:
+    """A picture becomes 3 channels (RGB / BGR) or 1 (grey, "L"): the model's input must take as many."""
+    c = spec_in.channels
+    if c is None:
+        return
+    if c not in (1, 3):
+        raise ModelError(f"the model's input {spec_in.name!r} has {c} channels; onnxai feeds pictures as 3 (RGB or "
+                         "BGR) or 1 (grey)")
+    if (c == 1) != (spec.channels == "L"):
+        raise InputError(f"the model's input takes {c} channel(s) but the preprocessing ({source}) gives "
+                         f"{'one grey channel' if spec.channels == 'L' else spec.channels}; set channels "
+                         f"{'L' if c == 1 else 'RGB or BGR'} (--channels)")

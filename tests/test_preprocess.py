@@ -155,7 +155,7 @@ def test_metadata_json_round_trip_and_unknown_keys():
 def test_spec_validation_messages():
     with pytest.raises(InputError, match="unknown interpolation 'cubic'"):
         Preprocess(interpolation="cubic")
-    with pytest.raises(InputError, match="channels must be 'RGB' or 'BGR', not 'RGBA'"):
+    with pytest.raises(InputError, match="channels must be 'RGB', 'BGR' or 'L' \\(grey\\), not 'RGBA'"):
         Preprocess(channels="RGBA")
     with pytest.raises(InputError, match="std values must be non-zero"):
         Preprocess(std=(1, 0, 1))

@@ -38,7 +38,7 @@ def with_preprocess(spec: dict) -> onnx.ModelProto:
     ("std", [1e400, 1, 1], "'std' must hold finite numbers"),  # json reads 1e400 as inf
     ("std", [0, 1, 1], "'std': std values must be non-zero"),
     ("scale", "x", "'scale'"),
-    ("channels", "RGBA", "channels must be 'RGB' or 'BGR'"),
+    ("channels", "RGBA", "channels must be 'RGB', 'BGR' or 'L'"),
     ("layout", "NCWH", "layout must be 'NCHW' or 'NHWC'"),
 ])
 def test_evil_preprocess_metadata_is_refused_naming_the_field(field, value, words):
