@@ -12,8 +12,9 @@ model or a file and puts into a file name, a picture title or a CSV cell.
   begins with = + - @ tab or CR gets a leading quote; numbers stay numbers).
 - ``clean_label``: a label from a model or a file without control characters, for titles; file
   names use it through the CLI's slug.
-- ``read_user_text``: the one reader of small text files the user names (labels, feature names, a
-  hierarchy, a saved explanation's JSON): missing, a folder, unreadable or not UTF-8 each get one line.
+- ``read_user_text`` / ``read_csv_rows``: the readers of small text and CSV files the user names
+  (labels, feature names, a hierarchy, a saved explanation's JSON; a table, a list of pictures):
+  missing, a folder, unreadable, not UTF-8 or not CSV each get one line.
 
 The library writes with ``force=True`` by default (like ``numpy.save``); the command line passes
 ``force`` from ``--force``.
@@ -22,6 +23,7 @@ The library writes with ``force=True`` by default (like ``numpy.save``); the com
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import numbers
 import os
@@ -157,6 +159,18 @@ def read_user_text(path, what: str) -> str:
         raise InputError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason}); save the {what} as UTF-8") from None
     except OSError as e:
         raise InputError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def read_csv_rows(path, what: str, layout: str) -> list[list[str]]:
+    """The non-blank rows of a UTF-8 CSV file the user names (a BOM is skipped); ``what`` names it and
+    ``layout`` says what it should hold, in the errors: not UTF-8, or not readable as CSV."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason}); save the {what} as UTF-8") from None
+    except csv.Error as e:
+        raise InputError(f"cannot read {path} as the {what} ({e}); give {layout}") from None
 
 
 def csv_cell(value):

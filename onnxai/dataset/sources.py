@@ -15,7 +15,6 @@ missing or empty folder, a list whose files are missing, a table with the wrong 
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..safe_io import read_csv_rows
 
 PICTURE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 ID_COLUMN = "id"
@@ -66,14 +66,7 @@ def list_pictures(source) -> tuple[list[PictureItem], list[str]]:
 
 def _read_list(path: Path) -> list[PictureItem]:
     base = path.parent
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason}); save the list of pictures "
-                         "as UTF-8") from None
-    except csv.Error as e:
-        raise InputError(f"cannot read {path} as a list of pictures ({e}); give one path per line") from None
+    rows = read_csv_rows(path, "list of pictures", "one path per line")
     if not rows:
         return []
     head = [c.strip().lower() for c in rows[0]]

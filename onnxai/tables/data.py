@@ -16,13 +16,12 @@ those names.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
-from ..safe_io import read_user_text
+from ..safe_io import read_csv_rows, read_user_text
 
 
 def _float(cell: str):
@@ -45,14 +44,7 @@ def read_table(path, feature_names=None, expect: int | None = None) -> tuple[np.
         raise InputError(f"{path} is a folder, not a table file; give a CSV or Parquet file")
     if path.suffix.lower() in (".parquet", ".pq"):
         return _read_parquet(path, feature_names, expect)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason}); save the table as a UTF-8 CSV "
-                         "or give it as Parquet") from None
-    except csv.Error as e:
-        raise InputError(f"cannot read {path} as CSV ({e}); give comma-separated numbers, one row per line") from None
+    rows = read_csv_rows(path, "CSV table", "comma-separated numbers, one row per line, or a Parquet file")
     if not rows:
         raise InputError(f"{path} is empty; a table needs one row per example and one column per feature")
     header = None

@@ -38,7 +38,7 @@ def test_unreadable_tables_say_what_to_fix(tmp_path):
     with pytest.raises(onnxai.InputError, match=r"latin.csv is not UTF-8 text \(byte 6"):
         tables.read_table(latin)
     huge = _write(tmp_path / "huge.csv", "a,b\n1," + "9" * 200_000 + "\n")
-    with pytest.raises(onnxai.InputError, match=r"cannot read .*huge.csv as CSV \(field larger"):
+    with pytest.raises(onnxai.InputError, match=r"cannot read .*huge.csv as the CSV table \(field larger"):
         tables.read_table(huge)
     with pytest.raises(onnxai.InputError, match="is a folder, not a table file"):
         tables.read_table(tmp_path)
