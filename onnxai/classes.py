@@ -79,11 +79,30 @@ def read_user_file(path, what: str, json_start: str):
 
 
 def read_labels(path) -> list[str]:
-    """Labels from a text file (one per line) or a JSON list."""
+    """Labels from a text file (one per line), a JSON list, or a JSON object {"0": name, ...} (a
+    transformers config's id2label)."""
     text, parsed = read_user_file(path, "labels file", "[")
+    if parsed is None and text.lstrip().startswith("{"):
+        text, parsed = read_user_file(path, "labels file", "{")
     if parsed is not None:
-        return [str(v) for v in parsed]
+        return labels_from_json(parsed, str(path))
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def labels_from_json(parsed, where: str) -> list[str]:
+    """Class names from parsed JSON: a list of names, or an object keyed by the class indices 0..K-1."""
+    if isinstance(parsed, dict):
+        try:
+            index = {int(k): v for k, v in parsed.items()}
+        except (TypeError, ValueError):
+            index = {}
+        if sorted(index) != list(range(len(parsed))) or not parsed:
+            raise InputError(f"{where}: a labels object needs the class indices 0..K-1 as its keys, got "
+                             f"{list(parsed)[:5]}")
+        parsed = [index[k] for k in range(len(index))]
+    if not isinstance(parsed, list) or not all(isinstance(v, (str, int, float)) for v in parsed):
+        raise InputError(f"{where}: labels are a list of names (or an object of them by class index)")
+    return [str(v) for v in parsed]
 
 
 def class_index(target, labels, num_classes: int) -> int:

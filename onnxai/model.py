@@ -21,7 +21,8 @@ import onnxruntime as ort
 
 from . import graph, graph_ends
 from ._log import note
-from .classes import Prediction, binary_columns, check_finite, class_index, convert, read_labels, top_k
+from .classes import (Prediction, binary_columns, check_finite, class_index, convert, labels_from_json, read_labels,
+                      top_k)
 from .errors import InputError, LayerError, ModelError, OutputError
 from .model_layers import InnerLayers
 from .signature import DTYPES, InputSpec, check_batch_size, check_channels, check_input_size, choose_class_output, column_inputs, dim, guess_layout
@@ -191,9 +192,9 @@ class Model(InnerLayers):
         self.preprocess = spec
         if labels is None and LABELS_KEY in meta:
             try:
-                labels = json.loads(meta[LABELS_KEY])
-            except json.JSONDecodeError:
-                note("the model's onnxai.labels metadata is not valid JSON; classes are shown by index")
+                labels = labels_from_json(json.loads(meta[LABELS_KEY]), f"the model's {LABELS_KEY} metadata")
+            except (json.JSONDecodeError, RecursionError, InputError) as e:
+                note(f"ignoring the model's {LABELS_KEY} metadata ({e}); classes are shown by index")
                 labels = None
         elif isinstance(labels, (str, Path)):
             labels = read_labels(labels)

@@ -3,6 +3,8 @@ and its fallback, chunking, the output choice rule, activations and tails, and p
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -388,3 +390,23 @@ def test_a_normalisation_an_integer_input_cannot_hold_is_an_error():
                                               "scale": 1 / 255})
     # whole numbers in range are fine: e.g. pixels - 0 with scale 1 and std 1, or a BGR order
     assert Model(m, providers="cpu", preprocess={"channels": "BGR"}).preprocess.channels == "BGR"
+
+
+def test_labels_as_a_json_object_by_class_index_and_bad_label_metadata(tmp_path, capsys):
+    from onnxai.classes import read_labels
+
+    obj = tmp_path / "id2label.json"  # a transformers config's id2label: read by index, not as the keys
+    obj.write_text(json.dumps({"1": "dog", "0": "cat"}))
+    assert read_labels(obj) == ["cat", "dog"]
+    gap = tmp_path / "gap.json"
+    gap.write_text(json.dumps({"0": "cat", "2": "dog"}))
+    with pytest.raises(InputError, match="needs the class indices 0..K-1 as its keys"):
+        read_labels(gap)
+    m, _ = onnx_models.conv_net(classes=3)
+    m.metadata_props.add(key="onnxai.labels", value=json.dumps({"0": "a", "1": "b", "2": "c"}))
+    assert Model(m, providers="cpu").labels == ["a", "b", "c"]
+    m, _ = onnx_models.conv_net(classes=3)
+    m.metadata_props.add(key="onnxai.labels", value=json.dumps("abc"))  # was read as the letters a, b, c
+    capsys.readouterr()
+    assert Model(m, providers="cpu").labels is None
+    assert "ignoring the model's onnxai.labels metadata" in capsys.readouterr().err

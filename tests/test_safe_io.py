@@ -51,3 +51,4 @@ def test_files_the_user_names_are_read_with_errors_that_say_what_to_fix(tmp_path
         read_labels(tmp_path / "missing.txt")
     with pytest.raises(InputError, match="is a folder; give the labels file itself"):
         read_labels(tmp_path)
+
