@@ -45,7 +45,7 @@ from .method_options import method_options, param_option, params_for, pop_settin
               help="Pictures per batch (their first forward pass runs as one batch; default --batch-size).")
 @click.option("--decode-threads", type=click.IntRange(1), default=2, show_default=True,
               help="Local: threads decoding pictures while the model runs.")
-@click.option("--force", is_flag=True, help="Start over: remove the store's part files first.")
+@click.option("--force", is_flag=True, help="Start over: remove the store's part files (and its _params.json) first.")
 @click.option("--retry-errors", is_flag=True, help="Run again the items whose rows (these methods and parameters) "
               "are errors, e.g. after fixing the pictures: their error rows are removed first, the rest stays.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when an item failed, in this run or in an "

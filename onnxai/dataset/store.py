@@ -231,7 +231,8 @@ class Store:
         return sorted(self.out.glob(PART_GLOB)) if self.out.is_dir() else []
 
     def prepare(self, force: bool = False):
-        """Create the folder; with ``force`` remove this store's part files (and only those)."""
+        """Create the folder; with ``force`` remove this store's part files and its record of parameters (and
+        only those)."""
         if self.out.exists() and not self.out.is_dir():
             raise InputError(f"--out {self.out} is a file; give a folder")
         try:
@@ -243,6 +244,7 @@ class Store:
                 p.unlink()
             for p in self.out.glob(".part-*.tmp*"):
                 p.unlink()
+            (self.out / PARAMS_FILE).unlink(missing_ok=True)  # the record of the parts just removed
 
     def checked_parts(self) -> list[Path]:
         """The part files, each one's layout checked first (footers only), so that a foreign, damaged or
@@ -313,6 +315,13 @@ class Store:
     def write_params(self, entries: dict[str, dict]):
         """Merge {params_hash: {method, params, model}} into _params.json (atomically)."""
         path = self.out / PARAMS_FILE
-        known = json.loads(path.read_text()) if path.exists() else {}
+        try:
+            known = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            raise InputError(f"{path} (the store's record of parameters) is damaged ({e}); restore it, or "
+                             "start the store over with --force") from None
+        if not isinstance(known, dict):
+            raise InputError(f"{path} (the store's record of parameters) is not a JSON object; restore it, or "
+                             "start the store over with --force")
         known.update(to_jsonable(entries))
         write_text(path, json.dumps(known, indent=2, sort_keys=True, default=repr))

@@ -134,6 +134,17 @@ def test_unreadable_picture_list(tmp_path):
         sources.list_pictures(lst)
 
 
+def test_a_damaged_params_record_says_so_and_force_starts_over(files, tmp_path):
+    out = tmp_path / "out"
+    run(files, out, methods=["grad-cam"])
+    (out / "_params.json").write_text("{bad")
+    parts = sorted(p.name for p in out.glob("part-*.parquet"))
+    with pytest.raises(InputError, match=r"_params.json \(the store's record of parameters\) is damaged .*--force"):
+        run(files, out, methods=["grad-cam"])
+    assert sorted(p.name for p in out.glob("part-*.parquet")) == parts  # nothing removed
+    s = run(files, out, methods=["grad-cam"], force=True)
+    assert (s.done, s.failed) == (6, 1) and json.loads((out / "_params.json").read_text())
+
 def test_list_with_missing_files_and_targets(files, tmp_path):
     lst = tmp_path / "list.csv"
     lst.write_text(f"path,target\n{files['pics'] / 'p0.png'},2\n{files['pics'] / 'p1.png'},\nmissing.png,\n")
