@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .safe_io import check_destinations, open_atomic, read_user_text, write_text
+from .safe_io import check_destinations, file_base, open_atomic, read_user_text, write_text
 
 _ARRAYS = ("map", "segments", "importance", "image", "raw_map", "stderr")
 
@@ -78,8 +78,10 @@ class Explanation:
         """Indices of the k most important features (largest importance first)."""
         if self.importance is None:
             raise InputError(f"{self.method} has no per-feature importance; top features need LIME or Kernel SHAP")
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 0:
+            raise InputError(f"k is how many top features to give, a whole number >= 0; got {k!r}")
         order = np.argsort(-np.asarray(self.importance), kind="stable")
-        return order[: max(0, int(k))]
+        return order[: int(k)]
 
     def summary(self) -> dict:
         m = np.asarray(self.map, np.float64)
@@ -99,7 +101,7 @@ class Explanation:
     @staticmethod
     def paths(path) -> tuple[Path, Path]:
         """The two files ``save(path)`` writes: ``path.npz`` and ``path.json`` (a name with dots keeps them)."""
-        base = Path(path)
+        base = file_base(path, "out/chelsea_lime")
         if base.suffix in (".npz", ".json"):
             base = base.with_suffix("")
         return base.with_name(base.name + ".npz"), base.with_name(base.name + ".json")

@@ -145,6 +145,17 @@ def _publish(tmp: Path, path: Path, force: bool) -> None:
 # --------------------------------------------------------------------------- text that goes into outputs
 
 
+def file_base(path, example: str) -> Path:
+    """A path to save results under (a base name the writer adds suffixes to), checked: text or a Path,
+    no NUL byte, and a file name rather than a folder ("", "/", "x/..")."""
+    if not isinstance(path, (str, os.PathLike)) or "\x00" in str(path):
+        raise InputError(f"results are saved under a file path (str or Path); got {path!r}")
+    base = Path(path)
+    if not base.name or base.name in (".", ".."):
+        raise InputError(f"{str(path)!r} names a folder; give a file name, e.g. {example}")
+    return base
+
+
 def read_user_text(path, what: str) -> str:
     """The text of a small UTF-8 file the user names (labels, names, a saved explanation's JSON), or an
     InputError that says what is wrong: missing, a folder, unreadable, or not UTF-8."""

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import stat
 
+import numpy as np
 import pytest
 
+import onnx_models
+import onnxai
 from onnxai import safe_io
 from onnxai.errors import InputError
 
@@ -52,3 +55,20 @@ def test_files_the_user_names_are_read_with_errors_that_say_what_to_fix(tmp_path
     with pytest.raises(InputError, match="is a folder; give the labels file itself"):
         read_labels(tmp_path)
 
+
+
+@pytest.mark.parametrize("path, words", [("", "names a folder"), ("/", "names a folder"), ("x/..", "names a folder"),
+                                         (5, "saved under a file path"), (None, "saved under a file path"),
+                                         ("out/\x00x", "saved under a file path")])
+def test_results_are_saved_under_a_file_name(tmp_path, path, words):
+    model, _ = onnx_models.region_model()
+    e = onnxai.Occlusion(window=4, stride=4).explain(model, onnx_models.region_picture())
+    with pytest.raises(InputError, match=words):
+        e.save(path)
+    X = np.random.default_rng(0).standard_normal((2, 4))
+    t = onnxai.KernelSHAP(background=X, num_samples=20).explain(onnx_models.mlp_model(4), X)
+    with pytest.raises(InputError, match=words):
+        t.save(path)
+    with pytest.raises(InputError, match="whole number >= 0"):
+        onnxai.LIME(num_samples=20, segmentation="grid", num_features=4).explain(
+            model, onnx_models.region_picture()).top_features("3")

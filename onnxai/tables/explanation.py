@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..explanation import to_jsonable
-from ..safe_io import check_destinations, csv_row, open_atomic, write_text
+from ..safe_io import check_destinations, csv_row, file_base, open_atomic, write_text
 from .plots import bar_chart, waterfall
 
 
@@ -83,7 +83,6 @@ class TabularExplanation:
         Overwrites unless ``force=False``; every file goes through safe_io."""
         from ..render import save_png
 
-        base = Path(base)
         paths = self.paths(base, pictures)
         check_destinations(paths, force)
         recs = self.records()
@@ -101,7 +100,7 @@ class TabularExplanation:
 
 def output_paths(base, rows) -> list[Path]:
     """BASE.csv, BASE.json and the two pictures of each row."""
-    base = Path(base)
+    base = file_base(base, "out/rf_shap")
     out = [base.with_name(base.name + ".csv"), base.with_name(base.name + ".json")]
     for r in rows:
         out += [base.parent / f"{base.name}_row{r}_bar.png", base.parent / f"{base.name}_row{r}_waterfall.png"]
