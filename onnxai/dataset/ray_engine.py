@@ -7,8 +7,9 @@ in the object store once and fetched by each actor. Actors write their own part 
 into the same store (``--out`` must be a folder every node sees) and hand back only (item id,
 method, status) to the driver, which drives the one progress bar and the summary.
 
-The driver lists the items (a folder, a list, or the table's rows in chunks) and skips those
-already stored; Ray Data spreads them over the actors. Seeds come from (seed, item id), so the maps
+The driver lists the items (a folder, a list, or the table's rows in chunks, each put in the object
+store as it is read, so the driver holds one chunk at a time) and skips those already stored; Ray
+Data spreads them over the actors. Seeds come from (seed, item id), so the maps
 equal those of the local engine bit for bit, whatever the partitioning.
 """
 
@@ -168,7 +169,7 @@ def _dataset(ray, plan: Plan, workers: int):
         return ray.data.from_items(rows, override_num_blocks=blocks), len(rows)
     import pyarrow as pa
 
-    tables, todo = [], 0
+    refs, todo = [], 0  # each chunk goes to the object store as it is read: the driver keeps one
     for ids, X in plan.table.chunks():
         keep, methods = [], []
         for i, item in enumerate(ids):
@@ -179,15 +180,15 @@ def _dataset(ray, plan: Plan, workers: int):
         plan.skipped += len(ids) - len(keep)
         if keep:
             todo += len(keep)
-            tables.append(pa.table({  # one block per chunk
+            refs.append(ray.put(pa.table({  # one block per chunk
                 "item_id": [ids[i] for i in keep], "methods": methods,
                 "source": [str(plan.table.path)] * len(keep),
                 "x": pa.FixedSizeListArray.from_arrays(pa.array(X[keep].ravel()), X.shape[1]),
-            }))
-    if not tables:
+            })))
+    if not refs:
         return None, 0
-    if len(tables) < 2 * workers:  # enough blocks for every actor (a repartition would need CPUs the actors hold)
-        whole = pa.concat_tables(tables)
+    if len(refs) < 2 * workers:  # enough blocks for every actor (a repartition would need CPUs the actors hold)
+        whole = pa.concat_tables(ray.get(refs))  # few chunks: a small table
         step = -(-whole.num_rows // (2 * workers))
-        tables = [whole.slice(i, step) for i in range(0, whole.num_rows, step)]
-    return ray.data.from_arrow(tables), todo
+        refs = [ray.put(whole.slice(i, step)) for i in range(0, whole.num_rows, step)]
+    return ray.data.from_arrow_refs(refs), todo
