@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import InputError
+from .safe_io import existing_file
 
 METADATA_KEY = "onnxai.preprocess"
 LABELS_KEY = "onnxai.labels"
@@ -352,11 +353,7 @@ def load_image(source, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarra
         return _check_rgb(arr)
     if not isinstance(source, (str, os.PathLike)):
         raise InputError(f"a picture is a file path or an (H, W, 3) uint8 array; got {type(source).__name__}")
-    path = Path(source)
-    if not path.exists():
-        raise InputError(f"image file not found: {path}")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, not an image file")
+    path = existing_file(source, "image file")
     try:
         size = _header_size(path)  # from the header alone, before Pillow's own guard or any decoding
         n = size[0] * size[1] if size else 0

@@ -12,7 +12,7 @@ model or a file and puts into a file name, a picture title or a CSV cell.
   begins with = + - @ tab or CR gets a leading quote; numbers stay numbers).
 - ``clean_label``: a label from a model or a file without control characters, for titles; file
   names use it through the CLI's slug.
-- ``read_user_text`` / ``read_csv_rows``: the readers of small text and CSV files the user names
+- ``existing_file`` / ``read_user_text`` / ``read_csv_rows``: the readers of small text and CSV files the user names
   (labels, feature names, a hierarchy, a saved explanation's JSON; a table, a list of pictures):
   missing, a folder, unreadable, not UTF-8 or not CSV each get one line.
 
@@ -156,14 +156,20 @@ def file_base(path, example: str) -> Path:
     return base
 
 
-def read_user_text(path, what: str) -> str:
-    """The text of a small UTF-8 file the user names (labels, names, a saved explanation's JSON), or an
-    InputError that says what is wrong: missing, a folder, unreadable, or not UTF-8."""
+def existing_file(path, what: str) -> Path:
+    """``path`` as a Path when it names an existing file; else an InputError: missing, or a folder."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{what} not found: {path}")
     if path.is_dir():
         raise InputError(f"{path} is a folder; give the {what} itself")
+    return path
+
+
+def read_user_text(path, what: str) -> str:
+    """The text of a small UTF-8 file the user names (labels, names, a saved explanation's JSON), or an
+    InputError that says what is wrong: missing, a folder, unreadable, or not UTF-8."""
+    path = existing_file(path, what)
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:

@@ -256,7 +256,7 @@ def test_bad_files(tmp_path):
     with pytest.raises(InputError) as e:
         load_image(tmp_path / "missing.jpg")
     assert str(e.value) == f"image file not found: {tmp_path / 'missing.jpg'}"
-    with pytest.raises(InputError, match="is a folder, not an image file"):
+    with pytest.raises(InputError, match="is a folder; give the image file itself"):
         load_image(tmp_path)
     # a truncated PNG: the header is fine, the pixels are cut off
     good = tmp_path / "good.png"
