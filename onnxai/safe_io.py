@@ -1,5 +1,6 @@
-"""Safe output: every file onnxai writes goes through here, and so does every text it takes from a
-model or a file and puts into a file name, a picture title or a CSV cell.
+"""Safe input and output files: every file onnxai writes goes through here, and so does every text it
+takes from a model or a file and puts into a file name, a picture title or a CSV cell; the small files
+a user names are read here.
 
 - ``open_atomic`` / ``atomic_path`` / ``write_bytes`` / ``write_text``: the bytes go to a unique
   temporary made with ``tempfile.mkstemp`` (``O_EXCL``) in the destination folder, then take the
@@ -12,9 +13,10 @@ model or a file and puts into a file name, a picture title or a CSV cell.
   begins with = + - @ tab or CR gets a leading quote; numbers stay numbers).
 - ``clean_label``: a label from a model or a file without control characters, for titles; file
   names use it through the CLI's slug.
-- ``existing_file`` / ``read_user_text`` / ``read_csv_rows``: the readers of small text and CSV files the user names
-  (labels, feature names, a hierarchy, a saved explanation's JSON; a table, a list of pictures):
-  missing, a folder, unreadable, not UTF-8 or not CSV each get one line.
+- ``existing_file`` / ``read_user_text`` / ``read_csv_rows``: the readers of the small text and CSV
+  files a user names (labels, feature names, a hierarchy, a saved explanation's JSON; a table, a list
+  of pictures): missing, a folder, unreadable, not UTF-8 or not CSV each get one line; ``file_base``:
+  a path to save results under is a file name.
 
 The library writes with ``force=True`` by default (like ``numpy.save``); the command line passes
 ``force`` from ``--force``.
