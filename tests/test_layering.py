@@ -9,7 +9,8 @@ that re-exports its submodules would otherwise be a "cycle").
 Layers, bottom first. A module may import from its own layer and the layers below it, never above:
 
     0 base        errors, _log, safe_io              one exception family; notes on stderr; every
-                                                     file written, and text put in outputs
+                                                     file written, text put in outputs, the small
+                                                     files a user names read
     1 pure        kernels, graph, graph_shapes,      Numba kernels; ONNX surgery (graph.py: layers,
                   graph_ends, grids, preprocess,     heads, tails; graph_ends.py: batch axis, ZipMap,
                   features, render                   class labels; grids.py: which tensors are maps
