@@ -65,9 +65,9 @@ def check_finite(s: np.ndarray) -> np.ndarray:
     return s.astype(np.float32, copy=False)
 
 
-def read_user_file(path, what: str, json_start: str):
+def read_user_file(path, what: str, json_start: str | tuple):
     """(text, parsed JSON or None) of a small file the user names: JSON when it starts with
-    ``json_start`` ("[" or "{"), else plain text; a clear error when it is missing or bad JSON."""
+    ``json_start`` ("[", "{" or a tuple of them), else plain text; a clear error when it is missing or bad JSON."""
     path = Path(path)
     text = read_user_text(path, what)
     if not text.lstrip().startswith(json_start):
@@ -81,9 +81,7 @@ def read_user_file(path, what: str, json_start: str):
 def read_labels(path) -> list[str]:
     """Labels from a text file (one per line), a JSON list, or a JSON object {"0": name, ...} (a
     transformers config's id2label)."""
-    text, parsed = read_user_file(path, "labels file", "[")
-    if parsed is None and text.lstrip().startswith("{"):
-        text, parsed = read_user_file(path, "labels file", "{")
+    text, parsed = read_user_file(path, "labels file", ("[", "{"))
     if parsed is not None:
         return labels_from_json(parsed, str(path))
     return [line.strip() for line in text.splitlines() if line.strip()]
