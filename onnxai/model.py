@@ -254,15 +254,16 @@ class Model(InnerLayers):
             raise OnnxruntimeFailure(short_error(e)) from None
         return self._class_rows(res[0], x.shape[0]) if outputs is None else res
 
-    def _class_rows(self, r: np.ndarray, rows: int) -> np.ndarray:
-        """The class-score output as (rows, columns): a 1x1 map flattened, an (n,) column made (n, 1); a batch
-        folded into the classes refused. A binary classifier's one column is made two by ``convert``."""
+    def _class_rows(self, r: np.ndarray, rows: int, name: str | None = None) -> np.ndarray:
+        """The class scores (or logits: ``name``) as (rows, columns): a 1x1 map flattened, an (n,) column made
+        (n, 1); a batch folded into the classes refused. A binary classifier's one column is made two by
+        ``convert``."""
         r = r.reshape(r.shape[0], -1) if r.ndim == 4 else r[:, None] if r.ndim == 1 else r
         if r.shape[0] != rows:
-            raise OutputError(f"the model returned {r.shape[0]} row(s) of scores ({self.output!r}, shape {r.shape}) for "
-                              f"{rows} inputs: its graph folds the batch axis into the classes, so scores of different "
-                              "inputs would mix. Re-export it with the batch as the output's first axis, or run "
-                              "--batch-size 1")
+            raise OutputError(f"the model returned {r.shape[0]} row(s) of scores ({name or self.output!r}, shape "
+                              f"{r.shape}) for {rows} inputs: its graph folds the batch axis into the classes, so "
+                              "scores of different inputs would mix. Re-export it with the batch as the output's "
+                              "first axis, or run --batch-size 1")
         return r
 
     def _feed(self, x: np.ndarray) -> dict:
@@ -330,7 +331,8 @@ class Model(InnerLayers):
                                    for i in range(0, m, self.fixed_batch)])
         if kind == "logits" and self.logits_output != self.output:  # the input of a final Softmax / Sigmoid
             r = self._padded_run(batch, self._patched_session((self.logits_output,)), [self.logits_output])[0]
-            out = r.reshape(r.shape[0], -1) if self.binary is None else binary_columns(r, "logit")
+            r = self._class_rows(r, m, self.logits_output)
+            out = r if self.binary is None else binary_columns(r, "logit")
         else:
             out = self.convert(self._padded_run(batch), kind)
         return check_finite(out)

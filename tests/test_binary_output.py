@@ -95,6 +95,12 @@ def test_a_graph_that_folds_the_batch_into_the_classes_is_refused():
         model.scores(np.zeros((4, 3, 8, 8), np.float32))
     with pytest.raises(onnxai.OutputError, match="folds the batch axis"):
         onnxai.explain(model, pic, method="occlusion", window=2, stride=2)
+    m.graph.node.append(helper.make_node("Softmax", ["folded"], ["probs"], axis=1, name="softmax"))
+    m.graph.output[0].name = "probs"  # a Softmax after the fold: logits are read before it, checked the same
+    model = onnxai.Model(m, providers="cpu", preprocess=_pre())
+    assert model.logits_output == "folded"
+    with pytest.raises(onnxai.OutputError, match="'folded', shape \\(1, 12\\)\\) for 4 inputs: its graph folds"):
+        model.scores(np.zeros((4, 3, 8, 8), np.float32), "logits")
 
 
 def test_a_one_column_table_model_raw_stays_one_column():
