@@ -255,10 +255,10 @@ class Model(InnerLayers):
         return self._class_rows(res[0], x.shape[0]) if outputs is None else res
 
     def _class_rows(self, r: np.ndarray, rows: int, name: str | None = None) -> np.ndarray:
-        """The class scores (or logits: ``name``) as (rows, columns): a 1x1 map flattened, an (n,) column made
-        (n, 1); a batch folded into the classes refused. A binary classifier's one column is made two by
-        ``convert``."""
-        r = r.reshape(r.shape[0], -1) if r.ndim == 4 else r[:, None] if r.ndim == 1 else r
+        """The class scores (or logits: ``name``) as (rows, columns): more axes (a 1x1 map; logits before a
+        Squeeze) flattened, an (n,) column made (n, 1); a batch folded into the classes refused. A binary
+        classifier's one column is made two by ``convert``."""
+        r = r.reshape(r.shape[0], -1) if r.ndim > 2 else r[:, None] if r.ndim == 1 else r
         if r.shape[0] != rows:
             raise OutputError(f"the model returned {r.shape[0]} row(s) of scores ({name or self.output!r}, shape "
                               f"{r.shape}) for {rows} inputs: its graph folds the batch axis into the classes, so "

@@ -137,3 +137,19 @@ def test_a_final_sigmoid_over_many_columns_is_multi_label():
                                         providers="cpu", preprocess=_pre()), pic, method="cam", target=2)
     np.testing.assert_allclose(cam.map, plain.map, atol=1e-6)
     assert "final Sigmoid" in onnxai.explain(model, pic, method="grad-cam", target=2).extras["score"]
+
+
+def test_logits_with_more_axes_before_a_final_reshape_are_flattened():
+    # (N, 1, K) logits, a Softmax on them, then a Reshape to (N, K): the logits read before the Softmax
+    m, p = onnx_models.conv_net(size=8, channels=4, classes=3, seed=1)
+    m.graph.initializer.extend([numpy_helper.from_array(np.array([0, 1, 3], np.int64), "s3"),
+                                numpy_helper.from_array(np.array([0, 3], np.int64), "s2")])
+    m.graph.node.extend([helper.make_node("Reshape", ["logits", "s3"], ["l3"]),
+                         helper.make_node("Softmax", ["l3"], ["p3"], axis=2),
+                         helper.make_node("Reshape", ["p3", "s2"], ["probs"])])
+    del m.graph.output[:]
+    m.graph.output.append(helper.make_tensor_value_info("probs", TensorProto.FLOAT, [None, 3]))
+    model = onnxai.Model(m, providers="cpu", preprocess=_pre())
+    x = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    assert model.logits_output == "l3"
+    np.testing.assert_allclose(model.scores(x, "logits"), conv_forward(x, p)[1], atol=1e-4)
