@@ -24,6 +24,7 @@ from ._log import note
 from .classes import (Prediction, binary_columns, check_finite, class_index, convert, labels_from_json, read_labels,
                       top_k)
 from .errors import InputError, LayerError, ModelError, OutputError
+from .graph_input import graph_preprocess
 from .model_layers import InnerLayers
 from .signature import DTYPES, InputSpec, check_batch_size, check_channels, check_input_size, choose_class_output, column_inputs, dim, guess_layout
 from .preprocess import DEFAULT_MAX_PIXELS, LABELS_KEY, METADATA_KEY, Preprocess, load_image
@@ -178,6 +179,10 @@ class Model(InnerLayers):
                 how = ('raw pixels: an integer input' if raw else '0..1 pixels' if spec.channels == "L"
                        else 'ImageNet mean/std') + ("; grey: the picture's luma" if spec.channels == "L" else "")
                 self.preprocess_source = f"default ({how}; the model carries no spec)"
+                found = None if raw or not self.input.is_image else graph_preprocess(
+                    self.proto, self.input.name, self.input.layout, spec.channels == "L")
+                if found:
+                    spec, self.preprocess_source = spec.with_overrides(**found[0]), found[1]
             if isinstance(preprocess, dict):
                 spec = spec.with_overrides(**preprocess)
                 if any(v is not None for v in preprocess.values()):

@@ -12,10 +12,12 @@ Layers, bottom first. A module may import from its own layer and the layers belo
                                                      file written, text put in outputs, the small
                                                      files a user names read
     1 pure        kernels, graph, graph_shapes,      Numba kernels; ONNX surgery (graph.py: layers,
-                  graph_ends, grids, preprocess,     heads, tails; graph_ends.py: batch axis, ZipMap,
-                  features, render                   class labels; grids.py: which tensors are maps
-                                                     over the picture); preprocessing; superpixels;
-                                                     pictures. Arrays and protos in, arrays out.
+                  graph_ends, graph_input, grids,    heads, tails; graph_ends.py: batch axis, ZipMap,
+                  preprocess, features, render       class labels; graph_input.py: the graph's own
+                                                     input normalisation; grids.py: which tensors are
+                                                     maps over the picture); preprocessing;
+                                                     superpixels; pictures. Arrays and protos in,
+                                                     arrays out.
     2 runtime     runtime                            providers, sessions, onnxruntime's noise
     3 model       model, model_layers, signature,    Model; its input spec and output rule; its inner
                   classes, export                    layers and tails; the class axis (score kinds,
@@ -47,7 +49,7 @@ MAX_LINES = 450
 
 LAYERS = [
     ("base", ["errors", "_log", "safe_io"]),
-    ("pure", ["kernels", "graph", "graph_shapes", "graph_ends", "grids", "heads", "preprocess", "features", "render", "render_tree"]),
+    ("pure", ["kernels", "graph", "graph_shapes", "graph_ends", "graph_input", "grids", "heads", "preprocess", "features", "render", "render_tree"]),
     ("runtime", ["runtime"]),
     ("model", ["model", "model_layers", "signature", "classes", "export", "export_builders"]),
     ("engine", ["engine"]),
