@@ -219,6 +219,8 @@ def random_grid_masks(n, height, width, s=8, p=0.5, seed=0) -> np.ndarray:
 
 
 SOBOL_MAX_DIM = 21201  # the dimensions scipy.stats.qmc.Sobol supports (its direction numbers)
+SOBOL_CHUNK = 1 << 16  # Sobol points drawn at a time (a power of two: the draws are those of one big draw)
+FOLD_CHUNK = 2048  # masks folded at a time: about 60 MB of float64 for a 224-pixel-wide input
 
 
 class GridMasks:
@@ -245,13 +247,18 @@ class GridMasks:
             # sequence do not depend on how many are drawn, so every prefix is the design of n masks.
             from scipy.stats import qmc
 
-            m = max(0, int(np.ceil(np.log2(max(self.n, 1)))))
-            u = qmc.Sobol(s * s + 2, scramble=True, seed=rng).random_base2(m)[: self.n]
-            self.grid = (u[:, : s * s] < _check_probability(p)).reshape(self.n, s, s).astype(np.float32)
-            self.shifts[:, 0] = np.minimum((u[:, s * s] * cell_h).astype(np.int64), cell_h - 1)
-            self.shifts[:, 1] = np.minimum((u[:, s * s + 1] * cell_w).astype(np.int64), cell_w - 1)
+            p = _check_probability(p)
+            engine = qmc.Sobol(s * s + 2, scramble=True, seed=rng)
+            self.grid = np.empty((self.n, s, s), np.uint8)
+            for a in range(0, self.n, SOBOL_CHUNK):  # a chunk at a time: the points are float64, 66 a mask
+                k = min(SOBOL_CHUNK, self.n - a)
+                # the first draw: 2^m >= k points (scipy warns for other counts); later ones follow on
+                u = engine.random_base2(max(0, (k - 1).bit_length()))[:k] if a == 0 else engine.random(k)
+                self.grid[a:a + k] = (u[:, : s * s] < p).reshape(k, s, s)
+                self.shifts[a:a + k, 0] = np.minimum((u[:, s * s] * cell_h).astype(np.int64), cell_h - 1)
+                self.shifts[a:a + k, 1] = np.minimum((u[:, s * s + 1] * cell_w).astype(np.int64), cell_w - 1)
         elif sampling == "independent":
-            self.grid = (rng.random((self.n, s, s)) < _check_probability(p)).astype(np.float32)
+            self.grid = (rng.random((self.n, s, s)) < _check_probability(p)).astype(np.uint8)
             self.shifts[:, 0] = rng.integers(0, cell_h, size=self.n)
             self.shifts[:, 1] = rng.integers(0, cell_w, size=self.n)
         else:
@@ -261,7 +268,7 @@ class GridMasks:
 
     def __call__(self, start: int, stop: int) -> np.ndarray:
         out = np.empty((stop - start, self.height, self.width), np.float32)
-        _grid_masks(self.grid[start:stop], self.shifts[start:stop], *self.taps_y, *self.taps_x, out)
+        _grid_masks(self.grid[start:stop].astype(np.float32), self.shifts[start:stop], *self.taps_y, *self.taps_x, out)
         return out
 
     def fold(self, weights: np.ndarray) -> np.ndarray:
@@ -275,20 +282,19 @@ class GridMasks:
         s = self.grid.shape[1]
         Uy, Ux = _dense(*self.taps_y, s), _dense(*self.taps_x, s)  # ((s + 1) * cell, s)
         cell_h = Uy.shape[0] // (s + 1)
-        dy, dx = self.shifts[:, 0], self.shifts[:, 1]
-        ux = Ux[dx[:, None] + np.arange(self.width)].transpose(0, 2, 1)  # (n, s, W): the columns mask i reads
         uy = Uy[np.arange(cell_h)[:, None] + np.arange(self.height)]  # (cell_h, H, s): the rows of each shift
-        order = np.argsort(dy, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(dy[order]) != 0])
-        shifts_present = dy[order][starts]
-        grid = self.grid.astype(np.float64)
-        out = np.empty((weights.shape[1], self.height, self.width))
-        for t in range(weights.shape[1]):
-            rows = np.matmul(grid * weights[:, t, None, None], ux)  # (n, s, W)
-            per_shift = np.zeros((cell_h, s, self.width))
-            per_shift[shifts_present] = np.add.reduceat(rows[order], starts, axis=0)
-            out[t] = uy.transpose(1, 0, 2).reshape(self.height, -1) @ per_shift.reshape(-1, self.width)
-        return out
+        per_shift = np.zeros((weights.shape[1], cell_h, s, self.width))
+        for a in range(0, self.n, FOLD_CHUNK):  # masks a chunk at a time: ux alone is s * W float64 a mask
+            dy, dx = self.shifts[a:a + FOLD_CHUNK, 0], self.shifts[a:a + FOLD_CHUNK, 1]
+            ux = Ux[dx[:, None] + np.arange(self.width)].transpose(0, 2, 1)  # (c, s, W): the columns mask i reads
+            order = np.argsort(dy, kind="stable")
+            starts = np.flatnonzero(np.r_[True, np.diff(dy[order]) != 0])
+            grid = self.grid[a:a + FOLD_CHUNK].astype(np.float64)
+            for t in range(weights.shape[1]):
+                rows = np.matmul(grid * weights[a:a + FOLD_CHUNK, t, None, None], ux)  # (c, s, W)
+                per_shift[t, dy[order][starts]] += np.add.reduceat(rows[order], starts, axis=0)
+        up = uy.transpose(1, 0, 2).reshape(self.height, -1)
+        return np.stack([up @ p.reshape(-1, self.width) for p in per_shift])
 
 
 def _dense(idx: np.ndarray, wts: np.ndarray, s: int) -> np.ndarray:
