@@ -16,7 +16,6 @@ import json
 import os
 import struct
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np

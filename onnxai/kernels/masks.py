@@ -13,13 +13,12 @@ Convention everywhere: mask value 1 keeps the input, 0 shows the baseline.  Rand
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from numba import njit
 
 from onnxai.errors import InputError
-from onnxai.kernels._checks import _as_int32, _check_array, _check_out, _check_positive_int, check_seed, pair
+from onnxai.kernels._checks import (_as_int32, _check_array, _check_out, _check_positive_int, check_number,
+                                     check_seed, pair)
 from onnxai.kernels.resize import _axis_taps
 
 CLIP_MODES = ("inside", "clip")
@@ -89,9 +88,7 @@ def _grid_masks(grid, shifts, iy, wy, ix, wx, out):
 
 
 def _check_probability(p, name: str = "p") -> float:
-    if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
-        raise InputError(f"{name} must be a probability in [0, 1]; got {p!r}")
-    return float(p)
+    return check_number(p, f"{name} (a probability)", 0.0, 1.0)
 
 
 def random_binary_masks(n, k, p=0.5, seed=0, first_all_ones=True) -> np.ndarray:

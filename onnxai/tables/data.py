@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..safe_io import read_csv_rows, read_user_text
+from ..safe_io import existing_file, read_csv_rows, read_user_text
 
 
 def _float(cell: str):
@@ -37,11 +37,7 @@ def read_table(path, feature_names=None, expect: int | None = None) -> tuple[np.
     expect: the number of columns the model takes (an error says so when the file differs).
     feature_names: a list or "a,b,c" (overrides the header); empty cells are NaN.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"table file not found: {path}")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, not a table file; give a CSV or Parquet file")
+    path = existing_file(path, "table file (CSV or Parquet)")
     if path.suffix.lower() in (".parquet", ".pq"):
         return _read_parquet(path, feature_names, expect)
     rows = read_csv_rows(path, "CSV table", "comma-separated numbers, one row per line, or a Parquet file")

@@ -40,7 +40,7 @@ def test_unreadable_tables_say_what_to_fix(tmp_path):
     huge = _write(tmp_path / "huge.csv", "a,b\n1," + "9" * 200_000 + "\n")
     with pytest.raises(onnxai.InputError, match=r"cannot read .*huge.csv as the CSV table \(field larger"):
         tables.read_table(huge)
-    with pytest.raises(onnxai.InputError, match="is a folder, not a table file"):
+    with pytest.raises(onnxai.InputError, match="is a folder; give the table file"):
         tables.read_table(tmp_path)
     fake = tmp_path / "fake.parquet"
     fake.write_bytes(b"PAR1 not really")
