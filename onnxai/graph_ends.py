@@ -4,6 +4,7 @@
 - ``zipmap_sources``: the probability tensors skl2onnx's ZipMap outputs (seq(map)) wrap, which a
   session can return once they are exposed (``graph.expose``);
 - ``softmax_input``: the tensor a final Softmax reads (the logits), through pass-through ops;
+  ``final_softmax``: the same for a Softmax or a LogSoftmax, and which;
 - ``graph_class_labels``: the class order, as the ZipMap or the ai.onnx.ml classifier node lists it
   (``classlabels_int64s`` / ``classlabels_strings``, i.e. scikit-learn's ``classes_``).
 """
@@ -82,6 +83,17 @@ def softmax_input(proto: onnx.ModelProto, output: str, op: str = "Softmax") -> s
     while node is not None and node.op_type in ("Identity", "Reshape", "Flatten", "Squeeze", "Cast"):
         node = producers.get(node.input[0])
     return node.input[0] if node is not None and node.op_type == op else None
+
+
+def final_softmax(proto: onnx.ModelProto, output: str) -> tuple[str | None, bool]:
+    """(the logits, log): the input of the Softmax or LogSoftmax that ends ``output`` and whether it is a
+    LogSoftmax (torch models trained with NLLLoss end in one: their outputs are log-probabilities, and
+    the log of a saturated probability is saturated too), or (None, False)."""
+    found = softmax_input(proto, output)
+    if found is not None:
+        return found, False
+    found = softmax_input(proto, output, "LogSoftmax")
+    return found, found is not None
 
 
 _CLASSIFIERS = ("ZipMap", "TreeEnsembleClassifier", "LinearClassifier", "SVMClassifier", "TreeEnsemble")

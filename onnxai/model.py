@@ -132,7 +132,7 @@ class Model(InnerLayers):
                 raise LayerError(f"no output named {output!r}; the outputs are {[o.name for o in outs]}")
             chosen = match[0]
         else:
-            chosen, why = choose_class_output(outs, {o.name for o in outs if graph_ends.softmax_input(self.proto, o.name)})
+            chosen, why = choose_class_output(outs, {o.name for o in outs if graph_ends.final_softmax(self.proto, o.name)[0]})
             if why:  # several candidates: say which one and why
                 self.output_choice = why
                 note(f"{why} (name another with --output / output=)")
@@ -145,8 +145,8 @@ class Model(InnerLayers):
                     "tensor of shape (batch, classes): name it with output=/--output"
                 )
         self.output = chosen.name
-        # Is it already a softmax? Look for a final Softmax node; otherwise decided by the probe.
-        self._softmax_input = graph_ends.softmax_input(self.proto, self.output)
+        # Is it already a softmax? Look for a final Softmax / LogSoftmax node; otherwise decided by the probe.
+        self._softmax_input, self.log_probabilities = graph_ends.final_softmax(self.proto, self.output)
         self.outputs_probabilities = self._softmax_input is not None
         self.binary, self._sigmoid_input = None, None  # one score column: decided by the probe
 
@@ -351,6 +351,8 @@ class Model(InnerLayers):
     def convert(self, raw: np.ndarray, kind: str) -> np.ndarray:
         """Turn raw class-score outputs into the asked kind (see ``scores``); a binary classifier's one
         column becomes two classes (classes.binary_columns) except for "raw", the output as it is."""
+        if self.log_probabilities and kind != "raw":  # a final LogSoftmax: log-probabilities
+            raw = np.exp(raw)
         if self.binary is not None and kind != "raw":
             raw = binary_columns(raw, self.binary)
         return convert(raw, kind, self.outputs_probabilities)

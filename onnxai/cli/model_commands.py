@@ -33,6 +33,7 @@ def inspect(model_path, show_layers, spatial, as_json, **kw):
         "class_output": model.output,
         "class_output_choice": model.output_choice,
         "outputs_probabilities": model.outputs_probabilities,
+        "log_probabilities": model.log_probabilities,
         "num_classes": model.num_classes,
         "binary": model.binary,
         "preprocess": json.loads(model.preprocess.to_json()),
@@ -67,6 +68,8 @@ def inspect(model_path, show_layers, spatial, as_json, **kw):
         mark = f"  <- class scores ({model.output_choice})" if o.name == model.output else ""
         click.echo(f"output     {o.name}: {o.shape} {o.type}{mark}")
     kind = 'probabilities' if model.outputs_probabilities else 'logits; softmax applied'
+    if model.log_probabilities:
+        kind = "log-probabilities (a final LogSoftmax): exp applied; its input gives the logits"
     if model.binary is not None:
         kind = f"binary: one column read as class 1's {model.binary}, class 0 its complement"
     click.echo(f"classes    {model.num_classes} ({kind})")

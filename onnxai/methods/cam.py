@@ -106,7 +106,7 @@ class GradCAM(LayerMethod):
         Z = h * w
         score_name = getattr(model, "logits_output", None) or model.output
         if getattr(model, "_softmax_input", None) is not None:
-            score = "logits (the input of the graph's Softmax)"
+            score = f"logits (the input of the graph's {'LogSoftmax' if getattr(model, 'log_probabilities', False) else 'Softmax'})"
         elif getattr(model, "binary", None) is not None:
             score = "logits of a binary classifier's one column z, as (-z/2, z/2)"
         elif getattr(model, "_sigmoid_input", None) is not None:
