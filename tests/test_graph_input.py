@@ -15,20 +15,22 @@ from onnxai.graph_input import graph_preprocess, input_affine, pixel_scale
 MEAN, STD = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
 
 
-def normalising_net(ops, layout="NCHW", size=8, **kw):
-    """conv_net with ``ops`` between the input and the network: (op_type, constant, constant_first)."""
+def normalising_net(ops, layout="NCHW", size=8, after="input", **kw):
+    """conv_net with ``ops`` (op_type, constant, constant_first) after the tensor ``after`` (the input, or
+    "x_nchw": behind an NHWC net's Transpose)."""
     m, p = onnx_models.conv_net(size=size, layout=layout, softmax=True, **kw)
     g = m.graph
-    first = next(n for n in g.node if "input" in n.input)
-    tensor, nodes = "input", []
+    first = next(n for n in g.node if after in n.input)
+    tensor, nodes = after, []
     for i, (op, c, const_first) in enumerate(ops):
         g.initializer.append(numpy_helper.from_array(np.asarray(c, np.float32), f"norm_c{i}"))
         ins = [f"norm_c{i}", tensor] if const_first else [tensor, f"norm_c{i}"]
         nodes.append(helper.make_node(op, ins, [f"norm_{i}"], name=f"norm_{i}"))
         tensor = f"norm_{i}"
-    first.input[list(first.input).index("input")] = tensor
+    first.input[list(first.input).index(after)] = tensor
+    at = list(g.node).index(first)
     for n in reversed(nodes):
-        g.node.insert(0, n)
+        g.node.insert(at, n)
     return m, p
 
 
@@ -92,6 +94,17 @@ def test_the_graphs_own_normalisation_is_read_and_the_scores_are_those_of_the_pl
 
 def _floats(d):
     return {k: tuple(float(t) for t in v.split(",")) for k, v in d.items()}
+
+
+def test_per_channel_constants_behind_a_transpose_follow_the_channel_axis():
+    """NHWC input, Transpose to NCHW, then (1, 3, 1, 1) constants: read on the moved channel axis; the
+    same (3,) constants there would sit on the width and are not read as a normalisation."""
+    ops = [("Sub", channel(MEAN, "NCHW"), False), ("Div", channel(STD, "NCHW"), False)]
+    m, _ = normalising_net(ops, layout="NHWC", after="x_nchw")
+    spec = onnxai.Model(m, providers="cpu", preprocess=dict(resize=0, crop=8)).preprocess
+    assert (spec.scale, spec.mean) == (1 / 255, (0.0,) * 3)
+    wrong, _ = normalising_net([("Sub", MEAN, False), ("Div", STD, False)], layout="NHWC", after="x_nchw", size=3)
+    assert input_affine(wrong, "input", "NHWC") is None
 
 
 def test_before_this_the_default_fed_the_wrong_range():
