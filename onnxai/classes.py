@@ -1,6 +1,7 @@
 """Classes: the class axis of a classifier's scores.
 
-- ``convert``: raw outputs -> probabilities (softmax unless the model applies one) or logits;
+- ``convert``: raw outputs -> probabilities (softmax unless the model applies one) or logits (the
+  log-odds ``log_odds`` of a model that outputs only probabilities);
 - ``check_finite``: scores with NaN or infinities are an error that says what to check;
 - ``read_labels``, ``class_index``, ``top_k``/``Prediction``: class names from a file, a class given
   by index or (case-insensitive) name, the top classes of one row.
@@ -33,6 +34,23 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+LOG_FLOOR = 1e-30  # probabilities are clipped here before a log: a class the model rounds to 0 stays finite
+
+
+def log_odds(p: np.ndarray) -> np.ndarray:
+    """(n, K) probabilities -> each class's log-odds against the rest, log p_c - log sum_{j != c} p_j: the
+    logit of a probability output (for a binary classifier's class 1, its decision function; shap's
+    link="logit"). The rest is summed without the class rather than taken as 1 - p_c, so a saturated
+    p_c, which float32 rounds to 1, keeps the margin its rivals' small probabilities hold."""
+    p = np.clip(np.asarray(p, np.float64), 0.0, None)
+    rest = p.sum(axis=1, keepdims=True) - p  # no cancellation for p_c <= 1/2, so only the top is redone
+    rows, top = np.arange(p.shape[0]), p.argmax(axis=1)
+    others = p.copy()
+    others[rows, top] = 0.0
+    rest[rows, top] = others.sum(axis=1)
+    return (np.log(np.clip(p, LOG_FLOOR, None)) - np.log(np.clip(rest, LOG_FLOOR, None))).astype(np.float32)
+
+
 def binary_columns(r: np.ndarray, reading: str) -> np.ndarray:
     """A binary classifier's one score column (n, 1) as two classes (n, 2): a logit z becomes (-z/2, z/2),
     whose softmax is (1 - sigmoid z, sigmoid z) and whose difference is z; a probability p becomes
@@ -49,8 +67,8 @@ def convert(raw: np.ndarray, kind: str, outputs_probabilities: bool) -> np.ndarr
         return raw
     if kind == "probabilities":
         return raw if outputs_probabilities else softmax(raw)
-    if kind == "logits":
-        return np.log(np.clip(raw, 1e-30, None)) if outputs_probabilities else raw
+    if kind == "logits":  # a model that outputs only probabilities: their log-odds
+        return log_odds(raw) if outputs_probabilities and raw.shape[1] > 1 else raw
     raise InputError(f"kind must be 'probabilities', 'logits' or 'raw', not {kind!r}")
 
 

@@ -314,8 +314,9 @@ class Model(InnerLayers):
 
         kind: "probabilities" (softmax applied unless the model already outputs probabilities),
         "logits" (pre-softmax values: the Softmax node's input when the graph ends in one, else the
-        raw output; when the model only outputs probabilities, their log), or "raw" (the output as the graph
-        gives it: a binary classifier's one column stays one, e.g. a regressor's value).
+        raw output; when the model only outputs probabilities, each class's log-odds against the rest,
+        ``classes.log_odds``), or "raw" (the output as the graph gives it: a binary classifier's one
+        column stays one, e.g. a regressor's value).
         """
         batch = self.check_batch(batch)
         if 0 < batch.shape[0] <= self.batch_size:
