@@ -137,8 +137,8 @@ def pixel_scale(affine: InputAffine) -> float | None:
 
 
 def channel_order(affine: InputAffine, scale: float) -> str:
-    """"BGR" when the pixel value each channel maps to 0 is ImageNet's mean in reverse (Caffe-style
-    models: Keras ResNet50, VGG), else "RGB"."""
+    """The channel order: BGR when the pixel value each channel maps to 0 is ImageNet's mean in reverse
+    (Caffe-style models: Keras ResNet50, VGG), else RGB."""
     if affine.a.size != 3:
         return "RGB"
     zero = -affine.b / affine.a / scale  # in 0..1 pixels, in the input's channel order

@@ -247,7 +247,7 @@ class GridMasks:
             p = _check_probability(p)
             engine = qmc.Sobol(s * s + 2, scramble=True, seed=rng)
             self.grid = np.empty((self.n, s, s), np.uint8)
-            for a in range(0, self.n, SOBOL_CHUNK):  # a chunk at a time: the points are float64, 66 a mask
+            for a in range(0, self.n, SOBOL_CHUNK):  # a chunk at a time: s * s + 2 float64 a mask
                 k = min(SOBOL_CHUNK, self.n - a)
                 # the first draw: 2^m >= k points (scipy warns for other counts); later ones follow on
                 u = engine.random_base2(max(0, (k - 1).bit_length()))[:k] if a == 0 else engine.random(k)
