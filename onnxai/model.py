@@ -24,10 +24,10 @@ from ._log import note
 from .classes import (Prediction, binary_columns, check_finite, class_index, convert, labels_from_json, read_labels,
                       top_k)
 from .errors import InputError, LayerError, ModelError, OutputError
-from .graph_input import graph_preprocess
 from .model_layers import InnerLayers
-from .signature import DTYPES, InputSpec, check_batch_size, check_channels, check_input_size, choose_class_output, column_inputs, dim, guess_layout
-from .preprocess import DEFAULT_MAX_PIXELS, LABELS_KEY, METADATA_KEY, Preprocess, load_image
+from .model_preprocess import preprocess_for
+from .signature import DTYPES, InputSpec, check_batch_size, check_input_size, choose_class_output, column_inputs, dim, guess_layout
+from .preprocess import DEFAULT_MAX_PIXELS, LABELS_KEY, Preprocess, load_image
 from .runtime import (OnnxruntimeFailure, checked_batch_session, make_session, resolve_providers, session_options,
                       short_error)
 
@@ -166,35 +166,7 @@ class Model(InnerLayers):
     def _init_metadata(self, preprocess, labels):
         meta = {p.key: p.value for p in self.proto.metadata_props}
         self.metadata = meta
-        if isinstance(preprocess, Preprocess):
-            spec = preprocess
-        else:
-            if METADATA_KEY in meta:
-                spec = Preprocess.from_json(meta[METADATA_KEY], source=f"the model's {METADATA_KEY} metadata")
-                self.preprocess_source = "model metadata"
-            else:
-                spec = Preprocess.default_for(self.input.hw, self.input.layout or "NCHW", self.input.dtype,
-                                              self.input.channels)
-                raw = np.issubdtype(self.input.dtype, np.integer)
-                how = ('raw pixels: an integer input' if raw else '0..1 pixels' if spec.channels == "L"
-                       else 'ImageNet mean/std') + ("; grey: the picture's luma" if spec.channels == "L" else "")
-                self.preprocess_source = f"default ({how}; the model carries no spec)"
-                found = None if raw or not self.input.is_image else graph_preprocess(
-                    self.proto, self.input.name, self.input.layout, spec.channels == "L")
-                if found:
-                    spec, self.preprocess_source = spec.with_overrides(**found[0]), found[1]
-            if isinstance(preprocess, dict):
-                spec = spec.with_overrides(**preprocess)
-                if any(v is not None for v in preprocess.values()):
-                    self.preprocess_source += ", with overrides"
-        if isinstance(preprocess, Preprocess):
-            self.preprocess_source = "given"
-        if self.input.is_image and spec.layout != self.input.layout and METADATA_KEY not in meta:
-            spec = spec.with_overrides(layout=self.input.layout)
-        if self.input.is_image:
-            spec.check_dtype(self.input.dtype)
-            check_channels(self.input, spec, self.preprocess_source)
-        self.preprocess = spec
+        self.preprocess, self.preprocess_source = preprocess_for(self.proto, meta, self.input, preprocess)
         if labels is None and LABELS_KEY in meta:
             try:
                 labels = labels_from_json(json.loads(meta[LABELS_KEY]), f"the model's {LABELS_KEY} metadata")

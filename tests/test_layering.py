@@ -19,9 +19,10 @@ Layers, bottom first. A module may import from its own layer and the layers belo
                                                      superpixels; pictures. Arrays and protos in,
                                                      arrays out.
     2 runtime     runtime                            providers, sessions, onnxruntime's noise
-    3 model       model, model_layers, signature,    Model; its input spec and output rule; its inner
-                  classes, export                    layers and tails; the class axis (score kinds,
-                                                     labels); writing a model
+    3 model       model, model_layers,               Model; its input spec and output rule; its inner
+                  model_preprocess, signature,       layers and tails; which preprocessing it gets;
+                  classes, export                    the class axis (score kinds, labels); writing a
+                                                     model
     4 engine      engine                             the perturb-and-score loop
     5 results     explanation, tables                Explanation; table data, backgrounds, results
     6 methods     methods                            one file per method (lime_tabular included)
@@ -51,7 +52,7 @@ LAYERS = [
     ("base", ["errors", "_log", "safe_io"]),
     ("pure", ["kernels", "graph", "graph_shapes", "graph_ends", "graph_input", "grids", "heads", "preprocess", "features", "render", "render_tree"]),
     ("runtime", ["runtime"]),
-    ("model", ["model", "model_layers", "signature", "classes", "export", "export_builders"]),
+    ("model", ["model", "model_layers", "model_preprocess", "signature", "classes", "export", "export_builders"]),
     ("engine", ["engine"]),
     ("results", ["explanation", "tables"]),
     ("methods", ["methods"]),

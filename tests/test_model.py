@@ -319,7 +319,7 @@ def test_providers_auto_notes_once_without_onnxruntime_noise(monkeypatch, capfd)
     monkeypatch.setattr(_log, "_quiet", False)
     m, _ = onnx_models.conv_net()
     capfd.readouterr()
-    first = Model(m, providers="auto")
+    first = Model(m, providers="auto", preprocess=Preprocess(crop=8))  # given: no note of a guessed spec
     out1 = capfd.readouterr()
     assert first.provider == "CPUExecutionProvider"
     lines = out1.err.splitlines()
@@ -327,7 +327,7 @@ def test_providers_auto_notes_once_without_onnxruntime_noise(monkeypatch, capfd)
     assert lines[0].startswith("onnxai: running on the CPU: a GPU driver is present but CUDA did not start (")
     assert "\x1b[" not in out1.err and "[E:onnxruntime" not in out1.err and "[W:onnxruntime" not in out1.err
     assert out1.out == ""
-    second = Model(m, providers="auto")
+    second = Model(m, providers="auto", preprocess=Preprocess(crop=8))
     out2 = capfd.readouterr()
     assert second.provider == "CPUExecutionProvider"
     assert out2.err == "" and out2.out == ""
@@ -339,7 +339,7 @@ def test_providers_auto_says_nothing_on_a_machine_without_a_gpu_driver(monkeypat
     monkeypatch.setattr(_log, "_said", set())
     monkeypatch.setattr(_log, "_quiet", False)
     capfd.readouterr()
-    model = Model(onnx_models.conv_net()[0], providers="auto")
+    model = Model(onnx_models.conv_net()[0], providers="auto", preprocess=Preprocess(crop=8))
     out = capfd.readouterr()
     assert model.provider == "CPUExecutionProvider" and out.err == "" and out.out == ""
 
@@ -410,3 +410,23 @@ def test_labels_as_a_json_object_by_class_index_and_bad_label_metadata(tmp_path,
     capsys.readouterr()
     assert Model(m, providers="cpu").labels is None
     assert "ignoring the model's onnxai.labels metadata" in capsys.readouterr().err
+
+
+def test_a_guessed_preprocessing_is_said_once(monkeypatch, capfd):
+    """Without metadata the normalisation is a guess (ImageNet's, or read from the graph): one note says
+    which; none when the spec is given, in the metadata, or its mean/std/scale are set by the caller."""
+    monkeypatch.setattr(_log, "_said", set())
+    monkeypatch.setattr(_log, "_quiet", False)
+    m, _ = onnx_models.conv_net()
+    capfd.readouterr()
+    Model(m, providers="cpu", preprocess={"resize": 0, "crop": 8})
+    Model(m, providers="cpu", preprocess={"resize": 0, "crop": 8})
+    err = capfd.readouterr().err
+    assert err.count("no preprocessing metadata; the default is used: ImageNet mean/std") == 1, err
+    Model(m, providers="cpu", preprocess={"resize": 0, "crop": 8, "mean": (0, 0, 0), "std": (1, 1, 1)})
+    Model(m, providers="cpu", preprocess=Preprocess(crop=8))
+    monkeypatch.setattr(_log, "_said", set())
+    with_meta = onnx_models.conv_net()[0]
+    with_meta.metadata_props.add(key="onnxai.preprocess", value=Preprocess(crop=8).to_json())
+    Model(with_meta, providers="cpu")
+    assert capfd.readouterr().err == ""
