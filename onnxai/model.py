@@ -28,8 +28,8 @@ from .model_layers import InnerLayers
 from .model_preprocess import preprocess_for
 from .signature import DTYPES, InputSpec, check_batch_size, check_input_size, choose_class_output, column_inputs, dim, guess_layout
 from .preprocess import DEFAULT_MAX_PIXELS, LABELS_KEY, Preprocess, load_image
-from .runtime import (OnnxruntimeFailure, checked_batch_session, make_session, resolve_providers, session_options,
-                      short_error)
+from .runtime import (OnnxruntimeFailure, batch_consistent, checked_batch_session, make_session, resolve_providers,
+                      session_options, short_error)
 
 TABLE_ROWS_PER_RUN = 16384  # rows per forward pass for table models: cheap per row, big batches amortise the call
 
@@ -99,7 +99,7 @@ class Model(InnerLayers):
         if dtype is None:
             raise ModelError(f"input {first.name!r} has type {first.type}, which onnxai does not feed")
         self.fixed_batch = None
-        dynamic = len(shape) > 0 and shape[0] is None
+        dynamic = self._native_dynamic = len(shape) > 0 and shape[0] is None
         if len(shape) and shape[0] == 1 and len(ins) == 1:
             dynamic = self._try_dynamic_batch(first.name, shape, dtype)
             if dynamic:
@@ -196,6 +196,8 @@ class Model(InnerLayers):
             raw = self._run_raw(x)
         except OnnxruntimeFailure as e:
             raise ModelError(f"a test run of the model failed: {e}") from None
+        if self._native_dynamic and self.input.is_image and self.columns is None:
+            self._check_batch_mixing(shape)
         if self._softmax_input is None:  # a final Sigmoid: its input holds the logits
             self._sigmoid_input = graph_ends.softmax_input(self.proto, self.output, "Sigmoid")
         if raw.shape[1] == 1:  # a binary classifier's one column: its class and the complement
@@ -220,6 +222,19 @@ class Model(InnerLayers):
                 f"{len(self.labels)} labels were given but the model scores {self.num_classes} classes; "
                 "give a labels file with one name per class"
             )
+
+    def _check_batch_mixing(self, shape):
+        """A batch-dynamic picture model whose batch of 2 scores unlike two single runs mixes its inputs (a
+        Softmax or a normalisation over the batch axis): it runs one input at a time. The tolerance leaves
+        room for a GPU's batch-size-dependent convolution algorithms."""
+        try:
+            same = batch_consistent(self.session, self.input.name, (None,) + shape[1:], self.input.dtype, 1e-2, 1e-3)
+        except Exception:  # onnxruntime refuses a batch of 2: the engine's first batch will say why, as before
+            return
+        if not same:
+            note("the model scores a batch of 2 unlike two single runs (it mixes the inputs of a batch, e.g. a "
+                 "Softmax or a normalisation over the batch axis); inputs run one at a time, which is slower")
+            self.fixed_batch = self.batch_size = 1
 
     # ------------------------------------------------------------------ running
     def _run_raw(self, x: np.ndarray, session=None, outputs=None) -> np.ndarray | list:

@@ -90,6 +90,11 @@ def test_a_graph_that_folds_the_batch_into_the_classes_is_refused():
     model = onnxai.Model(m, providers="cpu", preprocess=_pre())  # one row: (1, 3), nothing to see yet
     pic = onnx_models.cam_picture(size=8)
     assert len(model.predict(pic)[0]) == 3
+    # the load's batch check (a batch of 2 against two single runs) sends it one input at a time: right scores
+    assert model.batch_size == 1
+    x = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(model.scores(x, "logits"), conv_forward(x, p)[1], rtol=1e-4, atol=1e-5)
+    model.batch_size, model.fixed_batch = 4, None  # forced back to batches, the fold is refused at the first
     with pytest.raises(onnxai.OutputError, match=r"returned 1 row\(s\) of scores .* for 4 inputs: its graph folds "
                                                   "the batch axis"):
         model.scores(np.zeros((4, 3, 8, 8), np.float32))
@@ -98,6 +103,7 @@ def test_a_graph_that_folds_the_batch_into_the_classes_is_refused():
     m.graph.node.append(helper.make_node("Softmax", ["folded"], ["probs"], axis=1, name="softmax"))
     m.graph.output[0].name = "probs"  # a Softmax after the fold: logits are read before it, checked the same
     model = onnxai.Model(m, providers="cpu", preprocess=_pre())
+    model.batch_size, model.fixed_batch = 4, None
     assert model.logits_output == "folded"
     with pytest.raises(onnxai.OutputError, match="'folded', shape \\(1, 12\\)\\) for 4 inputs: its graph folds"):
         model.scores(np.zeros((4, 3, 8, 8), np.float32), "logits")

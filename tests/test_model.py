@@ -132,6 +132,21 @@ def test_rewrite_that_changes_results_is_rejected(monkeypatch, capfd):
     np.testing.assert_allclose(model.scores(x, kind="logits"), logits, atol=1e-4, rtol=1e-5)
 
 
+def test_a_dynamic_batch_model_that_mixes_its_batch_runs_one_input_at_a_time(monkeypatch, capfd):
+    """Declared batch-dynamic, but its output for a batch depends on the other inputs (here 2 l - the
+    batch's mean l): before, every batch of perturbations was scored against its neighbours."""
+    monkeypatch.setattr(_log, "_said", set())
+    monkeypatch.setattr(_log, "_quiet", False)
+    m, p = onnx_models.batch_mixing_net(batch=None)
+    model = Model(m, providers="cpu", preprocess=Preprocess(crop=8))
+    assert "it mixes the inputs of a batch" in capfd.readouterr().err
+    assert model.batch_size == 1 and model.fixed_batch == 1
+    x = _x(5, p)
+    np.testing.assert_allclose(model.scores(x, kind="logits"), onnx_models.conv_forward(x, p)[1], atol=1e-4, rtol=1e-5)
+    plain = Model(onnx_models.conv_net(batch=None)[0], providers="cpu", preprocess=Preprocess(crop=8))
+    assert plain.batch_size == 32 and plain.fixed_batch is None  # a model that does not mix keeps its batches
+
+
 def test_fixed_batch_above_one_pads_the_last_chunk():
     m, p = onnx_models.conv_net(batch=3, softmax=True)
     model = Model(m, providers="cpu")
