@@ -13,7 +13,8 @@ ImageNet-normalised values, and the maps would be confident and wrong, with no e
 (one value, or one per channel on the channel axis), past Transpose, Cast and Identity, and returns
 the per-channel map v -> a v + b those ops compute, in the input's channel order. ``pixel_scale``
 says which input range that map turns into a normalised one (every channel's image of [0, S] spans
-at least 0.5 and stays within +-5). The two candidates differ 255-fold, so at most one can pass.
+at least 0.5 and stays within +-5), when the ops scale the values or subtract a mean from them (an Add
+of a small bias alone proves nothing). The two candidates differ 255-fold, so at most one can pass.
 """
 
 from __future__ import annotations
@@ -129,10 +130,19 @@ def _normalised(affine: InputAffine, scale: float) -> bool:
     return bool(np.all(np.abs(ends[1] - ends[0]) >= NORMAL_SPAN) and np.all(np.abs(ends) <= NORMAL_BOUND))
 
 
+def _preprocessing_like(affine: InputAffine, scale: float) -> bool:
+    """The ops look like preprocessing: they scale (a Mul or Div by something other than +-1), or they
+    subtract from every channel a value within the middle half of the pixel range (a mean). An Add of a
+    small bias or a sign flip alone is no evidence of what range the graph expects."""
+    centre = -affine.b / affine.a / scale
+    return bool(np.any(np.abs(np.abs(affine.a) - 1) > 1e-3) or np.all((centre >= 0.25) & (centre <= 0.75)))
+
+
 def pixel_scale(affine: InputAffine) -> float | None:
     """255.0 when the graph normalises 0..255 pixels itself, 1.0 when it normalises 0..1 pixels, None
-    when neither range comes out normalised (then the ops are not read as preprocessing)."""
-    fits = [s for s in (255.0, 1.0) if _normalised(affine, s)]
+    when neither range comes out normalised by ops that look like preprocessing (then the ops are not
+    read as such)."""
+    fits = [s for s in (255.0, 1.0) if _normalised(affine, s) and _preprocessing_like(affine, s)]
     return fits[0] if len(fits) == 1 else None
 
 

@@ -39,7 +39,7 @@ def session_options(threads: int | None = None, optimization: str = "all") -> or
         raise InputError(f"optimization must be one of {list(_OPT_LEVELS)}, not {optimization!r}")
     so = ort.SessionOptions()
     so.graph_optimization_level = _OPT_LEVELS[optimization]
-    so.log_severity_level = 3
+    so.log_severity_level = 4  # fatal only: an error reaches the caller in the exception, which onnxai words
     if threads:
         so.intra_op_num_threads = int(threads)
     return so

@@ -50,6 +50,7 @@ def scores(m, image, **preprocess):
 
 
 CASES = {  # name: (ops given the layout, the pixel scale onnxai should feed, channels)
+    "x - 0.5 (a mean alone)": (lambda L: [("Sub", 0.5, False)], 1 / 255, "RGB"),
     "keras rescaling 1/255": (lambda L: [("Mul", 1 / 255, False)], 1.0, "RGB"),
     "keras x/127.5 - 1": (lambda L: [("Div", 127.5, False), ("Sub", 1.0, False)], 1.0, "RGB"),
     "keras rescaling + normalization": (lambda L: [("Mul", 1 / 255, False), ("Sub", channel(MEAN, L), False),
@@ -85,6 +86,7 @@ def test_the_graphs_own_normalisation_is_read_and_the_scores_are_those_of_the_pl
     # and that is what the plain net gets from onnxai when told the right preprocessing by hand
     rgb = image[..., ::-1] if order == "BGR" else image
     by_hand = {"keras rescaling 1/255": dict(mean="0,0,0", std="1,1,1"),
+               "x - 0.5 (a mean alone)": dict(mean="0.5,0.5,0.5", std="1,1,1"),
                "keras x/127.5 - 1": dict(mean="0.5,0.5,0.5", std="0.5,0.5,0.5"),
                "BGR means": dict(mean=",".join(map(str, MEAN[::-1])), std=",".join(map(str, STD[::-1])))}.get(case, {})
     plain_model = onnxai.Model(plain, providers="cpu", preprocess=dict(resize=0, crop=8, **_floats(by_hand)))
@@ -134,6 +136,10 @@ def test_metadata_and_overrides_win_over_the_graph():
     [("Mul", np.nan, False)],
     [("Mul", 0.0, False)],
     [("Mul", 1.0, False)],  # an identity says nothing of the range
+    [("Add", 0.004, False)],  # nor does a small bias,
+    [("Add", 1.0, False)],
+    [("Sub", 1.0, False)],  # a shift off the middle of 0..1,
+    [("Mul", -1.0, False)],  # or a sign flip
 ])
 def test_ops_that_are_not_a_normalisation_leave_the_default(ops):
     m, _ = normalising_net(ops)
