@@ -100,7 +100,7 @@ OPTIONS = [
     ("--max-samples", "max_samples", dict(type=int, help="--samples auto: the most samples to score (permutation-shap: permutations).")),
     ("--features", "num_features", dict(type=click.IntRange(1), help="Number of superpixels / grid cells.")),
     ("--keep-probability", "keep_probability", dict(type=click.FloatRange(0, 1, min_open=True), help="Chance that a feature / mask cell stays visible in a sample.")),
-    ("--score", "score", dict(type=click.Choice(["auto", "probabilities", "logits"]), help="What the method explains: the class probability or its logit; auto (occlusion, RISE, LIME, Kernel SHAP) takes the logits when the target's probability on the input is above 0.99 (a saturated softmax is flat) and says so.")),
+    ("--score", "score", dict(type=click.Choice(["auto", "probabilities", "logits"]), help="What the method explains: the class probability or its logit (for a model that outputs only probabilities, e.g. scikit-learn's, the class's log-odds against the rest); auto (occlusion, RISE, LIME, Kernel SHAP) takes the logits when the target's probability on the input is above 0.99 (a saturated softmax is flat) and says so.")),
     ("--segmentation", "segmentation", dict(type=click.Choice(["slic", "quickshift", "felzenszwalb", "grid"]), help="How features are made.")),
     ("--surrogate", "surrogate", dict(type=click.Choice(["tree", "linear", "ridge"]), help="LIME: regression tree (MATLAB default), lasso, or ridge (lime package).")),
     ("--kernel-width", "kernel_width", dict(type=float, help="LIME: locality kernel width.")),
