@@ -69,3 +69,21 @@ def test_inspect_says_log_probabilities(tmp_path):
     assert json.loads(out.output)["log_probabilities"] is True
     out = CliRunner().invoke(main, ["inspect", str(path)])
     assert "log-probabilities (a final LogSoftmax)" in out.output
+
+
+def test_a_torch_export_ending_in_log_softmax(tmp_path):
+    torch = pytest.importorskip("torch")
+    import torch_models
+
+    torch.manual_seed(0)
+    body = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                               torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    net = torch.nn.Sequential(body, torch.nn.LogSoftmax(dim=1)).eval()
+    path = torch_models.export(net, tmp_path / "nll.onnx", torch.zeros(1, 3, 16, 16))
+    model = onnxai.Model(path, providers="cpu", preprocess=onnxai.Preprocess(resize=None, crop=16))
+    assert model.log_probabilities
+    x = np.random.default_rng(0).standard_normal((3, 3, 16, 16)).astype(np.float32)
+    with torch.no_grad():
+        logits = body(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model.scores(x, "logits"), logits, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.scores(x), np_softmax(logits), rtol=1e-4, atol=1e-6)
