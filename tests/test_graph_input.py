@@ -195,3 +195,12 @@ def test_a_torch_export_with_its_normalize(tmp_path):
     with torch.no_grad():
         want = net(torch.from_numpy(image.astype(np.float32).transpose(2, 0, 1)[None] / 255)).softmax(1).numpy()
     np.testing.assert_allclose(model.run_batch(model.preprocess(image)), want, rtol=1e-4, atol=1e-5)
+
+
+def test_the_explanation_records_where_its_preprocessing_came_from(tmp_path):
+    m, _ = normalising_net([("Mul", 1 / 255, False)])
+    model = onnxai.Model(m, providers="cpu", preprocess=dict(resize=0, crop=8))
+    e = onnxai.Occlusion(window=4, stride=4).explain(model, picture(), target=0)
+    assert e.extras["preprocess"].startswith("read from the graph")
+    e.save(tmp_path / "e")
+    assert onnxai.Explanation.load(tmp_path / "e").extras["preprocess"] == e.extras["preprocess"]

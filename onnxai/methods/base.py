@@ -127,6 +127,8 @@ class Method:
         targets, single = self.resolve(model, probs, extra, target)
         results = self._explain(model, x, crop, probs, targets, **extra)
         self.finish(results, crop, source, time.perf_counter() - t0)
+        for e in results:  # where the input's preprocessing came from (metadata, given, a guess): kept in the JSON
+            e.extras.setdefault("preprocess", getattr(model, "preprocess_source", None))
         return results[0] if single else results
 
     def resolve(self, model, probs: np.ndarray, extra: dict, target) -> tuple[list[int], bool]:
