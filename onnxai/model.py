@@ -225,15 +225,17 @@ class Model(InnerLayers):
 
     def _check_batch_mixing(self, shape):
         """A batch-dynamic picture model whose batch of 2 scores unlike two single runs mixes its inputs (a
-        Softmax or a normalisation over the batch axis): it runs one input at a time. The tolerance leaves
-        room for a GPU's batch-size-dependent convolution algorithms."""
+        Softmax or a normalisation over the batch axis), and one whose batch of 2 fails while one input
+        runs cannot take batches: either runs one input at a time. The tolerance leaves room for a GPU's
+        batch-size-dependent convolution algorithms."""
         try:
             same = batch_consistent(self.session, self.input.name, (None,) + shape[1:], self.input.dtype, 1e-2, 1e-3)
-        except Exception:  # onnxruntime refuses a batch of 2: the engine's first batch will say why, as before
-            return
+            why = "it scores a batch of 2 unlike two single runs: it mixes the inputs of a batch, e.g. a Softmax " \
+                  "or a normalisation over the batch axis"
+        except Exception as e:  # a single input ran (the probe): a batch fails, e.g. a Reshape that fixes it to 1
+            same, why = False, f"a batch of 2 fails ({short_error(e)[:160]})"
         if not same:
-            note("the model scores a batch of 2 unlike two single runs (it mixes the inputs of a batch, e.g. a "
-                 "Softmax or a normalisation over the batch axis); inputs run one at a time, which is slower")
+            note(f"the model declares a dynamic batch but {why}; inputs run one at a time, which is slower")
             self.fixed_batch = self.batch_size = 1
 
     # ------------------------------------------------------------------ running

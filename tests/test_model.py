@@ -147,6 +147,20 @@ def test_a_dynamic_batch_model_that_mixes_its_batch_runs_one_input_at_a_time(mon
     assert plain.batch_size == 32 and plain.fixed_batch is None  # a model that does not mix keeps its batches
 
 
+def test_a_dynamic_batch_model_whose_batch_fails_runs_one_input_at_a_time(monkeypatch, capfd):
+    """Declared batch-dynamic, but a Reshape inside fixes the batch to 1 (a torch view(1, -1) exported with
+    dynamic axes): a batch of 2 fails. Before, every explanation failed at its first batch."""
+    monkeypatch.setattr(_log, "_said", set())
+    monkeypatch.setattr(_log, "_quiet", False)
+    m, p = onnx_models.reshape_head_net((1, 4), batch=None)
+    model = Model(m, providers="cpu", preprocess=Preprocess(crop=8))
+    err = capfd.readouterr().err
+    assert "declares a dynamic batch but a batch of 2 fails" in err and "one at a time" in err, err
+    assert model.batch_size == 1
+    x = _x(3, p)
+    np.testing.assert_allclose(model.scores(x, kind="logits"), onnx_models.conv_forward(x, p)[1], atol=1e-4, rtol=1e-5)
+
+
 def test_fixed_batch_above_one_pads_the_last_chunk():
     m, p = onnx_models.conv_net(batch=3, softmax=True)
     model = Model(m, providers="cpu")
