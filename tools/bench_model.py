@@ -53,10 +53,10 @@ def bench_one(path: Path, batch: int, threads: int, seconds: float, min_reps: in
     def b():
         return sess.run([out_name], {in_name: x})[0]
 
-    # the two agree (up to the softmax onnxai applies to logits)
+    # the two agree (up to the softmax onnxai applies to logits, the exp to log-probabilities)
     ref = b()
     got = a()
-    want = ref if model.outputs_probabilities else model.convert(ref, "probabilities")
+    want = model.convert(ref, "probabilities")
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     for _ in range(3):  # warm-up: allocations, thread pools
         a(), b()
