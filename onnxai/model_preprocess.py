@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._log import note
-from .graph_input import graph_preprocess
+from .graph_input import graph_preprocess, input_affine, pixel_scale
 from .preprocess import METADATA_KEY, Preprocess
 from .signature import InputSpec, check_channels
 
@@ -24,6 +24,13 @@ def preprocess_for(proto, meta: dict, inp: InputSpec, preprocess) -> tuple[Prepr
     elif METADATA_KEY in meta:
         spec = Preprocess.from_json(meta[METADATA_KEY], source=f"the model's {METADATA_KEY} metadata")
         source = "model metadata"
+        normalises = any(v != 0 for v in spec.mean) or any(v != 1 for v in spec.std)
+        if inp.is_image and normalises and not np.issubdtype(inp.dtype, np.integer):
+            affine = input_affine(proto, inp.name, inp.layout)
+            if affine is not None and pixel_scale(affine) is not None:
+                note(f"the model's metadata normalises pictures (mean {list(spec.mean)}, std {list(spec.std)}) and its "
+                     f"graph normalises its input too ({affine.describe()}): if that is one normalisation done twice, "
+                     "give --mean 0,0,0 --std 1,1,1")
     else:
         spec = Preprocess.default_for(inp.hw, inp.layout or "NCHW", inp.dtype, inp.channels)
         raw = np.issubdtype(inp.dtype, np.integer)

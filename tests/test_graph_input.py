@@ -204,3 +204,20 @@ def test_the_explanation_records_where_its_preprocessing_came_from(tmp_path):
     assert e.extras["preprocess"].startswith("read from the graph")
     e.save(tmp_path / "e")
     assert onnxai.Explanation.load(tmp_path / "e").extras["preprocess"] == e.extras["preprocess"]
+
+
+def test_metadata_that_normalises_a_graph_that_normalises_too_is_noted(monkeypatch, capfd):
+    from onnxai import _log
+
+    monkeypatch.setattr(_log, "_said", set())
+    monkeypatch.setattr(_log, "_quiet", False)
+    m, _ = normalising_net([("Sub", channel(MEAN, "NCHW"), False), ("Div", channel(STD, "NCHW"), False)])
+    m.metadata_props.add(key="onnxai.preprocess", value=onnxai.Preprocess(resize=None, crop=8).to_json())
+    capfd.readouterr()
+    model = onnxai.Model(m, providers="cpu")
+    assert model.preprocess_source == "model metadata" and model.preprocess.mean == onnxai.Preprocess().mean
+    assert "graph normalises its input too" in capfd.readouterr().err
+    raw = onnxai.Preprocess(resize=None, crop=8, mean=(0, 0, 0), std=(1, 1, 1)).to_json()
+    m.metadata_props[0].value = raw  # metadata that leaves the normalisation to the graph: nothing to say
+    onnxai.Model(m, providers="cpu")
+    assert "too" not in capfd.readouterr().err
