@@ -989,3 +989,22 @@ def nine_cell_picture():
     pic = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
     segments = (np.arange(8)[:, None] // 3 * 3 + np.arange(8)[None, :] // 3).astype(np.int32)
     return model, pic, segments
+
+
+def normalising_net(ops, layout="NCHW", size=8, after="input", **kw):
+    """conv_net with ``ops`` (op_type, constant, constant_first) after the tensor ``after`` (the input, or
+    "x_nchw": behind an NHWC net's Transpose)."""
+    m, p = conv_net(size=size, layout=layout, softmax=True, **kw)
+    g = m.graph
+    first = next(n for n in g.node if after in n.input)
+    tensor, nodes = after, []
+    for i, (op, c, const_first) in enumerate(ops):
+        g.initializer.append(numpy_helper.from_array(np.asarray(c, np.float32), f"norm_c{i}"))
+        ins = [f"norm_c{i}", tensor] if const_first else [tensor, f"norm_c{i}"]
+        nodes.append(helper.make_node(op, ins, [f"norm_{i}"], name=f"norm_{i}"))
+        tensor = f"norm_{i}"
+    first.input[list(first.input).index(after)] = tensor
+    at = list(g.node).index(first)
+    for n in reversed(nodes):
+        g.node.insert(at, n)
+    return m, p

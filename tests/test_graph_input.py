@@ -6,32 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import helper, numpy_helper
+from onnx import helper
 
 import onnx_models
+from onnx_models import normalising_net
 import onnxai
 from onnxai.graph_input import graph_preprocess, input_affine, pixel_scale
 
 MEAN, STD = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
-
-
-def normalising_net(ops, layout="NCHW", size=8, after="input", **kw):
-    """conv_net with ``ops`` (op_type, constant, constant_first) after the tensor ``after`` (the input, or
-    "x_nchw": behind an NHWC net's Transpose)."""
-    m, p = onnx_models.conv_net(size=size, layout=layout, softmax=True, **kw)
-    g = m.graph
-    first = next(n for n in g.node if after in n.input)
-    tensor, nodes = after, []
-    for i, (op, c, const_first) in enumerate(ops):
-        g.initializer.append(numpy_helper.from_array(np.asarray(c, np.float32), f"norm_c{i}"))
-        ins = [f"norm_c{i}", tensor] if const_first else [tensor, f"norm_c{i}"]
-        nodes.append(helper.make_node(op, ins, [f"norm_{i}"], name=f"norm_{i}"))
-        tensor = f"norm_{i}"
-    first.input[list(first.input).index(after)] = tensor
-    at = list(g.node).index(first)
-    for n in reversed(nodes):
-        g.node.insert(at, n)
-    return m, p
 
 
 def channel(v, layout):

@@ -47,6 +47,7 @@ EXPECTED = {
     "convnext_like": NO_CAM,
     "vit_like": NO_CAM,
     "tf2onnx_like": PICTURE,
+    "normalises_input": PICTURE,  # NHWC, Keras-style Rescaling + Normalization inside (read from the graph)
     "table": {m: PICTURE_ONLY for m in METHODS} | {"kernel-shap": "ok", "lime-tabular": "ok"},
     # exported with torch (random weights)
     "squeezenet1_1": PICTURE,
@@ -67,6 +68,9 @@ def _hand_built(name):
         "convnext_like": onnx_models.convnext_like_net,
         "vit_like": onnx_models.vit_like_net,
         "tf2onnx_like": onnx_models.tf2onnx_like_net,
+        "normalises_input": lambda: onnx_models.normalising_net(
+            [("Mul", 1 / 255, False), ("Sub", np.array([0.485, 0.456, 0.406]), False),
+             ("Div", np.array([0.229, 0.224, 0.225]), False)], layout="NHWC", size=16)[0],
     }[name]()
     return m
 
@@ -106,6 +110,8 @@ def _model(name, exported):
         else:
             size = 16
             _models[name] = onnxai.Model(_hand_built(name), providers="cpu", preprocess={"resize": 0, "crop": size})
+            if name == "normalises_input":  # fed raw pixels: the graph's own normalisation was read
+                assert _models[name].preprocess.scale == 1.0 and _models[name].preprocess.mean == (0.0,) * 3
     return _models[name]
 
 
