@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import helper
+from onnx import helper, numpy_helper
 
 import onnx_models
 from onnx_models import normalising_net
@@ -135,6 +135,8 @@ def test_a_shape_reader_on_the_input_does_not_hide_the_normalisation():
     m.graph.node.append(helper.make_node("Shape", ["input"], ["input_shape"], name="shape"))
     affine = input_affine(m, "input", "NCHW")
     assert affine is not None and pixel_scale(affine) == 255.0
+    model = onnxai.Model(m, providers="cpu", preprocess=dict(resize=0, crop=8))
+    assert model.preprocess_source.startswith("read from the graph") and model.preprocess.scale == 1.0
 
 
 def test_two_readers_of_the_input_values_are_not_read():
@@ -203,3 +205,17 @@ def test_metadata_that_normalises_a_graph_that_normalises_too_is_noted(monkeypat
     m.metadata_props[0].value = raw  # metadata that leaves the normalisation to the graph: nothing to say
     onnxai.Model(m, providers="cpu")
     assert "too" not in capfd.readouterr().err
+
+
+def test_a_resize_before_the_normalisation_is_passed():
+    """Keras's Resizing layer before its Rescaling: the resize's weights sum to 1, so the normalisation
+    after it is the one the input gets."""
+    m, _ = normalising_net([("Mul", 1 / 255, False)])
+    g = m.graph
+    g.initializer.append(numpy_helper.from_array(np.array([1.0, 1.0, 1.0, 1.0], np.float32), "ones"))
+    g.node.insert(0, helper.make_node("Resize", ["input", "", "ones"], ["resized"], mode="linear", name="resize"))
+    next(n for n in g.node if n.name == "norm_0").input[0] = "resized"
+    affine = input_affine(m, "input", "NCHW")
+    assert affine is not None and pixel_scale(affine) == 255.0
+    model = onnxai.Model(m, providers="cpu", preprocess=dict(resize=0, crop=8))
+    assert model.preprocess_source.startswith("read from the graph") and model.preprocess.scale == 1.0
