@@ -75,12 +75,16 @@ def zipmap_sources(proto: onnx.ModelProto, outputs) -> list[str]:
     return found
 
 
+_SCORE_PASS = ("Identity", "Reshape", "Flatten", "Squeeze", "Cast", "QuantizeLinear", "DequantizeLinear")
+
+
 def softmax_input(proto: onnx.ModelProto, output: str, op: str = "Softmax") -> str | None:
     """The input of the Softmax (or ``op``, e.g. "Sigmoid") node that produces ``output`` (through
-    Identity, Reshape, Flatten, Squeeze, Cast), or None when the output is not that op's."""
+    Identity, Reshape, Flatten, Squeeze, Cast, and the QuantizeLinear / DequantizeLinear pair that
+    onnxruntime's QDQ quantization puts after it), or None when the output is not that op's."""
     producers = {o: n for n in proto.graph.node for o in n.output}
     node = producers.get(output)
-    while node is not None and node.op_type in ("Identity", "Reshape", "Flatten", "Squeeze", "Cast"):
+    while node is not None and node.op_type in _SCORE_PASS:
         node = producers.get(node.input[0])
     return node.input[0] if node is not None and node.op_type == op else None
 
