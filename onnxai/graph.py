@@ -181,11 +181,29 @@ def _const_value(name: str, proto, producers) -> np.ndarray | None:
             return np.transpose(inner, perm) if perm else inner.T
     if node is not None and node.op_type in _PASS_THROUGH and node.input:
         return _const_value(node.input[0], proto, producers)
+    if node is not None and node.op_type == "DequantizeLinear" and len(node.input) >= 2:  # QDQ weights
+        return _dequantized(node, proto, producers)
     return None
 
 
+def _dequantized(node, proto, producers) -> np.ndarray | None:
+    """(q - zero_point) * scale of a DequantizeLinear whose inputs are constants (per tensor, or per
+    axis with a 1-D scale), as float32; None when any is computed."""
+    q, scale = (_const_value(node.input[i], proto, producers) for i in (0, 1))
+    zp = _const_value(node.input[2], proto, producers) if len(node.input) > 2 and node.input[2] else 0
+    if q is None or scale is None or zp is None:
+        return None
+    scale, zp = np.asarray(scale, np.float32), np.asarray(zp, np.float32)
+    if scale.ndim == 1 and scale.size > 1:  # per axis: broadcast along that axis
+        shape = [1] * q.ndim
+        shape[int(_attr(node, "axis", 1)) % q.ndim] = scale.size
+        scale, zp = scale.reshape(shape), (zp.reshape(shape) if zp.size > 1 else zp)
+    return ((q.astype(np.float32) - zp) * scale).astype(np.float32)
+
+
 def const_value(proto, name: str) -> np.ndarray | None:
-    """The value of an initializer or Constant (through Transpose / Identity / Cast), else None."""
+    """The value of an initializer or Constant (through Transpose / Identity / Cast, and a
+    DequantizeLinear of constants: a QDQ-quantized weight), else None."""
     return _const_value(name, proto, _producers(proto))
 
 

@@ -28,6 +28,7 @@ from .errors import LayerError
 from .graph import _PASS_THROUGH, _attr, _const_value, _producers, infer, tensor_infos
 
 _FLATTEN = {"Flatten", "Reshape", "Squeeze"}
+_QDQ = {"QuantizeLinear", "DequantizeLinear"}  # onnxruntime's QDQ quantization puts a pair after each op
 _SPATIAL_AXES = {(2, 3): 1, (1, 2): 3}  # pooled axes of a rank-4 tensor -> its channel axis
 
 
@@ -123,7 +124,7 @@ def _linear_layer(node, proto, producers, seen):
 def _walk_flatten(name, producers, head_nodes):
     """Past Flatten/Reshape/Squeeze/Identity/Dropout/Cast: (tensor, its producer)."""
     node = producers.get(name)
-    while node is not None and (node.op_type in _FLATTEN or node.op_type in _PASS_THROUGH):
+    while node is not None and (node.op_type in _FLATTEN or node.op_type in _PASS_THROUGH or node.op_type in _QDQ):
         head_nodes.append(f"{node.op_type} {node.name}")
         name = node.input[0]
         node = producers.get(name)
@@ -138,7 +139,8 @@ def find_linear_head(proto: onnx.ModelProto, output: str | None = None) -> Linea
     name = output
     seen = []
     node = producers.get(name)
-    while node is not None and (node.op_type in _PASS_THROUGH or node.op_type in ("Softmax", "LogSoftmax", "Sigmoid")):
+    while node is not None and (node.op_type in _PASS_THROUGH or node.op_type in _QDQ
+                                or node.op_type in ("Softmax", "LogSoftmax", "Sigmoid")):
         seen.append(node.op_type)
         name = node.input[0]
         node = producers.get(name)

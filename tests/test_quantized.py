@@ -16,7 +16,7 @@ import onnxai
 from onnx_models import conv_forward
 
 
-def _qdq(tmp_path):
+def _qdq(tmp_path, per_channel=False):
     q = pytest.importorskip("onnxruntime.quantization")
     m, p = onnx_models.conv_net(size=16, softmax=True, seed=5)
     fp32, qdq = tmp_path / "fp32.onnx", tmp_path / "qdq.onnx"
@@ -30,7 +30,7 @@ def _qdq(tmp_path):
         def get_next(self):
             return next(self.it, None)
 
-    q.quantize_static(str(fp32), str(qdq), Reader(), quant_format=q.QuantFormat.QDQ,
+    q.quantize_static(str(fp32), str(qdq), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=per_channel,
                       activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8)
     return qdq, p
 
@@ -47,3 +47,21 @@ def test_the_softmax_behind_onnxruntimes_qdq_pair_is_found(tmp_path):
     # the dequantized logits: the float model's within 8-bit steps (0.05 of a 3.3 range measured)
     assert np.abs(got - logits).max() < 0.15, (got, logits)
     np.testing.assert_allclose(model.scores(x), model.scores(x, "raw"))  # probabilities: taken as they are
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_cam_reads_the_quantized_head(tmp_path, per_channel):
+    """The linear head behind Q/DQ pairs, its int8 weights dequantized: CAM and NBDT run, and CAM's map
+    is the float model's (before, both refused: "found DequantizeLinear where a Gemm or MatMul was").
+    Weights quantized per tensor or per output channel (DequantizeLinear's axis)."""
+    from onnxai.heads import find_linear_head
+
+    path, p = _qdq(tmp_path, per_channel)
+    model = onnxai.Model(path, providers="cpu", preprocess=onnxai.Preprocess(resize=None, crop=16))
+    head = find_linear_head(model.proto, model.output)
+    assert np.abs(head.weight - p["F"]).max() < 0.02 and np.abs(head.bias - p["c"]).max() < 1e-3
+    fp32 = onnxai.Model(tmp_path / "fp32.onnx", providers="cpu", preprocess=onnxai.Preprocess(resize=None, crop=16))
+    image = np.random.default_rng(2).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    got, want = (onnxai.CAM().explain(m, image, target=1).map for m in (model, fp32))
+    assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.99
+    onnxai.explain(model, image, method="nbdt")
