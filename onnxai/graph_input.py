@@ -10,8 +10,8 @@ ImageNet-normalised values, and the maps would be confident and wrong, with no e
     pixel_scale(affine)                ->  255 or 1 (the pixel range the graph expects), or None
 
 ``input_affine`` follows the input through elementwise Mul / Div / Add / Sub with a constant operand
-(one value, or one per channel on the channel axis), past Transpose, Cast, Identity and Resize (a
-Keras Resizing layer first), and returns
+(one value, or one per channel on the channel axis), past Transpose, Cast, Identity, Resize (a
+Keras Resizing layer first) and quantization's QuantizeLinear / DequantizeLinear, and returns
 the per-channel map v -> a v + b those ops compute, in the input's channel order. ``pixel_scale``
 says which input range that map turns into a normalised one (every channel's image of [0, S] spans
 at least 0.5 and stays within +-5), when the ops scale the values or subtract a mean from them (an Add
@@ -28,7 +28,9 @@ import onnx
 from .graph import _attr, _const_value, _producers
 
 _AFFINE = {"Mul", "Div", "Add", "Sub"}
-_PASS = {"Identity", "Cast", "Resize"}  # a Resize's weights sum to 1: it commutes with a per-channel affine map
+# a Resize's weights sum to 1, so it commutes with a per-channel affine map; a QuantizeLinear /
+# DequantizeLinear pair (onnxruntime's QDQ quantization wraps every op in one) only rounds the values
+_PASS = {"Identity", "Cast", "Resize", "QuantizeLinear", "DequantizeLinear"}
 _SHAPE_READERS = {"Shape", "Size"}  # consumers that read the input's shape, not its values
 MAX_STEPS = 32  # ops followed before giving up (a model's graph is untrusted)
 NORMAL_SPAN, NORMAL_BOUND = 0.5, 5.0  # a normalised channel spans at least this much, within +-bound

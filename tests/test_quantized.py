@@ -65,3 +65,29 @@ def test_cam_reads_the_quantized_head(tmp_path, per_channel):
     got, want = (onnxai.CAM().explain(m, image, target=1).map for m in (model, fp32))
     assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.99
     onnxai.explain(model, image, method="nbdt")
+
+
+def test_the_normalisation_of_a_quantized_model_is_read(tmp_path):
+    """onnxruntime's QDQ quantization wraps the input's Mul / Sub / Div in QuantizeLinear / DequantizeLinear
+    pairs: the graph's own normalisation is still read through them."""
+    q = pytest.importorskip("onnxruntime.quantization")
+    m, _ = onnx_models.normalising_net([("Mul", 1 / 255, False), ("Sub", np.array([0.5, 0.5, 0.5]).reshape(1, 3, 1, 1), False),
+                                        ("Div", np.array([0.25, 0.25, 0.25]).reshape(1, 3, 1, 1), False)], size=16)
+    fp32, qdq = tmp_path / "fp32.onnx", tmp_path / "qdq.onnx"
+    onnx.save(m, str(fp32))
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"input": np.random.default_rng(i).uniform(0, 255, (1, 3, 16, 16)).astype(np.float32)}
+                            for i in range(8)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    q.quantize_static(str(fp32), str(qdq), Reader(), quant_format=q.QuantFormat.QDQ,
+                      activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8)
+    first = next(n for n in onnx.load(str(qdq)).graph.node if "input" in n.input)
+    assert first.op_type == "QuantizeLinear", first.op_type  # the input itself is quantized first
+    model = onnxai.Model(qdq, providers="cpu", preprocess=dict(resize=0, crop=16))
+    assert model.preprocess_source.startswith("read from the graph"), model.preprocess_source
+    assert model.preprocess.scale == 1.0
