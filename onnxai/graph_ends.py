@@ -100,6 +100,12 @@ def final_softmax(proto: onnx.ModelProto, output: str) -> tuple[str | None, bool
     return found, found is not None
 
 
+def ends_in_quantized_softmax(proto: onnx.ModelProto, output: str) -> bool:
+    """Whether ``output`` is a QLinearSoftmax's (onnxruntime's QOperator quantization), dequantized: its
+    values are probabilities, though no float tensor holds the logits before it."""
+    return softmax_input(proto, output, "QLinearSoftmax") is not None
+
+
 _CLASSIFIERS = ("ZipMap", "TreeEnsembleClassifier", "LinearClassifier", "SVMClassifier", "TreeEnsemble")
 
 

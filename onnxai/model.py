@@ -147,7 +147,8 @@ class Model(InnerLayers):
         self.output = chosen.name
         # Is it already a softmax? Look for a final Softmax / LogSoftmax node; otherwise decided by the probe.
         self._softmax_input, self.log_probabilities = graph_ends.final_softmax(self.proto, self.output)
-        self.outputs_probabilities = self._softmax_input is not None
+        self.outputs_probabilities = self._softmax_input is not None or graph_ends.ends_in_quantized_softmax(
+            self.proto, self.output)
         self.binary, self._sigmoid_input = None, None  # one score column: decided by the probe
 
     def _unzip_output(self, outs):

@@ -91,3 +91,34 @@ def test_the_normalisation_of_a_quantized_model_is_read(tmp_path):
     model = onnxai.Model(qdq, providers="cpu", preprocess=dict(resize=0, crop=16))
     assert model.preprocess_source.startswith("read from the graph"), model.preprocess_source
     assert model.preprocess.scale == 1.0
+
+
+def test_a_qoperator_models_quantized_softmax_gives_probabilities(tmp_path):
+    """QOperator format (QLinearConv ... QLinearSoftmax, then a DequantizeLinear): the outputs are read as
+    probabilities from the graph, not from whether the probe's row happens to sum to 1 within 1e-4."""
+    q = pytest.importorskip("onnxruntime.quantization")
+    from onnxai import graph_ends
+
+    m, _ = onnx_models.conv_net(size=16, classes=40, softmax=True, seed=5)
+    fp32, qop = tmp_path / "fp32.onnx", tmp_path / "qop.onnx"
+    onnx.save(m, str(fp32))
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"input": np.random.default_rng(i).standard_normal((1, 3, 16, 16)).astype(np.float32)}
+                            for i in range(8)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    q.quantize_static(str(fp32), str(qop), Reader(), quant_format=q.QuantFormat.QOperator,
+                      activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8)
+    proto = onnx.load(str(qop))
+    assert "QLinearSoftmax" in [n.op_type for n in proto.graph.node]
+    assert graph_ends.ends_in_quantized_softmax(proto, proto.graph.output[0].name)
+    model = onnxai.Model(qop, providers="cpu", preprocess=onnxai.Preprocess(resize=None, crop=16))
+    assert model.outputs_probabilities
+    x = np.random.default_rng(0).standard_normal((3, 3, 16, 16)).astype(np.float32)
+    raw = model.scores(x, "raw")
+    assert np.abs(raw.sum(axis=1) - 1).max() > 1e-4  # the old rule (rows summing to 1) would call them logits
+    np.testing.assert_allclose(model.scores(x), raw)  # taken as they are, never softmaxed
