@@ -1,5 +1,7 @@
-"""Which preprocessing a picture model gets, and from where: given, the model's metadata, read from its
-graph (a normalisation it does itself, graph_input.py), or the default for its input type.
+"""Which preprocessing a picture model gets, and from where: given, the model's onnxai metadata, the ONNX
+image metadata (``Image.BitmapPixelFormat`` / ``Image.NominalPixelRange``, onnx/docs/MetadataProps.md, which
+Windows ML tools and Custom Vision write), read from its graph (a normalisation it does itself,
+graph_input.py), or the default for its input type.
 
     preprocess_for(proto, metadata, input_spec, preprocess) -> (Preprocess, source)
 
@@ -37,11 +39,15 @@ def preprocess_for(proto, meta: dict, inp: InputSpec, preprocess) -> tuple[Prepr
         how = ('raw pixels: an integer input' if raw else '0..1 pixels' if spec.channels == "L"
                else 'ImageNet mean/std') + ("; grey: the picture's luma" if spec.channels == "L" else "")
         source = f"default ({how}; the model carries no spec)"
-        found = None if raw or not inp.is_image else graph_preprocess(proto, inp.name, inp.layout, spec.channels == "L")
+        grey = spec.channels == "L"
+        found = onnx_image_metadata(meta, grey) if inp.is_image else None
+        guessed = found is None or "scale" not in found[0]  # ONNX's metadata named no range
+        if found is None and not raw and inp.is_image:
+            found = graph_preprocess(proto, inp.name, inp.layout, grey)
         if found:
             spec, source = spec.with_overrides(**found[0]), found[1]
         chosen = isinstance(preprocess, dict) and any(preprocess.get(k) is not None for k in ("scale", "mean", "std"))
-        if inp.is_image and not chosen:  # the normalisation is a guess: say which
+        if inp.is_image and guessed and not chosen:  # the normalisation is a guess: say which
             note(f"the model carries no preprocessing metadata; {found[1] if found else f'the default is used: {how}'} "
                  "(`onnxai inspect MODEL` shows the spec; --mean, --std, --scale, --channels, --resize change it)")
     if isinstance(preprocess, dict):
@@ -54,3 +60,37 @@ def preprocess_for(proto, meta: dict, inp: InputSpec, preprocess) -> tuple[Prepr
         spec.check_dtype(inp.dtype)
         check_channels(inp, spec, source)
     return spec, source
+
+
+# ONNX's image metadata: the nominal range -> (scale, mean, std) of Preprocess, v = (pixel * scale - mean) / std
+_RANGES = {"nominalrange_0_255": (1.0, 0.0, 1.0), "normalized_0_1": (1 / 255, 0.0, 1.0),
+           "normalized_1_1": (1 / 255, 0.5, 0.5), "nominalrange_16_235": (219 / 255, -16.0, 1.0)}
+_FORMATS = {"rgb8": "RGB", "bgr8": "BGR", "gray8": "L"}
+
+
+def onnx_image_metadata(meta: dict, grey: bool) -> tuple[dict, str] | None:
+    """Preprocessing fields from ONNX's image metadata (keys and values case-insensitive), with a line for
+    the source; None without it. Values it does not define are ignored with a note (untrusted input)."""
+    lower = {str(k).lower(): str(v) for k, v in meta.items()}
+    fmt, rng = lower.get("image.bitmappixelformat"), lower.get("image.nominalpixelrange")
+    if fmt is None and rng is None:
+        return None
+    fields, said = {}, []
+    if rng is not None:
+        if rng.lower() in _RANGES:
+            scale, mean, std = _RANGES[rng.lower()]
+            n = 1 if grey else 3
+            fields.update(scale=scale, mean=(mean,) * n, std=(std,) * n)
+            said.append(f"Image.NominalPixelRange={rng}")
+        else:
+            note(f"ignoring the model's Image.NominalPixelRange metadata {rng[:40]!r} (not one ONNX defines)")
+    if fmt is not None:
+        if fmt.lower() in _FORMATS and (_FORMATS[fmt.lower()] == "L") == grey:
+            fields["channels"] = _FORMATS[fmt.lower()]
+            said.append(f"Image.BitmapPixelFormat={fmt}")
+        else:
+            note(f"ignoring the model's Image.BitmapPixelFormat metadata {fmt[:40]!r} (not Rgb8, Bgr8 or Gray8 "
+                 f"matching its {'one' if grey else 'three'}-channel input)")
+    if lower.get("image.colorspacegamma", "srgb").lower() == "linear" and said:
+        note("the model's metadata asks for linear-gamma pixels; onnxai feeds the picture's sRGB values")
+    return (fields, f"the model's ONNX image metadata ({', '.join(said)})") if said else None

@@ -219,3 +219,40 @@ def test_a_resize_before_the_normalisation_is_passed():
     assert affine is not None and pixel_scale(affine) == 255.0
     model = onnxai.Model(m, providers="cpu", preprocess=dict(resize=0, crop=8))
     assert model.preprocess_source.startswith("read from the graph") and model.preprocess.scale == 1.0
+
+
+@pytest.mark.parametrize("fmt, rng, want", [
+    ("Bgr8", "NominalRange_0_255", (1.0, (0.0,) * 3, (1.0,) * 3, "BGR")),
+    ("RGB8", "normalized_0_1", (1 / 255, (0.0,) * 3, (1.0,) * 3, "RGB")),
+    ("Rgb8", "Normalized_1_1", (1 / 255, (0.5,) * 3, (0.5,) * 3, "RGB")),
+    ("Rgb8", "NominalRange_16_235", (219 / 255, (-16.0,) * 3, (1.0,) * 3, "RGB")),
+])
+def test_onnx_image_metadata_is_read(fmt, rng, want):
+    """ONNX's own image metadata (onnx/docs/MetadataProps.md; Windows ML tools and Custom Vision write it),
+    keys and values case-insensitive; it wins over reading the graph, and onnxai's own metadata over it."""
+    m, _ = normalising_net([("Mul", 1 / 255, False)])  # the graph alone would say 0..255, RGB
+    m.metadata_props.add(key="Image.BitmapPixelFormat", value=fmt)
+    m.metadata_props.add(key="image.nominalpixelrange", value=rng)
+    model = onnxai.Model(m, providers="cpu", preprocess=dict(resize=0, crop=8))
+    spec = model.preprocess
+    assert spec.scale == pytest.approx(want[0]) and (spec.mean, spec.std, spec.channels) == want[1:]
+    assert model.preprocess_source.startswith("the model's ONNX image metadata"), model.preprocess_source
+    x = model.preprocess(picture())
+    v = picture().astype(np.float32)[..., ::-1] if want[3] == "BGR" else picture().astype(np.float32)
+    np.testing.assert_allclose(x[0].transpose(1, 2, 0), (v * want[0] - want[1][0]) / want[2][0], rtol=1e-5, atol=1e-5)
+    m.metadata_props.add(key="onnxai.preprocess", value=onnxai.Preprocess(resize=None, crop=8).to_json())
+    assert onnxai.Model(m, providers="cpu").preprocess_source == "model metadata"
+
+
+def test_unknown_onnx_image_metadata_is_ignored_with_a_note(monkeypatch, capfd):
+    from onnxai import _log
+
+    monkeypatch.setattr(_log, "_said", set())
+    monkeypatch.setattr(_log, "_quiet", False)
+    m, _ = onnx_models.conv_net()
+    m.metadata_props.add(key="Image.BitmapPixelFormat", value="Rgba8")
+    m.metadata_props.add(key="Image.NominalPixelRange", value="<script>")
+    model = onnxai.Model(m, providers="cpu", preprocess=dict(resize=0, crop=8))
+    err = capfd.readouterr().err
+    assert "ignoring the model's Image.NominalPixelRange" in err and "ignoring the model's Image.BitmapPixelFormat" in err
+    assert model.preprocess_source.startswith("default") and model.preprocess.mean == onnxai.Preprocess().mean
