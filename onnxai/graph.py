@@ -194,11 +194,14 @@ def _dequantized(node, proto, producers) -> np.ndarray | None:
     if q is None or scale is None or zp is None:
         return None
     scale, zp = np.asarray(scale, np.float32), np.asarray(zp, np.float32)
-    if scale.ndim == 1 and scale.size > 1:  # per axis: broadcast along that axis
-        shape = [1] * q.ndim
-        shape[int(_attr(node, "axis", 1)) % q.ndim] = scale.size
-        scale, zp = scale.reshape(shape), (zp.reshape(shape) if zp.size > 1 else zp)
-    return ((q.astype(np.float32) - zp) * scale).astype(np.float32)
+    try:
+        if scale.ndim == 1 and scale.size > 1 and q.ndim > 0:  # per axis: broadcast along that axis
+            shape = [1] * q.ndim
+            shape[int(_attr(node, "axis", 1)) % q.ndim] = scale.size
+            scale, zp = scale.reshape(shape), (zp.reshape(shape) if zp.size > 1 else zp)
+        return ((q.astype(np.float32) - zp) * scale).astype(np.float32)
+    except (ValueError, TypeError):  # sizes that do not broadcast: a malformed graph, nothing to read
+        return None
 
 
 def const_value(proto, name: str) -> np.ndarray | None:

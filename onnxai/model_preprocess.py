@@ -40,16 +40,17 @@ def preprocess_for(proto, meta: dict, inp: InputSpec, preprocess) -> tuple[Prepr
                else 'ImageNet mean/std') + ("; grey: the picture's luma" if spec.channels == "L" else "")
         source = f"default ({how}; the model carries no spec)"
         grey = spec.channels == "L"
-        found = onnx_image_metadata(meta, grey) if inp.is_image else None
-        guessed = found is None or "scale" not in found[0]  # ONNX's metadata named no range
+        found = onnx_image_metadata(meta, grey, raw) if inp.is_image else None
+        ranged = found is not None and "scale" in found[0]  # ONNX's metadata named the pixel range
         if found is None and not raw and inp.is_image:
             found = graph_preprocess(proto, inp.name, inp.layout, grey)
         if found:
             spec, source = spec.with_overrides(**found[0]), found[1]
         chosen = isinstance(preprocess, dict) and any(preprocess.get(k) is not None for k in ("scale", "mean", "std"))
-        if inp.is_image and guessed and not chosen:  # the normalisation is a guess: say which
-            note(f"the model carries no preprocessing metadata; {found[1] if found else f'the default is used: {how}'} "
-                 "(`onnxai inspect MODEL` shows the spec; --mean, --std, --scale, --channels, --resize change it)")
+        if inp.is_image and not ranged and not chosen:  # the normalisation is a guess: say which
+            guess = found[1] if found and "scale" in found[0] else f"the default is used: {how}"
+            note(f"the model carries no preprocessing metadata; {guess} (`onnxai inspect MODEL` shows the spec; "
+                 "--mean, --std, --scale, --channels, --resize change it)")
     if isinstance(preprocess, dict):
         spec = spec.with_overrides(**preprocess)
         if any(v is not None for v in preprocess.values()):
@@ -68,16 +69,20 @@ _RANGES = {"nominalrange_0_255": (1.0, 0.0, 1.0), "normalized_0_1": (1 / 255, 0.
 _FORMATS = {"rgb8": "RGB", "bgr8": "BGR", "gray8": "L"}
 
 
-def onnx_image_metadata(meta: dict, grey: bool) -> tuple[dict, str] | None:
+def onnx_image_metadata(meta: dict, grey: bool, integer: bool = False) -> tuple[dict, str] | None:
     """Preprocessing fields from ONNX's image metadata (keys and values case-insensitive), with a line for
-    the source; None without it. Values it does not define are ignored with a note (untrusted input)."""
+    the source; None without it. Values it does not define are ignored with a note (untrusted input), and
+    so is a range other than 0..255 for an integer input (it holds raw pixels)."""
     lower = {str(k).lower(): str(v) for k, v in meta.items()}
     fmt, rng = lower.get("image.bitmappixelformat"), lower.get("image.nominalpixelrange")
     if fmt is None and rng is None:
         return None
     fields, said = {}, []
     if rng is not None:
-        if rng.lower() in _RANGES:
+        if integer and rng.lower() != "nominalrange_0_255":
+            note(f"ignoring the model's Image.NominalPixelRange metadata {rng[:40]!r}: its input is an integer "
+                 "type, fed raw 0..255 pixels")
+        elif rng.lower() in _RANGES:
             scale, mean, std = _RANGES[rng.lower()]
             n = 1 if grey else 3
             fields.update(scale=scale, mean=(mean,) * n, std=(std,) * n)

@@ -256,3 +256,21 @@ def test_unknown_onnx_image_metadata_is_ignored_with_a_note(monkeypatch, capfd):
     err = capfd.readouterr().err
     assert "ignoring the model's Image.NominalPixelRange" in err and "ignoring the model's Image.BitmapPixelFormat" in err
     assert model.preprocess_source.startswith("default") and model.preprocess.mean == onnxai.Preprocess().mean
+
+
+def test_onnx_image_metadata_on_an_integer_input_and_without_a_range(monkeypatch, capfd):
+    from onnxai import _log
+
+    monkeypatch.setattr(_log, "_said", set())
+    monkeypatch.setattr(_log, "_quiet", False)
+    uint8 = onnx_models.with_input_dtype(onnx_models.conv_net()[0], onnx_models.TensorProto.UINT8, 1 / 255)
+    uint8.metadata_props.add(key="Image.BitmapPixelFormat", value="Bgr8")
+    uint8.metadata_props.add(key="Image.NominalPixelRange", value="Normalized_0_1")
+    model = onnxai.Model(uint8, providers="cpu", preprocess=dict(resize=0, crop=8))  # loads: raw pixels kept
+    assert (model.preprocess.scale, model.preprocess.channels) == (1.0, "BGR")
+    assert "its input is an integer type" in capfd.readouterr().err
+    m, _ = onnx_models.conv_net()
+    m.metadata_props.add(key="Image.BitmapPixelFormat", value="Bgr8")  # an order, no range: the range is a guess
+    model = onnxai.Model(m, providers="cpu", preprocess=dict(resize=0, crop=8))
+    assert model.preprocess.channels == "BGR" and model.preprocess.mean == onnxai.Preprocess().mean
+    assert "the default is used: ImageNet mean/std" in capfd.readouterr().err
