@@ -16,23 +16,34 @@ import onnxai
 from onnx_models import conv_forward
 
 
-def _qdq(tmp_path, per_channel=False):
+def quantize(m, tmp_path, fmt="QDQ", per_channel=False, pixels=False):
+    """``m`` saved as tmp_path/fp32.onnx and quantized by onnxruntime's quantize_static (uint8 activations,
+    int8 weights) into tmp_path/quantized.onnx, calibrated on 8 random inputs (0..255 values when
+    ``pixels``, else standard normal); returns that path."""
     q = pytest.importorskip("onnxruntime.quantization")
-    m, p = onnx_models.conv_net(size=16, softmax=True, seed=5)
-    fp32, qdq = tmp_path / "fp32.onnx", tmp_path / "qdq.onnx"
+    fp32, out = tmp_path / "fp32.onnx", tmp_path / "quantized.onnx"
     onnx.save(m, str(fp32))
+    shape = tuple(d.dim_value or 1 for d in m.graph.input[0].type.tensor_type.shape.dim)
+
+    def draw(i):
+        rng = np.random.default_rng(i)
+        return (rng.uniform(0, 255, shape) if pixels else rng.standard_normal(shape)).astype(np.float32)
 
     class Reader(q.CalibrationDataReader):
         def __init__(self):
-            self.it = iter([{"input": np.random.default_rng(i).standard_normal((1, 3, 16, 16)).astype(np.float32)}
-                            for i in range(8)])
+            self.it = iter([{"input": draw(i)} for i in range(8)])
 
         def get_next(self):
             return next(self.it, None)
 
-    q.quantize_static(str(fp32), str(qdq), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=per_channel,
+    q.quantize_static(str(fp32), str(out), Reader(), quant_format=getattr(q.QuantFormat, fmt), per_channel=per_channel,
                       activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8)
-    return qdq, p
+    return out
+
+
+def _qdq(tmp_path, per_channel=False):
+    m, p = onnx_models.conv_net(size=16, softmax=True, seed=5)
+    return quantize(m, tmp_path, per_channel=per_channel), p
 
 
 def test_the_softmax_behind_onnxruntimes_qdq_pair_is_found(tmp_path):
@@ -70,22 +81,9 @@ def test_cam_reads_the_quantized_head(tmp_path, per_channel):
 def test_the_normalisation_of_a_quantized_model_is_read(tmp_path):
     """onnxruntime's QDQ quantization wraps the input's Mul / Sub / Div in QuantizeLinear / DequantizeLinear
     pairs: the graph's own normalisation is still read through them."""
-    q = pytest.importorskip("onnxruntime.quantization")
     m, _ = onnx_models.normalising_net([("Mul", 1 / 255, False), ("Sub", np.array([0.5, 0.5, 0.5]).reshape(1, 3, 1, 1), False),
                                         ("Div", np.array([0.25, 0.25, 0.25]).reshape(1, 3, 1, 1), False)], size=16)
-    fp32, qdq = tmp_path / "fp32.onnx", tmp_path / "qdq.onnx"
-    onnx.save(m, str(fp32))
-
-    class Reader(q.CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{"input": np.random.default_rng(i).uniform(0, 255, (1, 3, 16, 16)).astype(np.float32)}
-                            for i in range(8)])
-
-        def get_next(self):
-            return next(self.it, None)
-
-    q.quantize_static(str(fp32), str(qdq), Reader(), quant_format=q.QuantFormat.QDQ,
-                      activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8)
+    qdq = quantize(m, tmp_path, pixels=True)
     first = next(n for n in onnx.load(str(qdq)).graph.node if "input" in n.input)
     assert first.op_type == "QuantizeLinear", first.op_type  # the input itself is quantized first
     model = onnxai.Model(qdq, providers="cpu", preprocess=dict(resize=0, crop=16))
@@ -96,23 +94,10 @@ def test_the_normalisation_of_a_quantized_model_is_read(tmp_path):
 def test_a_qoperator_models_quantized_softmax_gives_probabilities(tmp_path):
     """QOperator format (QLinearConv ... QLinearSoftmax, then a DequantizeLinear): the outputs are read as
     probabilities from the graph, not from whether the probe's row happens to sum to 1 within 1e-4."""
-    q = pytest.importorskip("onnxruntime.quantization")
     from onnxai import graph_ends
 
     m, _ = onnx_models.conv_net(size=16, classes=40, softmax=True, seed=5)
-    fp32, qop = tmp_path / "fp32.onnx", tmp_path / "qop.onnx"
-    onnx.save(m, str(fp32))
-
-    class Reader(q.CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{"input": np.random.default_rng(i).standard_normal((1, 3, 16, 16)).astype(np.float32)}
-                            for i in range(8)])
-
-        def get_next(self):
-            return next(self.it, None)
-
-    q.quantize_static(str(fp32), str(qop), Reader(), quant_format=q.QuantFormat.QOperator,
-                      activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8)
+    qop = quantize(m, tmp_path, fmt="QOperator")
     proto = onnx.load(str(qop))
     assert "QLinearSoftmax" in [n.op_type for n in proto.graph.node]
     assert graph_ends.ends_in_quantized_softmax(proto, proto.graph.output[0].name)
