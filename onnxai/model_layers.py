@@ -10,6 +10,7 @@ import onnxruntime as ort
 
 from . import graph, grids
 from .classes import binary_columns, check_finite
+from .errors import LayerError
 from .runtime import Tail
 
 
@@ -56,6 +57,11 @@ class InnerLayers:
         if key not in self._tails:
             sub = graph.extract_tail(self.proto, layer, [output], {self.input.name: self.probe_shape}, key[2])
             self._tails[key] = self._make_session(sub.SerializeToString())
+        start = self._tails[key].get_inputs()[0]
+        if start.type not in ("tensor(float)", "tensor(double)", "tensor(float16)"):
+            raise LayerError(f"layer {layer!r} holds {start.type} values (a quantized model's activation): running "
+                             "the model on from it needs float values; pick a float layer (`onnxai inspect MODEL "
+                             "--layers`) or a method that only reads it (score-cam) or perturbs the picture")
         held = tuple(i.name for i in self._tails[key].get_inputs()[1:])
         inner = [h for h in held if h != self.input.name]
         values = self.activations(hold_at, inner)[0] if inner else {}

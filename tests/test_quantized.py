@@ -107,3 +107,7 @@ def test_a_qoperator_models_quantized_softmax_gives_probabilities(tmp_path):
     raw = model.scores(x, "raw")
     assert np.abs(raw.sum(axis=1) - 1).max() > 1e-4  # the old rule (rows summing to 1) would call them logits
     np.testing.assert_allclose(model.scores(x), raw)  # taken as they are, never softmaxed
+    image = np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    with pytest.raises(onnxai.LayerError, match=r"holds tensor\(uint8\) values \(a quantized model's activation\)"):
+        onnxai.explain(model, image, method="grad-cam")  # before: onnxruntime's "Unexpected input data type"
+    assert np.isfinite(onnxai.explain(model, image, method="occlusion").map).all()
