@@ -1008,3 +1008,28 @@ def normalising_net(ops, layout="NCHW", size=8, after="input", **kw):
     for n in reversed(nodes):
         g.node.insert(at, n)
     return m, p
+
+
+def quantize(m, tmp_path, fmt="QDQ", per_channel=False, pixels=False):
+    """``m`` saved as tmp_path/fp32.onnx and quantized by onnxruntime's quantize_static (uint8 activations,
+    int8 weights) into tmp_path/quantized.onnx, calibrated on 8 random inputs (0..255 values when
+    ``pixels``, else standard normal); returns that path."""
+    q = pytest.importorskip("onnxruntime.quantization")
+    fp32, out = tmp_path / "fp32.onnx", tmp_path / "quantized.onnx"
+    onnx.save(m, str(fp32))
+    shape = tuple(d.dim_value or 1 for d in m.graph.input[0].type.tensor_type.shape.dim)
+
+    def draw(i):
+        rng = np.random.default_rng(i)
+        return (rng.uniform(0, 255, shape) if pixels else rng.standard_normal(shape)).astype(np.float32)
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"input": draw(i)} for i in range(8)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    q.quantize_static(str(fp32), str(out), Reader(), quant_format=getattr(q.QuantFormat, fmt), per_channel=per_channel,
+                      activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8)
+    return out

@@ -48,6 +48,9 @@ EXPECTED = {
     "vit_like": NO_CAM,
     "tf2onnx_like": PICTURE,
     "normalises_input": PICTURE,  # NHWC, Keras-style Rescaling + Normalization inside (read from the graph)
+    # quantized by onnxruntime's quantize_static: QDQ (Q/DQ pairs around float ops), QOperator (uint8 ops)
+    "qdq": PICTURE,
+    "qoperator": PICTURE | {"cam": NO_HEAD, "nbdt": NBDT_NO_HEAD, "grad-cam": "a quantized model's activation"},
     "table": {m: PICTURE_ONLY for m in METHODS} | {"kernel-shap": "ok", "lime-tabular": "ok"},
     # exported with torch (random weights)
     "squeezenet1_1": PICTURE,
@@ -98,7 +101,7 @@ def exported(tmp_path_factory):
 _models: dict = {}
 
 
-def _model(name, exported):
+def _model(name, exported, tmp_path_factory):
     if name not in _models:
         if name in ("squeezenet1_1", "mobilenet_v3_small", "hf_vit", "hf_deit"):
             if name not in exported:
@@ -107,6 +110,10 @@ def _model(name, exported):
             _models[name] = onnxai.Model(exported[name], providers="cpu", preprocess={"resize": 0, "crop": size})
         elif name == "table":
             _models[name] = onnx_models.mlp_model(6)
+        elif name in ("qdq", "qoperator"):
+            path = onnx_models.quantize(onnx_models.conv_net(size=16, softmax=True)[0], tmp_path_factory.mktemp(name),
+                                        fmt={"qdq": "QDQ", "qoperator": "QOperator"}[name])
+            _models[name] = onnxai.Model(path, providers="cpu", preprocess={"resize": 0, "crop": 16})
         else:
             size = 16
             _models[name] = onnxai.Model(_hand_built(name), providers="cpu", preprocess={"resize": 0, "crop": size})
@@ -138,8 +145,8 @@ CASES = [(m, k) for m in EXPECTED for k in METHODS]
 
 
 @pytest.mark.parametrize("name,method", CASES, ids=[f"{m}-{k}" for m, k in CASES])
-def test_matrix(name, method, exported):
-    model = _model(name, exported)
+def test_matrix(name, method, exported, tmp_path_factory):
+    model = _model(name, exported, tmp_path_factory)
     expected = EXPECTED[name][method]
     if expected == "ok":
         a, b = _run(model, method), _run(model, method)
