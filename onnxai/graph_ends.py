@@ -5,6 +5,7 @@
   session can return once they are exposed (``graph.expose``);
 - ``softmax_input``: the tensor a final Softmax reads (the logits), through pass-through ops;
   ``final_softmax``: the same for a Softmax or a LogSoftmax, and which;
+- ``topk_source``: the scores a final TopK ranks (an output of the k best values is not one per class);
 - ``graph_class_labels``: the class order, as the ZipMap or the ai.onnx.ml classifier node lists it
   (``classlabels_int64s`` / ``classlabels_strings``, i.e. scikit-learn's ``classes_``).
 """
@@ -104,6 +105,17 @@ def ends_in_quantized_softmax(proto: onnx.ModelProto, output: str) -> bool:
     """Whether ``output`` is a QLinearSoftmax's (onnxruntime's QOperator quantization), dequantized: its
     values are probabilities, though no float tensor holds the logits before it."""
     return softmax_input(proto, output, "QLinearSoftmax") is not None
+
+
+def topk_source(proto: onnx.ModelProto, output: str) -> str | None:
+    """The tensor a TopK ranks when ``output`` is that TopK's values (through Identity, Cast, Reshape,
+    Flatten, Squeeze): its columns are the k best scores in rank order, not classes. Else None."""
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    node, name = producers.get(output), output
+    while node is not None and node.op_type in _SCORE_PASS[:5]:
+        name = node.input[0]
+        node = producers.get(name)
+    return node.input[0] if node is not None and node.op_type == "TopK" and node.output[0] == name else None
 
 
 _CLASSIFIERS = ("ZipMap", "TreeEnsembleClassifier", "LinearClassifier", "SVMClassifier", "TreeEnsemble")

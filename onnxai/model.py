@@ -138,6 +138,11 @@ class Model(InnerLayers):
                 note(f"{why} (name another with --output / output=)")
             if chosen is None and any(o.type.startswith("seq(map(") for o in outs):
                 chosen = self._unzip_output(outs)  # ZipMap (skl2onnx's default): read the tensor it wraps
+            ranked = None if chosen is None else graph_ends.topk_source(self.proto, chosen.name)
+            if ranked is not None:  # the k best values in rank order: read the scores they were taken from
+                note(f"the output {chosen.name!r} is a TopK of {ranked!r} (its columns are ranks, not classes): "
+                     f"reading {ranked!r}, every class's score")
+                chosen = self._expose_output(ranked) or chosen
             if chosen is None:
                 desc = ", ".join(f"{o.name} {o.type} {o.shape}" for o in outs)
                 raise ModelError(
@@ -150,19 +155,6 @@ class Model(InnerLayers):
         self.outputs_probabilities = self._softmax_input is not None or graph_ends.ends_in_quantized_softmax(
             self.proto, self.output)
         self.binary, self._sigmoid_input = None, None  # one score column: decided by the probe
-
-    def _unzip_output(self, outs):
-        """Point the model at the float tensor a ZipMap wraps (exposed as an output); returns that output."""
-        for name in graph_ends.zipmap_sources(self.proto, [o.name for o in outs]):
-            proto = graph.expose(self.proto, [name])
-            session = self._make_session(proto.SerializeToString())
-            match = [s for s in session.get_outputs() if s.name == name]
-            if not match:
-                continue
-            self.proto, self._bytes, self.session = proto, proto.SerializeToString(), session
-            self.outputs = session.get_outputs()
-            return match[0]
-        return None
 
     def _init_metadata(self, preprocess, labels):
         meta = {p.key: p.value for p in self.proto.metadata_props}

@@ -1,5 +1,6 @@
 """The Model's inner layers: the tensors a CAM reads, exposed through patched sessions that are built
-once per set of names and cached, and the tail sub-models from a layer to the class scores."""
+once per set of names and cached, the tail sub-models from a layer to the class scores, and an inner
+tensor made the class-score output (what a ZipMap wraps, what a final TopK ranks)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import functools
 import numpy as np
 import onnxruntime as ort
 
-from . import graph, grids
+from . import graph, graph_ends, grids
 from .classes import binary_columns, check_finite
 from .errors import LayerError
 from .runtime import Tail
@@ -21,6 +22,26 @@ class InnerLayers:
         """Every tensor the graph computes, each with its grids.Reading (is it a map over the picture?)."""
         return grids.list_layers(self.proto, self.input.name, self.probe_shape, self.input.layout,
                                  [self.logits_output])
+
+    def _unzip_output(self, outs):
+        """Point the model at the float tensor a ZipMap wraps (exposed as an output); returns that output."""
+        for name in graph_ends.zipmap_sources(self.proto, [o.name for o in outs]):
+            found = self._expose_output(name)
+            if found is not None:
+                return found
+        return None
+
+    def _expose_output(self, name: str):
+        """Point the model at inner tensor ``name``, exposed as an output; returns that output (None when
+        the session does not list it)."""
+        proto = graph.expose(self.proto, [name])
+        session = self._make_session(proto.SerializeToString())
+        match = [s for s in session.get_outputs() if s.name == name]
+        if not match:
+            return None
+        self.proto, self._bytes, self.session = proto, proto.SerializeToString(), session
+        self.outputs = session.get_outputs()
+        return match[0]
 
     def _patched_session(self, names: tuple) -> ort.InferenceSession:
         key = tuple(names)

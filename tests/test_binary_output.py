@@ -159,3 +159,24 @@ def test_logits_with_more_axes_before_a_final_reshape_are_flattened():
     x = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)
     assert model.logits_output == "l3"
     np.testing.assert_allclose(model.scores(x, "logits"), conv_forward(x, p)[1], atol=1e-4)
+
+
+def test_a_final_topk_is_read_through_to_every_class(monkeypatch, capfd):
+    """A graph that ends in TopK (serving exports: the k best probabilities and their indices): its values
+    output is (batch, k) floats in rank order, which was taken for k classes. The scores it ranks are read."""
+    from onnxai import _log
+
+    monkeypatch.setattr(_log, "_said", set())
+    monkeypatch.setattr(_log, "_quiet", False)
+    m, p = onnx_models.conv_net(size=8, classes=5, softmax=True, seed=2)
+    m.graph.initializer.append(numpy_helper.from_array(np.array([3], np.int64), "k"))
+    m.graph.node.append(helper.make_node("TopK", ["probs", "k"], ["top_values", "top_indices"], axis=1, name="topk"))
+    del m.graph.output[:]
+    m.graph.output.extend([helper.make_tensor_value_info("top_values", TensorProto.FLOAT, [None, 3]),
+                           helper.make_tensor_value_info("top_indices", TensorProto.INT64, [None, 3])])
+    model = onnxai.Model(m, providers="cpu", preprocess=_pre())
+    assert "is a TopK of 'probs'" in capfd.readouterr().err
+    assert model.output == "probs" and model.num_classes == 5 and model.outputs_probabilities
+    x = np.random.default_rng(0).standard_normal((3, 3, 8, 8)).astype(np.float32)
+    logits = conv_forward(x, p)[1]
+    np.testing.assert_allclose(model.scores(x, "logits"), logits, rtol=1e-4, atol=1e-5)
