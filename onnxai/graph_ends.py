@@ -76,17 +76,25 @@ def zipmap_sources(proto: onnx.ModelProto, outputs) -> list[str]:
     return found
 
 
-_SCORE_PASS = ("Identity", "Reshape", "Flatten", "Squeeze", "Cast", "QuantizeLinear", "DequantizeLinear")
+_SHAPE_PASS = ("Identity", "Reshape", "Flatten", "Squeeze", "Cast")  # ops that keep the values of the scores
+_QDQ_PASS = ("QuantizeLinear", "DequantizeLinear")  # the pair onnxruntime's QDQ quantization puts after an op
+
+
+def _walk_back(proto: onnx.ModelProto, output: str, passes) -> tuple[str, onnx.NodeProto | None]:
+    """From ``output`` back past the ``passes`` ops: (the tensor reached, the node that produces it)."""
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    name, node = output, producers.get(output)
+    while node is not None and node.op_type in passes:
+        name = node.input[0]
+        node = producers.get(name)
+    return name, node
 
 
 def softmax_input(proto: onnx.ModelProto, output: str, op: str = "Softmax") -> str | None:
     """The input of the Softmax (or ``op``, e.g. "Sigmoid") node that produces ``output`` (through
     Identity, Reshape, Flatten, Squeeze, Cast, and the QuantizeLinear / DequantizeLinear pair that
     onnxruntime's QDQ quantization puts after it), or None when the output is not that op's."""
-    producers = {o: n for n in proto.graph.node for o in n.output}
-    node = producers.get(output)
-    while node is not None and node.op_type in _SCORE_PASS:
-        node = producers.get(node.input[0])
+    _, node = _walk_back(proto, output, _SHAPE_PASS + _QDQ_PASS)
     return node.input[0] if node is not None and node.op_type == op else None
 
 
@@ -110,11 +118,7 @@ def ends_in_quantized_softmax(proto: onnx.ModelProto, output: str) -> bool:
 def topk_source(proto: onnx.ModelProto, output: str) -> str | None:
     """The tensor a TopK ranks when ``output`` is that TopK's values (through Identity, Cast, Reshape,
     Flatten, Squeeze): its columns are the k best scores in rank order, not classes. Else None."""
-    producers = {o: n for n in proto.graph.node for o in n.output}
-    node, name = producers.get(output), output
-    while node is not None and node.op_type in _SCORE_PASS[:5]:
-        name = node.input[0]
-        node = producers.get(name)
+    name, node = _walk_back(proto, output, _SHAPE_PASS)
     return node.input[0] if node is not None and node.op_type == "TopK" and node.output[0] == name else None
 
 

@@ -222,7 +222,8 @@ class Model(InnerLayers):
         runs cannot take batches: either runs one input at a time. The tolerance leaves room for a GPU's
         batch-size-dependent convolution algorithms."""
         try:
-            same = batch_consistent(self.session, self.input.name, (None,) + shape[1:], self.input.dtype, 1e-2, 1e-3)
+            same = batch_consistent(self.session, self.input.name, (None,) + shape[1:], self.input.dtype, 1e-2, 1e-3,
+                                    atol_scaled=True, equal_nan=True)
             why = "it scores a batch of 2 unlike two single runs: it mixes the inputs of a batch, e.g. a Softmax " \
                   "or a normalisation over the batch axis"
         except Exception as e:  # a single input ran (the probe): a batch fails, e.g. a Reshape that fixes it to 1

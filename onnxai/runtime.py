@@ -186,16 +186,20 @@ def short_error(e: Exception) -> str:
     return (text[0] if text else type(e).__name__)[:300]
 
 
-def batch_consistent(s, name: str, shape: tuple, dtype, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
+def batch_consistent(s, name: str, shape: tuple, dtype, rtol: float = 1e-4, atol: float = 1e-5,
+                     atol_scaled: bool = False, equal_nan: bool = False) -> bool:
     """Whether session ``s`` gives a batch of 2 random inputs the results of two single runs (a graph
-    that normalises, softmaxes or averages over the batch axis does not). Raises what onnxruntime raises."""
+    that normalises, softmaxes or averages over the batch axis does not); ``atol_scaled``: atol is a
+    share of the outputs' largest finite value (at least 1); ``equal_nan``: a NaN matches a NaN (the
+    NaN check says more). Raises what onnxruntime raises."""
     probe = np.random.default_rng(0).standard_normal((2,) + tuple(d or 8 for d in shape[1:])).astype(dtype)
     out_name = s.get_outputs()[0].name
     both = s.run([out_name], {name: probe})[0]
     one = np.concatenate([s.run([out_name], {name: probe[i:i + 1]})[0] for i in range(2)])
-    finite = np.abs(one[np.isfinite(one)])
-    scale = max(1.0, float(finite.max())) if finite.size else 1.0
-    return both.shape == one.shape and bool(np.allclose(both, one, rtol=rtol, atol=atol * scale, equal_nan=True))
+    if atol_scaled:
+        finite = np.abs(one[np.isfinite(one)])
+        atol *= max(1.0, float(finite.max())) if finite.size else 1.0
+    return both.shape == one.shape and bool(np.allclose(both, one, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
 def checked_batch_session(proto, name: str, shape: tuple, dtype, make) -> tuple:
